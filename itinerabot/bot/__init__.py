@@ -1,0 +1,1 @@
+"""The Telegram side: the Bot API adapter, the long-poll loop, update handling, the sender."""

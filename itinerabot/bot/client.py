@@ -1,0 +1,178 @@
+"""Adapter over python-telegram-bot's `telegram.Bot`, usable under trio.
+
+`Bot.initialize()`/`shutdown()` use asyncio, so the two `HTTPXRequest`s are initialised here
+directly. Every `telegram.error` is converted into the project's exception tree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+import telegram
+from telegram import error as tg_error
+from telegram.request import HTTPXRequest
+
+from itinerabot.config import TelegramSettings
+from itinerabot.dialogue.types import Keyboard
+from itinerabot.errors import (
+    Conflict,
+    InvalidToken,
+    PermanentServiceError,
+    RateLimited,
+    RecipientBlocked,
+    ServiceError,
+    TransientServiceError,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: the update types the bot handles; everything else is never fetched
+ALLOWED_UPDATES: tuple[str, ...] = ("message", "callback_query")
+
+SERVICE = "telegram"
+
+
+def convert_error(exc: tg_error.TelegramError) -> ServiceError:
+    """Map a python-telegram-bot error onto the project's tree."""
+    msg = str(exc.message) if hasattr(exc, "message") else str(exc)
+    if isinstance(exc, tg_error.RetryAfter):
+        retry = exc.retry_after
+        seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
+        return RateLimited(SERVICE, seconds, msg)
+    if isinstance(exc, tg_error.InvalidToken):
+        return InvalidToken(SERVICE, "the bot token was refused (401/404)", status=401)
+    if isinstance(exc, tg_error.Conflict):
+        return Conflict(SERVICE, msg, status=409)
+    if isinstance(exc, tg_error.Forbidden):
+        return RecipientBlocked(SERVICE, msg, status=403)
+    if isinstance(exc, tg_error.BadRequest):
+        return PermanentServiceError(SERVICE, msg, status=400)
+    if isinstance(exc, tg_error.ChatMigrated):
+        return PermanentServiceError(SERVICE, msg, status=400)
+    # NetworkError, TimedOut, and 5xx (PTB raises NetworkError for those)
+    return TransientServiceError(SERVICE, msg)
+
+
+async def _call(aw: Awaitable[T]) -> T:
+    try:
+        return await aw
+    except tg_error.TelegramError as exc:
+        raise convert_error(exc) from exc
+
+
+def _markup(keyboard: Keyboard) -> telegram.InlineKeyboardMarkup | None:
+    if not keyboard:
+        return None
+    return telegram.InlineKeyboardMarkup(
+        [
+            [
+                telegram.InlineKeyboardButton(b.text, url=b.url)
+                if b.url
+                else telegram.InlineKeyboardButton(b.text, callback_data=b.data or "-")
+                for b in row
+            ]
+            for row in keyboard
+        ]
+    )
+
+
+class TelegramClient:
+    """The bot's one handle on the Bot API. Create with `open_telegram`."""
+
+    def __init__(self, settings: TelegramSettings, *, transport: httpx.AsyncBaseTransport | None):
+        kwargs: dict[str, Any] = {"transport": transport} if transport is not None else {}
+        self._request = HTTPXRequest(
+            connection_pool_size=32,
+            read_timeout=15.0,
+            write_timeout=30.0,
+            connect_timeout=10.0,
+            pool_timeout=10.0,
+            media_write_timeout=60.0,
+            httpx_kwargs=kwargs,
+        )
+        # PTB adds the long-poll `timeout` to this read timeout for getUpdates.
+        self._updates_request = HTTPXRequest(
+            connection_pool_size=1,
+            read_timeout=10.0,
+            connect_timeout=10.0,
+            pool_timeout=5.0,
+            httpx_kwargs=kwargs,
+        )
+        token = settings.token.get_secret_value()
+        self.bot = telegram.Bot(
+            token,
+            base_url=f"{settings.api_base}/bot",
+            base_file_url=f"{settings.api_base}/file/bot",
+            request=self._request,
+            get_updates_request=self._updates_request,
+        )
+        self.username = ""
+
+    async def start(self) -> None:
+        """Initialise the HTTP clients and check the token with getMe (raises InvalidToken)."""
+        await self._request.initialize()
+        await self._updates_request.initialize()
+        me = await _call(self.bot.get_me())
+        self.username = me.username or ""
+
+    async def aclose(self) -> None:
+        await self._request.shutdown()
+        await self._updates_request.shutdown()
+
+    # ------------------------------------------------------------------ receiving
+
+    async def get_updates(self, offset: int, timeout: int) -> tuple[telegram.Update, ...]:
+        return await _call(
+            self.bot.get_updates(
+                offset=offset, timeout=timeout, allowed_updates=list(ALLOWED_UPDATES)
+            )
+        )
+
+    async def set_commands(self, commands: Sequence[tuple[str, str]]) -> None:
+        await _call(self.bot.set_my_commands([telegram.BotCommand(c, d) for c, d in commands]))
+
+    # ------------------------------------------------------------------ sending
+
+    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard = ()) -> int:
+        msg = await _call(
+            self.bot.send_message(
+                chat_id, text, reply_markup=_markup(keyboard), link_preview_options=None
+            )
+        )
+        return msg.message_id
+
+    async def send_photo(self, chat_id: int, photo: bytes, caption: str, filename: str) -> int:
+        msg = await _call(self.bot.send_photo(chat_id, photo, caption=caption, filename=filename))
+        return msg.message_id
+
+    async def send_document(
+        self, chat_id: int, document: bytes, filename: str, caption: str
+    ) -> int:
+        msg = await _call(
+            self.bot.send_document(chat_id, document, filename=filename, caption=caption)
+        )
+        return msg.message_id
+
+    async def remove_buttons(self, chat_id: int, message_id: int) -> None:
+        await _call(self.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None))
+
+    async def answer_callback(self, callback_id: str, text: str | None) -> None:
+        await _call(self.bot.answer_callback_query(callback_id, text=text))
+
+
+@asynccontextmanager
+async def open_telegram(
+    settings: TelegramSettings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[TelegramClient]:
+    """Start a TelegramClient (getMe included) and close its HTTP clients on the way out."""
+    client = TelegramClient(settings, transport=transport)
+    try:
+        await client.start()
+        yield client
+    finally:
+        await client.aclose()

@@ -1,0 +1,235 @@
+"""Handle one update: run the pure dialogue, carry out its actions, commit it all at once.
+
+The new dialogue state, the outgoing messages (outbox), new or cancelled orders and the
+update offset are written in one transaction, so a restart neither loses nor re-handles an
+update. Payment actions call out to Stripe/Circle first; they are idempotent by stored keys,
+so an update re-handled after a crash makes the same request again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import telegram
+import trio
+
+from itinerabot.bot.sender import Sender, keyboard_to_json
+from itinerabot.bot.updates import Incoming, translate
+from itinerabot.clock import WallClock
+from itinerabot.config import Settings
+from itinerabot.dialogue import step
+from itinerabot.dialogue.types import (
+    AnswerCallback,
+    ButtonPress,
+    CancelOrder,
+    Context,
+    CreateOrder,
+    DeepLinkReturn,
+    Outcome,
+    PayByCard,
+    PayWithUsdc,
+    RemoveButtons,
+    Reply,
+    ResendDocument,
+    SendText,
+)
+from itinerabot.models import Order
+from itinerabot.store import Store, misc, outbox
+from itinerabot.store import orders as order_rows
+
+log = logging.getLogger(__name__)
+
+_REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L
+GROUP_REPLY = "I work in private chats only. Open a private chat with me to make an itinerary."
+
+
+def new_reference() -> str:
+    """A short, human-friendly order reference like `IB-7K3Q9P`."""
+    return "IB-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(6))
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message to queue for the chat: outbox kind and payload."""
+
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def text(cls, text: str, keyboard: Any = ()) -> OutboxMessage:
+        payload: dict[str, Any] = {"text": text}
+        if keyboard:
+            payload["keyboard"] = keyboard_to_json(keyboard)
+        return cls("text", payload)
+
+
+class PaymentActions(Protocol):
+    """What the payment modules do for the chat. Each returns messages to queue."""
+
+    async def pay_by_card(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]: ...
+
+    async def pay_with_usdc(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]: ...
+
+    async def deep_link_return(self, chat_id: int, payload: str) -> Sequence[OutboxMessage]: ...
+
+
+class NoPayments:
+    """Payment actions when none are wired (tests of the dialogue alone)."""
+
+    async def pay_by_card(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]:
+        return [OutboxMessage.text("Card payments are not available right now.")]
+
+    async def pay_with_usdc(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]:
+        return [OutboxMessage.text("USDC payments are not available right now.")]
+
+    async def deep_link_return(self, chat_id: int, payload: str) -> Sequence[OutboxMessage]:
+        return []
+
+
+def reply_to_outbox(reply: Reply) -> OutboxMessage:
+    match reply:
+        case SendText(text=text, keyboard=keyboard):
+            return OutboxMessage.text(text, keyboard)
+        case RemoveButtons(message_id=message_id):
+            return OutboxMessage("remove_buttons", {"message_id": message_id})
+        case AnswerCallback(callback_id=callback_id, text=text):
+            return OutboxMessage("answer_callback", {"callback_id": callback_id, "text": text})
+
+
+def _load(conn: sqlite3.Connection, chat_id: int) -> tuple[str | None, list[Order], str]:
+    reference = new_reference()
+    while order_rows.get_order_by_reference(conn, reference) is not None:
+        reference = new_reference()
+    return misc.get_chat_state(conn, chat_id), order_rows.chat_orders(conn, chat_id), reference
+
+
+def _commit(
+    conn: sqlite3.Connection,
+    incoming: Incoming,
+    outcome: Outcome | None,
+    messages: Sequence[OutboxMessage],
+    price: Any,
+    currency: str,
+    now: datetime,
+) -> None:
+    chat_id = incoming.chat_id
+    queued = list(messages)
+    if outcome is not None:
+        for action in outcome.actions:
+            match action:
+                case CreateOrder(reference=reference, itinerary=itinerary):
+                    order_rows.insert_order(
+                        conn,
+                        reference=reference,
+                        chat_id=chat_id,
+                        itinerary=itinerary,
+                        price=price,
+                        currency=currency,
+                        created_at=now,
+                    )
+                case CancelOrder(reference=reference):
+                    order_rows.cancel_if_unpaid(conn, chat_id, reference)
+                case ResendDocument(reference=reference):
+                    order = order_rows.get_order_by_reference(conn, reference)
+                    if order is not None and order.chat_id == chat_id and order.status.is_paid:
+                        outbox.enqueue(
+                            conn, chat_id, "document_copy", {}, created_at=now, order_id=order.id
+                        )
+                    else:
+                        queued.append(
+                            OutboxMessage.text(
+                                f"Order {reference} is not paid yet, so there is no PDF to send."
+                            )
+                        )
+        misc.set_chat_state(conn, chat_id, outcome.state, now)
+        replies = [reply_to_outbox(r) for r in outcome.replies]
+        # answer the button press first, then what the dialogue says, then payment messages
+        queued = replies + queued
+    for message in queued:
+        outbox.enqueue(conn, chat_id, message.kind, message.payload, created_at=now)
+    misc.set_offset(conn, incoming.update_id + 1)
+
+
+class UpdateHandler:
+    """Turns each update into a committed set of effects; one update at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        settings: Settings,
+        clock: WallClock,
+        payments: PaymentActions,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._settings = settings
+        self._clock = clock
+        self._payments = payments
+        self.handled = 0
+
+    async def handle(self, update: telegram.Update) -> None:
+        """Handle `update` and store offset `update_id + 1` with its effects.
+
+        A bug in handling one update is logged and the update skipped, never retried forever.
+        """
+        incoming = translate(update)
+        pricing = self._settings.pricing
+        if incoming is None:
+            await self._store.run(misc.set_offset, update.update_id + 1)
+            return
+        try:
+            outcome, messages = await self._decide(incoming)
+        except trio.Cancelled:
+            raise
+        except Exception:
+            log.exception(
+                "update handling failed; skipping it", extra={"update_id": incoming.update_id}
+            )
+            outcome, messages = (
+                None,
+                [OutboxMessage.text("Sorry, something went wrong on our side. Please try again.")],
+            )
+        await self._store.run(
+            _commit, incoming, outcome, messages, pricing.price, pricing.currency, self._clock()
+        )
+        self.handled += 1
+        self._sender.notify(incoming.chat_id)
+
+    async def _decide(self, incoming: Incoming) -> tuple[Outcome | None, list[OutboxMessage]]:
+        if not incoming.private:
+            if isinstance(incoming.event, ButtonPress):
+                return None, [
+                    OutboxMessage(
+                        "answer_callback",
+                        {"callback_id": incoming.event.callback_id, "text": GROUP_REPLY[:190]},
+                    )
+                ]
+            return None, [OutboxMessage.text(GROUP_REPLY)]
+        state, orders, reference = await self._store.run(_load, incoming.chat_id)
+        ctx = Context(
+            now=self._clock(),
+            price=self._settings.pricing.price,
+            currency=self._settings.pricing.currency,
+            new_reference=reference,
+            orders=tuple(orders),
+            card_enabled=self._settings.stripe.enabled,
+            usdc_enabled=self._settings.circle.enabled,
+        )
+        outcome = step(state, incoming.event, ctx)
+        messages: list[OutboxMessage] = []
+        for action in outcome.actions:
+            match action:
+                case PayByCard(reference=ref):
+                    messages += await self._payments.pay_by_card(incoming.chat_id, ref)
+                case PayWithUsdc(reference=ref):
+                    messages += await self._payments.pay_with_usdc(incoming.chat_id, ref)
+                case DeepLinkReturn(payload=payload):
+                    messages += await self._payments.deep_link_return(incoming.chat_id, payload)
+        return outcome, messages

@@ -1,0 +1,150 @@
+"""`POST /webhooks/stripe`: Stripe's signed events, verified, de-duplicated, acted on.
+
+Only the raw body with a valid `Stripe-Signature` (the library's default tolerance) is
+accepted; anything else is 400 and changes nothing. Fulfilment only queues work, so the
+handler answers in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+import stripe
+
+from itinerabot.bot.sender import Sender, keyboard_to_json
+from itinerabot.card.checkout import payment_from_session
+from itinerabot.clock import WallClock
+from itinerabot.dialogue.types import InlineButton
+from itinerabot.fulfilment import Fulfilment
+from itinerabot.models import Order
+from itinerabot.store import Store, misc, outbox
+from itinerabot.store import card_sessions as sessions
+from itinerabot.store import orders as order_rows
+from itinerabot.web.app import Request, Response
+
+log = logging.getLogger(__name__)
+
+SOURCE = "stripe"
+_PAID = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+_FAILED = {"checkout.session.async_payment_failed": "failed", "checkout.session.expired": "expired"}
+
+
+def _seen(conn: sqlite3.Connection, event_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM webhook_events WHERE source = ? AND event_id = ?", (SOURCE, event_id)
+    ).fetchone()
+    return row is not None
+
+
+def _find_order(conn: sqlite3.Connection, session: dict[str, Any]) -> Order | None:
+    ref = (session.get("metadata") or {}).get("order_reference") or session.get(
+        "client_reference_id"
+    )
+    order = order_rows.get_order_by_reference(conn, str(ref)) if ref else None
+    if order is None and session.get("id"):
+        found = sessions.by_session_id(conn, str(session["id"]))
+        order = order_rows.get_order(conn, found.order_id) if found else None
+    return order
+
+
+def _record_unpaid_end(
+    conn: sqlite3.Connection, session: dict[str, Any], status: str, now: datetime
+) -> Order | None:
+    """Mark the session failed/expired; the order to tell about it, if still unpaid."""
+    order = _find_order(conn, session)
+    sessions.set_status(conn, str(session["id"]), status)
+    if order is None or order.status.is_paid:
+        return None
+    latest = sessions.latest(conn, order.id)
+    if latest is not None and latest.session_id != session["id"]:
+        return None  # a newer attempt is under way; this old page does not matter
+    what = "expired" if status == "expired" else "did not go through"
+    label = f"Pay {order.price:.2f} {order.currency} by card"
+    outbox.enqueue(
+        conn,
+        order.chat_id,
+        "text",
+        {
+            "text": f"The card payment for order {order.reference} {what}. "
+            "Nothing was charged. You can start a new payment:",
+            "keyboard": keyboard_to_json(
+                ((InlineButton(label, data=f"pay:card:{order.reference}"),),)
+            ),
+        },
+        created_at=now,
+        order_id=order.id,
+    )
+    return order
+
+
+class StripeWebhook:
+    """The ASGI route handler for Stripe events."""
+
+    def __init__(
+        self,
+        store: Store,
+        fulfilment: Fulfilment,
+        sender: Sender,
+        webhook_secret: str,
+        clock: WallClock,
+    ) -> None:
+        self._store = store
+        self._fulfilment = fulfilment
+        self._sender = sender
+        self._secret = webhook_secret
+        self._clock = clock
+        self.accepted = 0
+
+    async def __call__(self, request: Request) -> Response:
+        header = request.headers.get("stripe-signature")
+        if not header:
+            return Response.text(400, "missing Stripe-Signature")
+        try:
+            stripe.WebhookSignature.verify_header(
+                request.body, header, self._secret, stripe.Webhook.DEFAULT_TOLERANCE
+            )
+            event = json.loads(request.body)
+        except stripe.SignatureVerificationError:
+            log.warning("stripe webhook with a bad signature refused")
+            return Response.text(400, "bad signature")
+        except ValueError:
+            return Response.text(400, "body is not JSON")
+        if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+            return Response.text(400, "not a Stripe event")
+        event_id: str = event["id"]
+        if await self._store.run(_seen, event_id):
+            return Response.text(200, "already processed")
+        await self._act(event)
+        await self._store.run(misc.record_event, SOURCE, event_id, self._clock())
+        self.accepted += 1
+        return Response.text(200, "ok")
+
+    async def _act(self, event: dict[str, Any]) -> None:
+        kind = event.get("type", "")
+        obj = (event.get("data") or {}).get("object") or {}
+        if kind not in _PAID and kind not in _FAILED:
+            return
+        if not isinstance(obj, dict) or not obj.get("id"):
+            log.warning("stripe event without a session", extra={"event": event.get("id")})
+            return
+        if kind in _PAID:
+            if obj.get("payment_status") not in ("paid", "no_payment_required"):
+                return  # an async method is still settling: async_payment_succeeded follows
+            order = await self._store.run(_find_order, obj)
+            if order is None:
+                log.warning(
+                    "paid stripe session of an unknown order", extra={"session": obj.get("id")}
+                )
+                return
+            await self._store.run(sessions.set_status, str(obj["id"]), "complete")
+            await self._fulfilment.handle_successful_payment(
+                order.id, payment_from_session(obj, self._clock()), source=f"stripe:{kind}"
+            )
+            return
+        told = await self._store.run(_record_unpaid_end, obj, _FAILED[kind], self._clock())
+        if told is not None:
+            self._sender.notify(told.chat_id)

@@ -1,0 +1,185 @@
+"""The `itinerabot` command: serve, check-config, render, circle subscribe.
+
+A user never sees a traceback for a mistake of theirs: bad config, a missing file or secret,
+a refused token each print one clear line per problem (exit 2, or 1 for a refused token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from itinerabot import __version__
+from itinerabot.config import Settings, load_config
+from itinerabot.errors import ConfigError, InvalidToken, ItinerabotError, StoreError
+from itinerabot.logs import setup_logging
+
+log = logging.getLogger("itinerabot")
+
+EXIT_CONFIG = 2
+EXIT_FAILURE = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="itinerabot",
+        description="A Telegram bot that sells PDF flight itineraries (card or USDC).",
+    )
+    p.add_argument("--version", action="version", version=f"itinerabot {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the bot (long-poll, webhooks, pollers, sender)")
+    s.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=Path("config.yaml"),
+        help="YAML config file (default: config.yaml)",
+    )
+
+    c = sub.add_parser("check-config", help="validate a config file and list every problem")
+    c.add_argument("file", type=Path)
+
+    r = sub.add_parser("render", help="render the PDF of a stored order or of a sample")
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--order", metavar="REFERENCE", help="a stored order, e.g. IB-7K3Q9P")
+    src.add_argument("--sample", action="store_true", help="a built-in two-flight sample")
+    r.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=Path("config.yaml"),
+        help="config file (for the store and the page size)",
+    )
+    r.add_argument("--page-size", choices=["A4", "Letter"], default=None)
+    r.add_argument("--out", "-o", type=Path, required=True, help="where to write the PDF")
+
+    ci = sub.add_parser("circle", help="Circle account tasks")
+    ci_sub = ci.add_subparsers(dest="circle_command", required=True, metavar="TASK")
+    cs = ci_sub.add_parser("subscribe", help="subscribe URL to Circle's notifications")
+    cs.add_argument("url", help="public https URL of /webhooks/circle")
+    cs.add_argument("--config", "-c", type=Path, default=Path("config.yaml"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        match args.command:
+            case "check-config":
+                load_config(args.file)
+                print(f"{args.file}: OK")
+                return 0
+            case "serve":
+                return _serve(load_config(args.config))
+            case "render":
+                return _render(args)
+            case "circle":
+                return _circle_subscribe(load_config(args.config), args.url)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_FAILURE
+
+
+def _serve(settings: Settings) -> int:
+    from itinerabot.runtime import serve
+
+    setup_logging(
+        level=settings.logging.level, fmt=settings.logging.format, secrets=settings.secrets()
+    )
+    try:
+        trio.run(serve, settings)
+    except BaseExceptionGroup as group:
+        return _report(group)
+    except ItinerabotError as exc:
+        return _report(exc)
+    return 0
+
+
+def _report(exc: BaseException) -> int:
+    """Exit code and one log line for an error that stopped `serve`; re-raise bugs."""
+    if isinstance(exc, BaseExceptionGroup):
+        token, _ = exc.split(InvalidToken)
+        if token is not None:
+            exc = token.exceptions[0]
+        else:
+            mine, bugs = exc.split(ItinerabotError)
+            if bugs is not None or mine is None:
+                raise exc
+            exc = mine.exceptions[0]
+        while isinstance(exc, BaseExceptionGroup):
+            exc = exc.exceptions[0]
+    if isinstance(exc, InvalidToken):
+        log.error(
+            "Telegram refused the bot token: check telegram.token or "
+            "$ITINERABOT_TELEGRAM_TOKEN (from @BotFather)"
+        )
+        return EXIT_FAILURE
+    if isinstance(exc, StoreError):
+        log.error("store error: %s", exc)
+        return EXIT_FAILURE
+    log.error("stopped: %s", exc)
+    return EXIT_FAILURE
+
+
+def _render(args: argparse.Namespace) -> int:
+    from itinerabot.models import Payment
+    from itinerabot.pdf import PageSize, render_itinerary, sample_order
+
+    payment: Payment | None
+    page_size: PageSize
+    if args.sample:
+        order, payment = sample_order()
+        page_size = args.page_size or "A4"
+        if args.config.exists() and args.page_size is None:
+            page_size = load_config(args.config).pdf.page_size
+    else:
+        from itinerabot.store.db import connect
+        from itinerabot.store.orders import get_order_by_reference, get_payment
+
+        settings = load_config(args.config)
+        page_size = args.page_size or settings.pdf.page_size
+        if not settings.store.path.exists():
+            print(f"no store at {settings.store.path}", file=sys.stderr)
+            return EXIT_FAILURE
+        conn = connect(settings.store.path)
+        found = get_order_by_reference(conn, args.order.strip().upper())
+        if found is None:
+            print(f"no order {args.order} in {settings.store.path}", file=sys.stderr)
+            return EXIT_FAILURE
+        order, payment = found, get_payment(conn, found.id)
+        conn.close()
+    issued = payment.paid_at if payment is not None else order.created_at
+    pdf = render_itinerary(order, payment, page_size=page_size, issued_at=issued)
+    args.out.write_bytes(pdf)
+    print(f"wrote {args.out} ({len(pdf)} bytes)")
+    return 0
+
+
+def _circle_subscribe(settings: Settings, url: str) -> int:
+    from itinerabot.circle.client import CircleClient
+
+    if not settings.circle.enabled:
+        print("circle is not enabled in the config", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def run() -> None:
+        async with CircleClient(settings.circle) as client:
+            result = await client.create_subscription(url)
+        print(f"subscribed: {result}")
+
+    try:
+        trio.run(run)
+    except ItinerabotError as exc:
+        print(f"circle: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0

@@ -1,0 +1,262 @@
+"""Configuration: one YAML file validated by pydantic, secrets also from the environment.
+
+`load_config` raises `ConfigError` with one human line per problem; nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from itinerabot.errors import ConfigError
+
+#: Environment variables that override secrets in the file (and may replace them entirely).
+SECRET_ENV: dict[tuple[str, str], str] = {
+    ("telegram", "token"): "ITINERABOT_TELEGRAM_TOKEN",
+    ("stripe", "secret_key"): "ITINERABOT_STRIPE_SECRET_KEY",
+    ("stripe", "webhook_secret"): "ITINERABOT_STRIPE_WEBHOOK_SECRET",
+    ("circle", "api_key"): "ITINERABOT_CIRCLE_API_KEY",
+}
+
+_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TelegramSettings(_Section):
+    token: SecretStr
+    api_base: str = "https://api.telegram.org"
+    long_poll_timeout: int = Field(default=50, ge=1, le=50)
+    #: seconds between the end of a failed getUpdates and the next, doubling up to the cap
+    backoff_initial: float = Field(default=1.0, gt=0)
+    backoff_cap: float = Field(default=60.0, gt=0)
+    conflict_backoff: float = Field(default=30.0, gt=0)
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, v: SecretStr) -> SecretStr:
+        if not _TOKEN_RE.match(v.get_secret_value()):
+            raise ValueError("does not look like a bot token from @BotFather (digits:secret)")
+        return v
+
+    @field_validator("api_base")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_url(v)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=65536, ge=1024)
+
+
+class StoreSettings(_Section):
+    path: Path = Path("itinerabot.sqlite3")
+
+
+class PricingSettings(_Section):
+    price: Decimal = Field(default=Decimal("10.00"), gt=0, le=Decimal("10000"))
+    currency: Literal["USD"] = "USD"
+
+    @field_validator("price")
+    @classmethod
+    def _cents(cls, v: Decimal) -> Decimal:
+        if v != v.quantize(Decimal("0.01")):
+            raise ValueError("must have at most two decimal places")
+        return v.quantize(Decimal("0.01"))
+
+
+class PdfSettings(_Section):
+    page_size: Literal["A4", "Letter"] = "A4"
+
+
+class SenderSettings(_Section):
+    per_chat_interval: float = Field(default=1.0, ge=0)
+    global_rate: float = Field(default=30.0, gt=0)
+    shutdown_grace: float = Field(default=10.0, ge=0)
+    backoff_cap: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=20, ge=1)
+
+
+class StripeSettings(_Section):
+    enabled: bool = True
+    secret_key: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    api_base: str = "https://api.stripe.com"
+    session_expiry: int = Field(default=3600, ge=1800, le=86400)
+    max_network_retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("api_base")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_url(v)
+
+    @model_validator(mode="after")
+    def _secrets_when_enabled(self) -> StripeSettings:
+        if self.enabled:
+            missing = [n for n in ("secret_key", "webhook_secret") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(
+                    "card payments are enabled but "
+                    + " and ".join(f"{n} (or ${SECRET_ENV[('stripe', n)]})" for n in missing)
+                    + " is missing"
+                )
+        return self
+
+
+class CircleSettings(_Section):
+    enabled: bool = True
+    api_key: SecretStr | None = None
+    base_url: str = "https://api-sandbox.circle.com"
+    chain: Literal[
+        "ALGO",
+        "ARB",
+        "AVAX",
+        "BASE",
+        "BTC",
+        "ETH",
+        "HBAR",
+        "NOBLE",
+        "OP",
+        "POLY",
+        "SOL",
+        "SUI",
+        "XLM",
+    ] = "ETH"
+    poll_interval: float = Field(default=30.0, gt=0)
+    poll_window: float = Field(default=3600.0, gt=0)
+    requests_per_second: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=10, ge=1, le=100)
+    request_timeout: float = Field(default=10.0, gt=0)
+    #: the SNS topic whose notifications are accepted: Circle's sandbox or production topic
+    environment: Literal["sandbox", "prod"] = "sandbox"
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_url(v)
+
+    @model_validator(mode="after")
+    def _key_when_enabled(self) -> CircleSettings:
+        if self.enabled and self.api_key is None:
+            raise ValueError(
+                f"USDC payments are enabled but api_key (or ${SECRET_ENV[('circle', 'api_key')]})"
+                " is missing"
+            )
+        if self.poll_window < self.poll_interval:
+            raise ValueError("poll_window must be at least poll_interval")
+        return self
+
+
+class LoggingSettings(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(_Section):
+    """The whole configuration; see config.example.yaml for every key."""
+
+    telegram: TelegramSettings
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    pricing: PricingSettings = PricingSettings()
+    pdf: PdfSettings = PdfSettings()
+    sender: SenderSettings = SenderSettings()
+    stripe: StripeSettings = StripeSettings(enabled=False)
+    circle: CircleSettings = CircleSettings(enabled=False)
+    logging: LoggingSettings = LoggingSettings()
+
+    @model_validator(mode="after")
+    def _one_payment_method(self) -> Settings:
+        if not (self.stripe.enabled or self.circle.enabled):
+            raise ValueError(
+                "enable at least one payment method (stripe.enabled or circle.enabled)"
+            )
+        return self
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redactor."""
+        values = [
+            self.telegram.token,
+            self.stripe.secret_key,
+            self.stripe.webhook_secret,
+            self.circle.api_key,
+        ]
+        return [v.get_secret_value() for v in values if v is not None]
+
+
+def _check_url(v: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", v):
+        raise ValueError("must be an http:// or https:// URL")
+    return v.rstrip("/")
+
+
+def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Validate `raw` (the parsed YAML) with secrets from `env` taking precedence."""
+    data: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+    for (section, key), var in SECRET_ENV.items():
+        value = env.get(var)
+        if value:
+            sect = data.setdefault(section, {})
+            if isinstance(sect, dict):
+                sect[key] = value
+    # A payment section that is present is enabled unless it says otherwise.
+    for section in ("stripe", "circle"):
+        if isinstance(data.get(section), dict):
+            data[section].setdefault("enabled", True)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    msg = str(err.get("msg", "is invalid"))
+    msg = msg.removeprefix("Value error, ")
+    if err.get("type") == "missing":
+        env = next((var for (s, k), var in SECRET_ENV.items() if f"{s}.{k}" == loc), None)
+        msg = "is required" + (f" (in the file or as ${env})" if env else "")
+    elif err.get("type") == "extra_forbidden":
+        msg = "is not a known setting"
+    return f"{loc or '(top level)'}: {msg}"
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the YAML file at `path`. Raises ConfigError, never anything else."""
+    env = os.environ if env is None else env
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc.__class__.__name__})"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"{path}: is not valid YAML{where}"]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of sections"])
+    return settings_from_mapping(raw, env)

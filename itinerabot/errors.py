@@ -1,0 +1,69 @@
+"""The project's one exception tree. Adapters convert third-party errors into these.
+
+ItinerabotError
+├── ConfigError                 bad or missing configuration (exit 2, one line per problem)
+├── StoreError                  the SQLite store failed or has an unknown schema
+└── ServiceError                a call to an outside service failed
+    ├── TransientServiceError   worth retrying: network error, timeout, 5xx, 429
+    │   └── RateLimited         the service asked us to wait `retry_after` seconds
+    └── PermanentServiceError   retrying will not help: 4xx, malformed answer
+        ├── InvalidToken        the Telegram token was refused
+        ├── Conflict            another instance is polling the same bot (409)
+        └── RecipientBlocked    the user blocked the bot or the chat is gone (403)
+"""
+
+from __future__ import annotations
+
+
+class ItinerabotError(Exception):
+    """Root of every error the project raises on purpose."""
+
+
+class ConfigError(ItinerabotError):
+    """Configuration is missing or invalid. `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class StoreError(ItinerabotError):
+    """The store could not be opened, migrated or written."""
+
+
+class ServiceError(ItinerabotError):
+    """A call to Telegram, Stripe or Circle failed. `service` names which."""
+
+    def __init__(self, service: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(f"{service}: {message}")
+        self.service = service
+        self.message = message
+        self.status = status
+
+
+class TransientServiceError(ServiceError):
+    """A failure worth retrying later (network, timeout, 5xx, 429, unparseable body)."""
+
+
+class RateLimited(TransientServiceError):
+    """The service answered 429; wait `retry_after` seconds before the next call."""
+
+    def __init__(self, service: str, retry_after: float, message: str = "rate limited") -> None:
+        super().__init__(service, message, status=429)
+        self.retry_after = retry_after
+
+
+class PermanentServiceError(ServiceError):
+    """A failure that retrying will not fix (a 4xx other than 429)."""
+
+
+class InvalidToken(PermanentServiceError):
+    """Telegram refused the bot token."""
+
+
+class Conflict(PermanentServiceError):
+    """Telegram answered 409: another getUpdates consumer or a webhook is set."""
+
+
+class RecipientBlocked(PermanentServiceError):
+    """Telegram answered 403: the user blocked the bot or the chat cannot be written to."""

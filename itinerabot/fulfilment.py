@@ -1,0 +1,146 @@
+"""`handle_successful_payment`: the one entry point for a confirmed payment.
+
+Stripe's webhook, Circle's webhook, the Circle poller and the deep-link return all call it.
+One conditional UPDATE moves the order to paid and, in the same transaction, queues the
+"payment received" message and the PDF in the outbox; so any number of calls, concurrent or
+repeated, make one transition and one document. Rendering and sending happen in the sender.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
+
+import trio
+
+from itinerabot.bot.sender import Document, DocumentRenderer, Sender
+from itinerabot.clock import WallClock
+from itinerabot.errors import PermanentServiceError
+from itinerabot.models import Order, Payment
+from itinerabot.pdf.render import render_itinerary
+from itinerabot.store import Store, outbox
+from itinerabot.store import orders as order_rows
+
+log = logging.getLogger(__name__)
+
+_RENDER_LIMITER = trio.CapacityLimiter(2)
+
+
+def _amount(payment: Payment) -> str:
+    return f"{payment.amount:.2f} {payment.currency}"
+
+
+def _record_payment(
+    conn: sqlite3.Connection, order_id: int, payment: Payment, source: str, now: datetime
+) -> tuple[bool, Order | None]:
+    order = order_rows.get_order(conn, order_id)
+    if order is None:
+        return False, None
+    if not order_rows.mark_paid(conn, order_id, payment, source):
+        return False, order
+    how = "card" if payment.method.value == "card" else "USDC"
+    outbox.enqueue(
+        conn,
+        order.chat_id,
+        "text",
+        {
+            "text": f"Payment received: {_amount(payment)} by {how} for order {order.reference}. "
+            "Your itinerary PDF is on its way."
+        },
+        created_at=now,
+        order_id=order_id,
+    )
+    outbox.enqueue(conn, order.chat_id, "document", {}, created_at=now, order_id=order_id)
+    return True, order
+
+
+class Fulfilment:
+    """Records confirmed payments and hands paid orders to the sender."""
+
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        clock: WallClock,
+        *,
+        on_paid: Callable[[int], None] = lambda order_id: None,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._clock = clock
+        self._on_paid = on_paid
+
+    async def handle_successful_payment(
+        self, order_id: int, payment: Payment, *, source: str
+    ) -> bool:
+        """Record `payment` for the order and queue its PDF, once.
+
+        Returns True for the call that made the transition, False for every repeat (or an
+        unknown order). Safe to call concurrently from any task; never blocks on Telegram.
+        Raises StoreError if the store cannot be written (the caller's retry is then safe).
+        """
+        fresh, order = await self._store.run(
+            _record_payment, order_id, payment, source, self._clock()
+        )
+        if order is None:
+            log.warning(
+                "payment for an unknown order", extra={"order_id": order_id, "source": source}
+            )
+            return False
+        if fresh:
+            log.info(
+                "payment confirmed",
+                extra={
+                    "order": order.reference,
+                    "source": source,
+                    "method": payment.method.value,
+                    "amount": _amount(payment),
+                },
+            )
+            self._sender.notify(order.chat_id)
+        else:
+            existing = await self._store.run(order_rows.get_payment, order_id)
+            if existing is not None and existing.provider_ref != payment.provider_ref:
+                log.warning(
+                    "second payment for an order already paid: refund it by hand",
+                    extra={
+                        "order": order.reference,
+                        "first": existing.provider_ref,
+                        "second": payment.provider_ref,
+                        "source": source,
+                    },
+                )
+        self._on_paid(order_id)
+        return fresh
+
+
+def _load_for_render(
+    conn: sqlite3.Connection, order_id: int
+) -> tuple[Order | None, Payment | None]:
+    return order_rows.get_order(conn, order_id), order_rows.get_payment(conn, order_id)
+
+
+def document_renderer(store: Store, page_size: Literal["A4", "Letter"]) -> DocumentRenderer:
+    """A `DocumentRenderer` for the sender: the PDF of a paid order, the same bytes each time."""
+
+    async def render(order_id: int) -> Document:
+        order, payment = await store.run(_load_for_render, order_id)
+        if order is None or payment is None:
+            raise PermanentServiceError("pdf", f"order {order_id} is not paid")
+        content = await trio.to_thread.run_sync(
+            lambda: render_itinerary(
+                order, payment, page_size=page_size, issued_at=payment.paid_at
+            ),
+            limiter=_RENDER_LIMITER,
+        )
+        return Document(
+            content=content,
+            filename=f"itinerary-{order.reference}.pdf",
+            caption=f"Flight itinerary {order.reference} for {order.itinerary.passenger}. "
+            "Not an airline ticket.",
+        )
+
+    return render

@@ -1,0 +1,215 @@
+"""`serve`: the one root nursery holding the long-poll loop, the webhook server, the sender
+and the child nursery of payment pollers, and the ordered shutdown that ends them.
+
+Shutdown (first SIGINT/SIGTERM, or `Runtime.shutdown()`): stop taking updates and confirm the
+offset, cancel the pollers (their state is durable), stop the web server, let in-flight sends
+finish within `sender.shutdown_grace`, close the store. A second signal cancels at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import trio
+
+from itinerabot import payments
+from itinerabot.bot.client import TelegramClient, open_telegram
+from itinerabot.bot.handler import PaymentActions, UpdateHandler
+from itinerabot.bot.longpoll import LongPoll
+from itinerabot.bot.sender import Sender
+from itinerabot.clock import WallClock, system_clock
+from itinerabot.config import Settings
+from itinerabot.fulfilment import Fulfilment, document_renderer
+from itinerabot.pollers import PollerNursery
+from itinerabot.store import Store
+from itinerabot.web.app import Request, Response, WebApp
+from itinerabot.web.server import run_web_server
+
+log = logging.getLogger(__name__)
+
+BOT_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "Make a new flight itinerary"),
+    ("status", "Where your current order stands"),
+    ("orders", "Your orders, and their PDFs again"),
+    ("cancel", "Drop the itinerary you are entering"),
+    ("help", "How this bot works"),
+)
+
+
+@dataclass
+class Transports:
+    """HTTP transports for the outside services; None means the real network (tests inject)."""
+
+    telegram: httpx.AsyncBaseTransport | None = None
+    circle: httpx.AsyncBaseTransport | None = None
+    stripe: httpx.AsyncBaseTransport | None = None
+    sns: httpx.AsyncBaseTransport | None = None
+
+
+@dataclass
+class Runtime:
+    """The live pieces of a running `serve`, handed to `task_status.started`."""
+
+    settings: Settings
+    store: Store
+    telegram: TelegramClient
+    sender: Sender
+    fulfilment: Fulfilment
+    pollers: PollerNursery
+    longpoll: LongPoll
+    handler: UpdateHandler
+    app: WebApp
+    address: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+    _shutdown: trio.Event = field(default_factory=trio.Event)
+
+    def shutdown(self) -> None:
+        """Begin the graceful shutdown (what the first SIGTERM does)."""
+        self._shutdown.set()
+
+
+def build_app(settings: Settings) -> WebApp:
+    return WebApp(max_body_bytes=settings.server.max_body_bytes)
+
+
+async def _healthz(rt: Runtime, request: Request) -> Response:
+    store_ok = await rt.store.ping()
+    last = rt.longpoll.last_success
+    body = {
+        "status": "ok" if store_ok else "degraded",
+        "store": store_ok,
+        "seconds_since_get_updates": None if last is None else round(trio.current_time() - last, 3),
+        "pollers": rt.pollers.running,
+        "sending_chats": rt.sender.busy,
+    }
+    return Response.json(200 if store_ok else 503, body)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    transports: Transports | None = None,
+    clock: WallClock = system_clock,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the bot until shut down. Reports the `Runtime` once every piece is up.
+
+    Raises InvalidToken if Telegram refuses the token, StoreError if the store cannot open.
+    """
+    transports = transports or Transports()
+    store = await Store.open(settings.store.path)
+    try:
+        async with open_telegram(settings.telegram, transport=transports.telegram) as telegram:
+            await _serve(settings, store, telegram, transports, clock, handle_signals, task_status)
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.aclose()
+        log.info("stopped")
+
+
+async def _serve(
+    settings: Settings,
+    store: Store,
+    telegram: TelegramClient,
+    transports: Transports,
+    clock: WallClock,
+    handle_signals: bool,
+    task_status: trio.TaskStatus[Runtime],
+) -> None:
+    app = build_app(settings)
+    pollers = PollerNursery()
+    sender = Sender(
+        store, telegram, document_renderer(store, settings.pdf.page_size), settings.sender, clock
+    )
+    fulfilment = Fulfilment(store, sender, clock)
+    actions: PaymentActions = await payments.wire(
+        settings=settings,
+        store=store,
+        app=app,
+        pollers=pollers,
+        fulfilment=fulfilment,
+        sender=sender,
+        clock=clock,
+        transports=transports,
+        bot_username=telegram.username,
+    )
+    handler = UpdateHandler(store, sender, settings, clock, actions)
+    longpoll = LongPoll(telegram, store, handler, settings.telegram)
+    rt = Runtime(settings, store, telegram, sender, fulfilment, pollers, longpoll, handler, app)
+    app.route("/healthz", {"GET", "HEAD"}, lambda req: _healthz(rt, req))
+    web_shutdown = trio.Event()
+
+    async with trio.open_nursery() as root:
+        if handle_signals:
+            await root.start(_watch_signals, rt, root.cancel_scope)
+        sender_scope = trio.CancelScope()
+        sender_done = trio.Event()
+
+        async def run_sender(*, task_status: trio.TaskStatus[None]) -> None:
+            try:
+                with sender_scope:
+                    await sender.run(task_status=task_status)
+            finally:
+                sender_done.set()
+
+        await root.start(run_sender, name="sender")
+        pollers_scope = trio.CancelScope()
+
+        async def run_pollers(*, task_status: trio.TaskStatus[None]) -> None:
+            with pollers_scope:
+                await pollers.run(task_status=task_status)
+
+        await root.start(run_pollers, name="pollers")
+        rt.address = await root.start(
+            run_web_server,
+            app,
+            settings.server.host,
+            settings.server.port,
+            web_shutdown,
+            name="web",
+        )
+        await telegram.set_commands(BOT_COMMANDS)
+        await payments.resume(rt)
+        longpoll_scope = trio.CancelScope()
+
+        async def run_longpoll(*, task_status: trio.TaskStatus[None]) -> None:
+            with longpoll_scope:
+                await longpoll.run(task_status=task_status)
+            # the loop only ends by cancellation, i.e. shutdown
+
+        await root.start(run_longpoll, name="long-poll")
+        log.info("ready", extra={"address": rt.address, "bot": telegram.username})
+        task_status.started(rt)
+
+        await rt._shutdown.wait()
+        log.info("shutting down")
+        longpoll_scope.cancel()
+        await longpoll.confirm_offset()
+        pollers_scope.cancel()
+        web_shutdown.set()
+        sender.stop()
+        with trio.move_on_after(settings.sender.shutdown_grace):
+            await sender_done.wait()
+        root.cancel_scope.cancel()
+
+
+async def _watch_signals(
+    rt: Runtime, root: trio.CancelScope, *, task_status: trio.TaskStatus[None]
+) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        count = 0
+        async for signum in signals:
+            count += 1
+            if count == 1:
+                log.info("signal received, shutting down", extra={"signal": signum})
+                rt.shutdown()
+            else:
+                log.warning("second signal, exiting at once")
+                root.cancel()
+                return

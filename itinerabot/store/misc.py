@@ -1,0 +1,45 @@
+"""Small tables: the update offset (kv), dialogue state per chat, webhook event ids."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+OFFSET_KEY = "telegram.update_offset"
+
+
+def get_offset(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM kv WHERE key = ?", (OFFSET_KEY,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_offset(conn: sqlite3.Connection, offset: int) -> None:
+    """Advance the stored offset; it never moves backwards."""
+    conn.execute(
+        "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+        " SET value = excluded.value"
+        " WHERE CAST(kv.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+        (OFFSET_KEY, str(offset)),
+    )
+
+
+def get_chat_state(conn: sqlite3.Connection, chat_id: int) -> str | None:
+    row = conn.execute("SELECT state FROM chats WHERE chat_id = ?", (chat_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def set_chat_state(conn: sqlite3.Connection, chat_id: int, state: str, at: datetime) -> None:
+    conn.execute(
+        "INSERT INTO chats (chat_id, state, updated_at) VALUES (?, ?, ?) ON CONFLICT (chat_id)"
+        " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        (chat_id, state, at.isoformat()),
+    )
+
+
+def record_event(conn: sqlite3.Connection, source: str, event_id: str, at: datetime) -> bool:
+    """Remember a webhook event id; False if it had been seen before."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO webhook_events (source, event_id, received_at) VALUES (?, ?, ?)",
+        (source, event_id, at.isoformat()),
+    )
+    return cur.rowcount == 1

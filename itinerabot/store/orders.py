@@ -1,0 +1,146 @@
+"""Orders and payments in SQLite: every state change is one conditional UPDATE.
+
+Functions take the open connection and run inside the caller's transaction (`Store.run`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from decimal import Decimal
+
+from itinerabot.models import Itinerary, Order, OrderStatus, Payment, PaymentMethod
+
+_UNPAID = (OrderStatus.AWAITING_PAYMENT.value, OrderStatus.CANCELLED.value)
+
+
+def _order(row: sqlite3.Row) -> Order:
+    return Order(
+        id=row["id"],
+        reference=row["reference"],
+        chat_id=row["chat_id"],
+        itinerary=Itinerary.from_dict(json.loads(row["itinerary"])),
+        price=Decimal(row["price"]),
+        currency=row["currency"],
+        status=OrderStatus(row["status"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        document_message_id=row["document_message_id"],
+    )
+
+
+def insert_order(
+    conn: sqlite3.Connection,
+    *,
+    reference: str,
+    chat_id: int,
+    itinerary: Itinerary,
+    price: Decimal,
+    currency: str,
+    created_at: datetime,
+) -> int:
+    cur = conn.execute(
+        "INSERT INTO orders (reference, chat_id, itinerary, price, currency, status, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            reference,
+            chat_id,
+            json.dumps(itinerary.to_dict()),
+            str(price),
+            currency,
+            OrderStatus.AWAITING_PAYMENT.value,
+            created_at.isoformat(),
+        ),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def get_order(conn: sqlite3.Connection, order_id: int) -> Order | None:
+    row = conn.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+    return _order(row) if row else None
+
+
+def get_order_by_reference(conn: sqlite3.Connection, reference: str) -> Order | None:
+    row = conn.execute("SELECT * FROM orders WHERE reference = ?", (reference,)).fetchone()
+    return _order(row) if row else None
+
+
+def chat_orders(conn: sqlite3.Connection, chat_id: int, limit: int = 10) -> list[Order]:
+    """This chat's orders, newest first, cancelled unpaid ones left out."""
+    rows = conn.execute(
+        "SELECT * FROM orders WHERE chat_id = ? AND status != ? ORDER BY id DESC LIMIT ?",
+        (chat_id, OrderStatus.CANCELLED.value, limit),
+    ).fetchall()
+    return [_order(r) for r in rows]
+
+
+def cancel_if_unpaid(conn: sqlite3.Connection, chat_id: int, reference: str) -> bool:
+    cur = conn.execute(
+        "UPDATE orders SET status = ? WHERE reference = ? AND chat_id = ? AND status = ?",
+        (OrderStatus.CANCELLED.value, reference, chat_id, OrderStatus.AWAITING_PAYMENT.value),
+    )
+    return cur.rowcount == 1
+
+
+def mark_paid(conn: sqlite3.Connection, order_id: int, payment: Payment, source: str) -> bool:
+    """Move an unpaid order to paid and record its payment. False if it was already paid."""
+    cur = conn.execute(
+        f"UPDATE orders SET status = ?, paid_at = ? WHERE id = ? AND status IN {_UNPAID}",
+        (OrderStatus.PAID.value, payment.paid_at.isoformat(), order_id),
+    )
+    if cur.rowcount != 1:
+        return False
+    conn.execute(
+        "INSERT INTO payments (order_id, method, amount, currency, provider_ref,"
+        " provider_payment_id, tx_hash, paid_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            order_id,
+            payment.method.value,
+            str(payment.amount),
+            payment.currency,
+            payment.provider_ref,
+            payment.provider_payment_id,
+            payment.tx_hash,
+            payment.paid_at.isoformat(),
+            source,
+        ),
+    )
+    return True
+
+
+def get_payment(conn: sqlite3.Connection, order_id: int) -> Payment | None:
+    row = conn.execute("SELECT * FROM payments WHERE order_id = ?", (order_id,)).fetchone()
+    if row is None:
+        return None
+    return Payment(
+        method=PaymentMethod(row["method"]),
+        amount=Decimal(row["amount"]),
+        currency=row["currency"],
+        provider_ref=row["provider_ref"],
+        provider_payment_id=row["provider_payment_id"],
+        tx_hash=row["tx_hash"],
+        paid_at=datetime.fromisoformat(row["paid_at"]),
+    )
+
+
+def mark_delivered(conn: sqlite3.Connection, order_id: int, message_id: int, at: datetime) -> bool:
+    cur = conn.execute(
+        "UPDATE orders SET status = ?, delivered_at = ?, document_message_id = ?"
+        " WHERE id = ? AND status = ?",
+        (OrderStatus.DELIVERED.value, at.isoformat(), message_id, order_id, OrderStatus.PAID.value),
+    )
+    return cur.rowcount == 1
+
+
+def mark_delivery_failed(conn: sqlite3.Connection, order_id: int, error: str) -> bool:
+    cur = conn.execute(
+        "UPDATE orders SET status = ?, delivery_error = ? WHERE id = ? AND status = ?",
+        (OrderStatus.DELIVERY_FAILED.value, error, order_id, OrderStatus.PAID.value),
+    )
+    return cur.rowcount == 1
+
+
+def count_by_status(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall()
+    return {r[0]: r[1] for r in rows}

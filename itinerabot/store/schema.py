@@ -1,0 +1,100 @@
+"""Versioned schema migrations. `PRAGMA user_version` holds how many have been applied.
+
+Append a migration to add a change; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: everything the first release needs
+    """
+    CREATE TABLE kv (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- dialogue state of each private chat, as JSON written by the dialogue module
+    CREATE TABLE chats (
+        chat_id    INTEGER PRIMARY KEY,
+        state      TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE orders (
+        id                  INTEGER PRIMARY KEY,
+        reference           TEXT NOT NULL UNIQUE,
+        chat_id             INTEGER NOT NULL,
+        itinerary           TEXT NOT NULL,
+        price               TEXT NOT NULL,
+        currency            TEXT NOT NULL,
+        status              TEXT NOT NULL,
+        created_at          TEXT NOT NULL,
+        paid_at             TEXT,
+        delivered_at        TEXT,
+        document_message_id INTEGER,
+        delivery_error      TEXT
+    );
+    CREATE INDEX orders_by_chat ON orders (chat_id, id);
+    CREATE INDEX orders_by_status ON orders (status);
+    -- one confirmed payment per order: the UNIQUE is what makes fulfilment idempotent
+    CREATE TABLE payments (
+        order_id            INTEGER PRIMARY KEY REFERENCES orders (id),
+        method              TEXT NOT NULL,
+        amount              TEXT NOT NULL,
+        currency            TEXT NOT NULL,
+        provider_ref        TEXT NOT NULL,
+        provider_payment_id TEXT,
+        tx_hash             TEXT,
+        paid_at             TEXT NOT NULL,
+        source              TEXT NOT NULL
+    );
+    -- Stripe Checkout: one row per order and attempt, written before the API call
+    CREATE TABLE stripe_sessions (
+        order_id        INTEGER NOT NULL REFERENCES orders (id),
+        attempt         INTEGER NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        params          TEXT NOT NULL,
+        session_id      TEXT UNIQUE,
+        url             TEXT,
+        status          TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        PRIMARY KEY (order_id, attempt)
+    );
+    -- Circle payment intents: one row per order and attempt, written before the API call
+    CREATE TABLE circle_intents (
+        order_id          INTEGER NOT NULL REFERENCES orders (id),
+        attempt           INTEGER NOT NULL,
+        idempotency_key   TEXT NOT NULL UNIQUE,
+        intent_id         TEXT UNIQUE,
+        status            TEXT NOT NULL,
+        deadline_epoch    REAL,
+        address           TEXT,
+        chain             TEXT,
+        expires_on        TEXT,
+        notified_paid     TEXT,
+        created_at        TEXT NOT NULL,
+        PRIMARY KEY (order_id, attempt)
+    );
+    CREATE INDEX circle_intents_by_status ON circle_intents (status);
+    -- webhook events already taken (Stripe event ids, SNS MessageIds)
+    CREATE TABLE webhook_events (
+        source      TEXT NOT NULL,
+        event_id    TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (source, event_id)
+    );
+    -- everything the bot will send to Telegram, written in the same transaction as its cause
+    CREATE TABLE outbox (
+        id         INTEGER PRIMARY KEY,
+        chat_id    INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        payload    TEXT NOT NULL,
+        order_id   INTEGER,
+        status     TEXT NOT NULL DEFAULT 'pending',
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        message_id INTEGER,
+        error      TEXT,
+        created_at TEXT NOT NULL,
+        sent_at    TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (status, chat_id, id);
+    """,
+)

@@ -1,0 +1,1 @@
+"""The webhook server: a small ASGI app served by hypercorn's trio worker."""
