@@ -148,6 +148,9 @@ class CircleSettings(_Section):
     request_timeout: float = Field(default=10.0, gt=0)
     #: the SNS topic whose notifications are accepted: Circle's sandbox or production topic
     environment: Literal["sandbox", "prod"] = "sandbox"
+    #: SNS signing certificates known in advance, by their SigningCertURL (which must still be
+    #: on an Amazon SNS host): a PEM file each. For hosts that cannot reach Amazon, and the demo.
+    sns_pinned_certificates: dict[str, Path] = {}
 
     @field_validator("base_url")
     @classmethod

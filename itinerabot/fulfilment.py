@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -65,13 +64,10 @@ class Fulfilment:
         store: Store,
         sender: Sender,
         clock: WallClock,
-        *,
-        on_paid: Callable[[int], None] = lambda order_id: None,
     ) -> None:
         self._store = store
         self._sender = sender
         self._clock = clock
-        self._on_paid = on_paid
 
     async def handle_successful_payment(
         self, order_id: int, payment: Payment, *, source: str
@@ -113,7 +109,6 @@ class Fulfilment:
                         "source": source,
                     },
                 )
-        self._on_paid(order_id)
         return fresh
 
 

@@ -1,21 +1,115 @@
-"""Wiring of the payment methods into a running `serve`: webhook routes, chat actions,
-and the pollers resumed at start-up. Each payment module stays unaware of the others.
+"""Wiring of the payment methods into a running `serve`: webhook routes, chat actions, and
+the pollers resumed at start-up. Each payment module stays unaware of the others.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from itinerabot.bot.handler import NoPayments, PaymentActions
+import httpx
+
+from itinerabot.bot.handler import NoPayments, OutboxMessage
+from itinerabot.bot.sender import Sender
+from itinerabot.clock import WallClock
+from itinerabot.config import Settings
+from itinerabot.fulfilment import Fulfilment
+from itinerabot.pollers import PollerNursery
+from itinerabot.store import Store
+from itinerabot.web.app import WebApp
 
 if TYPE_CHECKING:
-    from itinerabot.runtime import Runtime
+    from itinerabot.card.checkout import CardPayments
+    from itinerabot.circle.usdc import UsdcPayments
+    from itinerabot.runtime import Transports
+
+log = logging.getLogger(__name__)
 
 
-async def wire(**kwargs: Any) -> PaymentActions:
-    """Build the payment actions for the enabled methods and register their routes."""
-    return NoPayments()
+@dataclass
+class Payments:
+    """The enabled payment methods, as the chat sees them."""
+
+    card: CardPayments | None
+    usdc: UsdcPayments | None
+
+    async def pay_by_card(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]:
+        if self.card is None:
+            return await NoPayments().pay_by_card(chat_id, reference)
+        return await self.card.pay_by_card(chat_id, reference)
+
+    async def pay_with_usdc(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]:
+        if self.usdc is None:
+            return await NoPayments().pay_with_usdc(chat_id, reference)
+        return await self.usdc.pay_with_usdc(chat_id, reference)
+
+    async def deep_link_return(self, chat_id: int, payload: str) -> Sequence[OutboxMessage]:
+        if self.card is None:
+            return await NoPayments().deep_link_return(chat_id, payload)
+        return await self.card.deep_link_return(chat_id, payload)
+
+    async def resume(self) -> None:
+        """Bring back the pollers of intents that were open when the process last stopped."""
+        if self.usdc is not None:
+            await self.usdc.resume()
 
 
-async def resume(rt: Runtime) -> None:
-    """Bring back what was in flight when the process last stopped."""
+async def wire(
+    stack: AsyncExitStack,
+    *,
+    settings: Settings,
+    store: Store,
+    app: WebApp,
+    pollers: PollerNursery,
+    fulfilment: Fulfilment,
+    sender: Sender,
+    clock: WallClock,
+    transports: Transports,
+    bot_username: str,
+) -> Payments:
+    """Build the enabled payment methods, register their routes; clients close with `stack`."""
+    card = usdc = None
+    if settings.stripe.enabled:
+        from itinerabot.card.checkout import CardPayments
+        from itinerabot.card.client import build_stripe_client
+        from itinerabot.card.webhook import StripeWebhook
+
+        assert settings.stripe.webhook_secret is not None
+        client, http = build_stripe_client(settings.stripe, transport=transports.stripe)
+        stack.push_async_callback(http.close_async)
+        card = CardPayments(store, client, fulfilment, settings.stripe, clock, bot_username)
+        webhook = StripeWebhook(
+            store, fulfilment, sender, settings.stripe.webhook_secret.get_secret_value(), clock
+        )
+        app.route("/webhooks/stripe", {"POST"}, webhook)
+    if settings.circle.enabled:
+        from itinerabot.circle.client import CircleClient
+        from itinerabot.circle.poller import UsdcPoller
+        from itinerabot.circle.sns import CertificateCache
+        from itinerabot.circle.tracker import IntentTracker
+        from itinerabot.circle.usdc import UsdcPayments
+        from itinerabot.circle.webhook import CircleWebhook
+
+        circle = await stack.enter_async_context(
+            CircleClient(settings.circle, transport=transports.circle, wall_clock=clock)
+        )
+        sns_http = await stack.enter_async_context(
+            httpx.AsyncClient(transport=transports.sns, follow_redirects=False)
+        )
+        certs = CertificateCache(sns_http, now=clock)
+        for url, path in settings.circle.sns_pinned_certificates.items():
+            certs.pin(url, path.read_bytes())
+        tracker = IntentTracker(
+            store, circle, fulfilment, sender, clock, card_enabled=settings.stripe.enabled
+        )
+        poller = UsdcPoller(tracker, settings.circle.poll_interval)
+        usdc = UsdcPayments(tracker, poller, pollers, settings.circle)
+        app.route(
+            "/webhooks/circle",
+            {"POST", "HEAD"},
+            CircleWebhook(tracker, pollers, certs, sns_http, settings.circle.environment),
+        )
+    return Payments(card, usdc)

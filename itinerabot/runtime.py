@@ -10,35 +10,29 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import trio
 
 from itinerabot import payments
 from itinerabot.bot.client import TelegramClient, open_telegram
-from itinerabot.bot.handler import PaymentActions, UpdateHandler
+from itinerabot.bot.handler import UpdateHandler
 from itinerabot.bot.longpoll import LongPoll
 from itinerabot.bot.sender import Sender
 from itinerabot.clock import WallClock, system_clock
 from itinerabot.config import Settings
+from itinerabot.dialogue import COMMANDS
 from itinerabot.fulfilment import Fulfilment, document_renderer
+from itinerabot.payments import Payments
 from itinerabot.pollers import PollerNursery
 from itinerabot.store import Store
 from itinerabot.web.app import Request, Response, WebApp
 from itinerabot.web.server import run_web_server
 
 log = logging.getLogger(__name__)
-
-BOT_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("start", "Make a new flight itinerary"),
-    ("status", "Where your current order stands"),
-    ("orders", "Your orders, and their PDFs again"),
-    ("cancel", "Drop the itinerary you are entering"),
-    ("help", "How this bot works"),
-)
-
 
 @dataclass
 class Transports:
@@ -63,8 +57,8 @@ class Runtime:
     longpoll: LongPoll
     handler: UpdateHandler
     app: WebApp
+    payments: Payments
     address: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
     _shutdown: trio.Event = field(default_factory=trio.Event)
 
     def shutdown(self) -> None:
@@ -112,6 +106,22 @@ async def serve(
         log.info("stopped")
 
 
+class _Piece:
+    """One long-running service in its own cancel scope, so shutdown can end it by itself."""
+
+    def __init__(self, run: Callable[..., Awaitable[None]]) -> None:
+        self._run = run
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
+
+    async def __call__(self, *, task_status: trio.TaskStatus[None]) -> None:
+        try:
+            with self.scope:
+                await self._run(task_status=task_status)
+        finally:
+            self.done.set()
+
+
 async def _serve(
     settings: Settings,
     store: Store,
@@ -127,75 +137,67 @@ async def _serve(
         store, telegram, document_renderer(store, settings.pdf.page_size), settings.sender, clock
     )
     fulfilment = Fulfilment(store, sender, clock)
-    actions: PaymentActions = await payments.wire(
-        settings=settings,
-        store=store,
-        app=app,
-        pollers=pollers,
-        fulfilment=fulfilment,
-        sender=sender,
-        clock=clock,
-        transports=transports,
-        bot_username=telegram.username,
-    )
-    handler = UpdateHandler(store, sender, settings, clock, actions)
-    longpoll = LongPoll(telegram, store, handler, settings.telegram)
-    rt = Runtime(settings, store, telegram, sender, fulfilment, pollers, longpoll, handler, app)
-    app.route("/healthz", {"GET", "HEAD"}, lambda req: _healthz(rt, req))
-    web_shutdown = trio.Event()
-
-    async with trio.open_nursery() as root:
-        if handle_signals:
-            await root.start(_watch_signals, rt, root.cancel_scope)
-        sender_scope = trio.CancelScope()
-        sender_done = trio.Event()
-
-        async def run_sender(*, task_status: trio.TaskStatus[None]) -> None:
-            try:
-                with sender_scope:
-                    await sender.run(task_status=task_status)
-            finally:
-                sender_done.set()
-
-        await root.start(run_sender, name="sender")
-        pollers_scope = trio.CancelScope()
-
-        async def run_pollers(*, task_status: trio.TaskStatus[None]) -> None:
-            with pollers_scope:
-                await pollers.run(task_status=task_status)
-
-        await root.start(run_pollers, name="pollers")
-        rt.address = await root.start(
-            run_web_server,
-            app,
-            settings.server.host,
-            settings.server.port,
-            web_shutdown,
-            name="web",
+    async with AsyncExitStack() as stack:
+        actions = await payments.wire(
+            stack,
+            settings=settings,
+            store=store,
+            app=app,
+            pollers=pollers,
+            fulfilment=fulfilment,
+            sender=sender,
+            clock=clock,
+            transports=transports,
+            bot_username=telegram.username,
         )
-        await telegram.set_commands(BOT_COMMANDS)
-        await payments.resume(rt)
-        longpoll_scope = trio.CancelScope()
+        handler = UpdateHandler(store, sender, settings, clock, actions)
+        longpoll = LongPoll(telegram, store, handler, settings.telegram)
+        rt = Runtime(
+            settings,
+            store,
+            telegram,
+            sender,
+            fulfilment,
+            pollers,
+            longpoll,
+            handler,
+            app,
+            payments=actions,
+        )
+        app.route("/healthz", {"GET", "HEAD"}, lambda req: _healthz(rt, req))
+        web_shutdown = trio.Event()
+        sending, polling, updates = _Piece(sender.run), _Piece(pollers.run), _Piece(longpoll.run)
 
-        async def run_longpoll(*, task_status: trio.TaskStatus[None]) -> None:
-            with longpoll_scope:
-                await longpoll.run(task_status=task_status)
-            # the loop only ends by cancellation, i.e. shutdown
+        async with trio.open_nursery() as root:
+            if handle_signals:
+                await root.start(_watch_signals, rt, root.cancel_scope, name="signals")
+            await root.start(sending, name="sender")
+            await root.start(polling, name="pollers")
+            rt.address = await root.start(
+                run_web_server,
+                app,
+                settings.server.host,
+                settings.server.port,
+                web_shutdown,
+                name="web",
+            )
+            await telegram.set_commands(COMMANDS)
+            await actions.resume()
+            await root.start(updates, name="long-poll")
+            log.info("ready", extra={"address": rt.address, "bot": telegram.username})
+            task_status.started(rt)
 
-        await root.start(run_longpoll, name="long-poll")
-        log.info("ready", extra={"address": rt.address, "bot": telegram.username})
-        task_status.started(rt)
-
-        await rt._shutdown.wait()
-        log.info("shutting down")
-        longpoll_scope.cancel()
-        await longpoll.confirm_offset()
-        pollers_scope.cancel()
-        web_shutdown.set()
-        sender.stop()
-        with trio.move_on_after(settings.sender.shutdown_grace):
-            await sender_done.wait()
-        root.cancel_scope.cancel()
+            await rt._shutdown.wait()
+            log.info("shutting down")
+            updates.scope.cancel()
+            await updates.done.wait()
+            await longpoll.confirm_offset()
+            polling.scope.cancel()
+            web_shutdown.set()
+            sender.stop()
+            with trio.move_on_after(settings.sender.shutdown_grace):
+                await sending.done.wait()
+            root.cancel_scope.cancel()
 
 
 async def _watch_signals(

@@ -138,10 +138,15 @@ class TelegramClient:
 
     # ------------------------------------------------------------------ sending
 
-    async def send_text(self, chat_id: int, text: str, keyboard: Keyboard = ()) -> int:
+    async def send_text(
+        self, chat_id: int, text: str, keyboard: Keyboard = (), *, html: bool = False
+    ) -> int:
         msg = await _call(
             self.bot.send_message(
-                chat_id, text, reply_markup=_markup(keyboard), link_preview_options=None
+                chat_id,
+                text,
+                reply_markup=_markup(keyboard),
+                parse_mode=telegram.constants.ParseMode.HTML if html else None,
             )
         )
         return msg.message_id

@@ -217,8 +217,9 @@ class Sender:
         tg = self._telegram
         match item.kind:
             case "text":
+                keyboard = keyboard_from_json(p.get("keyboard"))
                 return await tg.send_text(
-                    item.chat_id, p["text"], keyboard_from_json(p.get("keyboard"))
+                    item.chat_id, p["text"], keyboard, html=bool(p.get("html"))
                 )
             case "photo_qr":
                 png = await trio.to_thread.run_sync(qr_png, p["data"])

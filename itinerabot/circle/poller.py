@@ -1,0 +1,88 @@
+"""`poll_usdc_payment`: check one payment intent every `poll_interval` seconds until it is
+paid, ends, or the window closes, on trio's clock with no drift (checks at t0, t0+30, …).
+
+A failed check (429, 5xx, timeout, garbage) is logged and the next tick comes as usual. On
+a paid intent the poller leaves its scope first, then hands the order to fulfilment.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import trio
+
+from itinerabot.circle.status import Outcome, PaymentIntentView
+from itinerabot.circle.tracker import IntentTracker
+from itinerabot.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+NOT_CONFIRMED = (
+    "We have not seen a confirmed USDC payment for order {reference} in time. If you have sent "
+    "it, it will still be picked up once it is confirmed. Otherwise you can pay again:"
+)
+
+
+class UsdcPoller:
+    """Runs the checks of one intent; started under the poller nursery."""
+
+    def __init__(self, tracker: IntentTracker, interval: float) -> None:
+        self._tracker = tracker
+        self._interval = interval
+        self.checks = 0  # across all intents, for tests and benchmarks
+
+    async def check(self, intent_id: str) -> PaymentIntentView | None:
+        """One GET of the intent; None (logged) if the check failed."""
+        self.checks += 1
+        try:
+            return await self._tracker.client.get_payment_intent(intent_id)
+        except ServiceError as exc:
+            log.warning(
+                "payment intent check failed; next tick as usual",
+                extra={"intent": intent_id, "error": exc.message},
+            )
+            return None
+
+    async def poll_usdc_payment(self, order_id: int, intent_id: str, deadline: float) -> None:
+        """Poll `intent_id` until it ends or trio time `deadline` (the window's end) passes."""
+        tracker = self._tracker
+        paid: PaymentIntentView | None = None
+        with trio.move_on_at(deadline) as window:
+            tick = trio.current_time()
+            while True:
+                view = await self.check(intent_id)
+                if view is not None:
+                    if view.outcome == Outcome.PAID:
+                        paid = view
+                        break
+                    seen = await tracker.observe(order_id, view, source="circle-poller")
+                    if seen is None:
+                        return  # the order was paid another way (or is gone): nothing to do
+                    if seen.is_final:
+                        break
+                tick = _next_tick(tick, self._interval, trio.current_time())
+                await trio.sleep_until(tick)
+        # out of the poller's scope: nothing below can be cut short by the window
+        if paid is not None:
+            await tracker.observe(order_id, paid, source="circle-poller")
+        elif window.cancelled_caught:
+            log.warning(
+                "USDC payment not confirmed in time",
+                extra={"order_id": order_id, "intent": intent_id},
+            )
+            await tracker.tell(intent_id, "timed_out", order_id, NOT_CONFIRMED)
+
+    async def final_check(self, order_id: int, intent_id: str) -> None:
+        """One last check for an intent whose window passed while the bot was down."""
+        view = await self.check(intent_id)
+        if view is not None:
+            await self._tracker.observe(order_id, view, source="circle-startup-check")
+
+
+def _next_tick(tick: float, interval: float, now: float) -> float:
+    """The next point of the grid tick + k·interval after `now` (ticks missed are skipped)."""
+    tick += interval
+    if tick < now:
+        tick += math.ceil((now - tick) / interval) * interval
+    return tick

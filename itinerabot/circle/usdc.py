@@ -1,0 +1,142 @@
+"""Paying with USDC: create the intent once (idempotency key stored first), start its poller,
+and bring pollers back after a restart with the time that remains of their window.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from collections.abc import Sequence
+
+import trio
+
+from itinerabot.bot.handler import OutboxMessage
+from itinerabot.circle.poller import UsdcPoller
+from itinerabot.circle.tracker import IntentTracker, chain_name
+from itinerabot.config import CircleSettings
+from itinerabot.errors import ServiceError
+from itinerabot.models import Order, OrderStatus
+from itinerabot.pollers import PollerNursery
+from itinerabot.store import circle_intents as intents
+from itinerabot.store import orders as order_rows
+
+log = logging.getLogger(__name__)
+
+
+class UsdcPayments:
+    """The chat side of USDC payments and the owner of their pollers."""
+
+    def __init__(
+        self,
+        tracker: IntentTracker,
+        poller: UsdcPoller,
+        pollers: PollerNursery,
+        settings: CircleSettings,
+    ) -> None:
+        self._tracker = tracker
+        self._poller = poller
+        self._pollers = pollers
+        self._settings = settings
+        self._lock = trio.Lock()
+
+    async def pay_with_usdc(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]:
+        """Create (or reuse) the order's payment intent and start polling it at once."""
+        store = self._tracker.store
+        async with self._lock:  # a double tap waits, then finds the intent made by the first
+            order, current = await store.run(_order_and_intent, reference)
+            if order is None or order.chat_id != chat_id:
+                return [OutboxMessage.text(f"I cannot find order {reference}. Send /start.")]
+            if order.status.is_paid:
+                return [OutboxMessage.text(f"Order {reference} is already paid.")]
+            if order.status == OrderStatus.CANCELLED:
+                return [
+                    OutboxMessage.text(
+                        f"Order {reference} was cancelled. Send /start for a new one."
+                    )
+                ]
+            if current is not None and current.status == "polling" and current.intent_id:
+                self.start_poller(order.id, current.intent_id, current.deadline_epoch)
+                if current.address:
+                    return [
+                        OutboxMessage.text(
+                            f"Your USDC payment for {reference} is open: send"
+                            f" {order.price:.2f} USDC on"
+                            f" {chain_name(current.chain or self._settings.chain)} to\n\n"
+                            f"{current.address}"
+                        )
+                    ]
+                return [
+                    OutboxMessage.text(
+                        "Your USDC payment is being prepared; the deposit address follows shortly."
+                    )
+                ]
+            if current is None or current.status != "creating":
+                current = await store.run(
+                    intents.begin_attempt,
+                    order.id,
+                    str(uuid.uuid4()),
+                    self._settings.chain,
+                    self._tracker.clock(),
+                )
+            try:
+                view = await self._tracker.client.create_payment_intent(
+                    idempotency_key=current.idempotency_key,
+                    amount=order.price,
+                    currency=order.currency,
+                    chain=self._settings.chain,
+                )
+            except ServiceError as exc:
+                log.error(
+                    "circle: creating a payment intent failed",
+                    extra={"order": reference, "error": exc.message},
+                )
+                return [
+                    OutboxMessage.text(
+                        "USDC payment is not available right now. Please try again in a minute."
+                    )
+                ]
+            deadline = self._tracker.clock().timestamp() + self._settings.poll_window
+            await store.run(intents.set_created, order.id, current.attempt, view.id, deadline)
+            log.info("payment intent created", extra={"order": reference, "intent": view.id})
+            self.start_poller(order.id, view.id, deadline)
+        return [
+            OutboxMessage.text(
+                f"Paying {order.price:.2f} USDC on {chain_name(self._settings.chain)} for order "
+                f"{reference}. Circle is preparing your deposit address; it appears here in a "
+                "moment."
+            )
+        ]
+
+    def start_poller(self, order_id: int, intent_id: str, deadline_epoch: float | None) -> bool:
+        """Start the intent's poller (unless it runs) for what remains of its window."""
+        remaining = self._settings.poll_window
+        if deadline_epoch is not None:
+            remaining = deadline_epoch - self._tracker.clock().timestamp()
+        if remaining <= 0:
+            return self._pollers.start(intent_id, self._poller.final_check, order_id, intent_id)
+        return self._pollers.start(
+            intent_id,
+            self._poller.poll_usdc_payment,
+            order_id,
+            intent_id,
+            trio.current_time() + remaining,
+        )
+
+    async def resume(self) -> int:
+        """At start-up: every open intent gets its poller back (or one final check)."""
+        rows = await self._tracker.store.run(intents.open_intents)
+        for row in rows:
+            assert row.intent_id is not None
+            deadline = row.deadline_epoch if row.status == "polling" else 0.0
+            self.start_poller(row.order_id, row.intent_id, deadline)
+        if rows:
+            log.info("pollers resumed", extra={"count": len(rows)})
+        return len(rows)
+
+
+def _order_and_intent(
+    conn: sqlite3.Connection, reference: str
+) -> tuple[Order | None, intents.IntentRow | None]:
+    order = order_rows.get_order_by_reference(conn, reference)
+    return order, (intents.latest(conn, order.id) if order else None)
