@@ -215,6 +215,8 @@ def _check_url(v: str) -> str:
 def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     """Validate `raw` (the parsed YAML) with secrets from `env` taking precedence."""
     data: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+    if data.get("telegram") is None:
+        data["telegram"] = {}  # so a missing token is reported as telegram.token
     for (section, key), var in SECRET_ENV.items():
         value = env.get(var)
         if value:

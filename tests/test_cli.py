@@ -1,0 +1,95 @@
+"""The command line as a user meets it: one clear line per problem, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ITINERABOT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "itinerabot", *args],
+        capture_output=True, text=True, timeout=60, env={**base, **(env or {})},
+    )
+
+
+def test_example_config_is_valid() -> None:
+    r = run_cli("check-config", str(EXAMPLE))
+    assert r.returncode == 0, r.stderr
+    assert "OK" in r.stdout
+
+
+def test_bad_config_lists_each_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "telegram:\n  token: nope\n  long_poll_timeout: 90\nserver:\n  port: 70000\n"
+        "  colour: blue\nstripe:\n  secret_key: sk_test_x\n"
+    )
+    r = run_cli("check-config", str(bad))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert any(line.startswith("config error: telegram.token:") for line in lines)
+    assert any("telegram.long_poll_timeout" in line and "50" in line for line in lines)
+    assert any("server.port" in line for line in lines)
+    assert any("server.colour: is not a known setting" in line for line in lines)
+    assert any("stripe" in line and "ITINERABOT_STRIPE_WEBHOOK_SECRET" in line for line in lines)
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_missing_file(tmp_path: Path, command: str) -> None:
+    path = str(tmp_path / "absent.yaml")
+    args = [command, path] if command == "check-config" else [command, "--config", path]
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"config error: {path}: no such file"
+
+
+def test_missing_token_names_the_environment_variable(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("stripe:\n  secret_key: sk_test_x\n  webhook_secret: whsec_x\n")
+    r = run_cli("serve", "--config", str(cfg))
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        "config error: telegram.token: is required (in the file or as $ITINERABOT_TELEGRAM_TOKEN)"
+    )
+
+
+def test_secrets_from_the_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("telegram: {}\nstripe: {}\ncircle:\n  enabled: false\n")
+    env = {
+        "ITINERABOT_TELEGRAM_TOKEN": "123:" + "a" * 30,
+        "ITINERABOT_STRIPE_SECRET_KEY": "sk_test_env",
+        "ITINERABOT_STRIPE_WEBHOOK_SECRET": "whsec_env",
+    }
+    assert run_cli("check-config", str(cfg), env=env).returncode == 0
+
+
+def test_not_yaml(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("telegram: [unclosed\n")
+    r = run_cli("check-config", str(cfg))
+    assert r.returncode == 2
+    assert "is not valid YAML" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for command in ("serve", "check-config", "render", "circle"):
+        assert command in r.stdout
+
+
+def test_render_sample(tmp_path: Path) -> None:
+    out = tmp_path / "sample.pdf"
+    r = run_cli("render", "--sample", "--out", str(out), "--page-size", "Letter")
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes().startswith(b"%PDF")

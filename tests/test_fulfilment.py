@@ -1,0 +1,146 @@
+"""`handle_successful_payment` and the PDF sender: exactly one PDF per paid order."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import trio
+from pypdf import PdfReader
+
+from itinerabot.models import OrderStatus, Payment, PaymentMethod
+from itinerabot.pdf import sample_order
+from itinerabot.store import orders as order_rows
+from itinerabot.store import outbox
+from itinerabot.store.db import connect
+from tests.harness import CHAT, START, Fakes, eventually, running_bot
+
+
+def store_order(path: Path, chat_id: int = CHAT, reference: str = "IB-7K3Q9P") -> int:
+    """An order awaiting payment, written straight into the store (as the dialogue would)."""
+    order, _ = sample_order()
+    conn = connect(path)
+    with conn:
+        conn.execute("BEGIN")
+        order_id = order_rows.insert_order(
+            conn, reference=reference, chat_id=chat_id, itinerary=order.itinerary,
+            price=Decimal("10.00"), currency="USD", created_at=START,
+        )
+        conn.execute("COMMIT")
+    conn.close()
+    return order_id
+
+
+def card_payment(session: str = "cs_test_1") -> Payment:
+    return Payment(method=PaymentMethod.CARD, amount=Decimal("10.00"), currency="USD",
+                   provider_ref=session, provider_payment_id="pi_1", paid_at=START)
+
+
+def status_of(path: Path, order_id: int) -> OrderStatus:
+    conn = connect(path)
+    order = order_rows.get_order(conn, order_id)
+    conn.close()
+    assert order is not None
+    return order.status
+
+
+async def test_fifty_concurrent_calls_send_one_pdf(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    async with running_bot(tmp_path) as bot:
+        order_id = store_order(bot.settings.store.path)
+        results: list[bool] = []
+
+        async def pay() -> None:
+            results.append(await bot.rt.fulfilment.handle_successful_payment(
+                order_id, card_payment(), source="test"))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(50):
+                nursery.start_soon(pay)
+        await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
+        for _ in range(5):  # late repeats, a different provider id too
+            await bot.rt.fulfilment.handle_successful_payment(
+                order_id, card_payment("cs_test_other"), source="test")
+        await trio.sleep(30)
+        docs = bot.api.sent_documents(CHAT)
+        texts = bot.api.sent_texts(CHAT)
+    assert results.count(True) == 1 and len(results) == 50
+    assert len(docs) == 1
+    assert len(bot.api.calls_to("sendDocument")) == 1
+    assert docs[0].file_name == "itinerary-IB-7K3Q9P.pdf"
+    assert docs[0].caption and "IB-7K3Q9P" in docs[0].caption
+    assert sum("Payment received" in t for t in texts) == 1
+    assert texts.index(next(t for t in texts if "Payment received" in t)) == 0
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(docs[0].data)).pages)
+    assert "IB-7K3Q9P" in text and "cs_test_1" in text
+    assert status_of(bot.settings.store.path, order_id) == OrderStatus.DELIVERED
+    assert bot.api.violations == []
+
+
+async def test_paid_but_undelivered_after_a_crash_is_delivered_once(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    fakes = Fakes.make()
+    path = tmp_path / "bot.sqlite3"
+    order_id = store_order(path)
+    # a crash right after the payment was recorded: paid, outbox rows pending, nothing sent
+    conn = connect(path)
+    conn.execute("BEGIN")
+    order_rows.mark_paid(conn, order_id, card_payment(), "stripe")
+    outbox.enqueue(conn, CHAT, "document", {}, created_at=START, order_id=order_id)
+    conn.execute("COMMIT")
+    conn.close()
+    async with running_bot(tmp_path, fakes) as bot:
+        await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
+        await trio.sleep(30)
+    async with running_bot(tmp_path, fakes) as bot:  # and a further restart sends nothing
+        await trio.sleep(30)
+    assert len(fakes.api.sent_documents(CHAT)) == 1
+    assert status_of(path, order_id) == OrderStatus.DELIVERED
+
+
+async def test_429_waits_retry_after_then_sends_once(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    fakes = Fakes.make()
+    fakes.api.fail_next("sendDocument", status=429, retry_after=11)
+    async with running_bot(tmp_path, fakes) as bot:
+        order_id = store_order(bot.settings.store.path)
+        await bot.rt.fulfilment.handle_successful_payment(order_id, card_payment(), source="t")
+        await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
+    calls = fakes.api.calls_to("sendDocument")
+    assert [c.status for c in calls] == [429, 200]
+    assert calls[1].at - calls[0].at == 11
+    assert status_of(tmp_path / "bot.sqlite3", order_id) == OrderStatus.DELIVERED
+
+
+async def test_blocked_user_is_recorded_and_not_retried(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    fakes = Fakes.make()
+    fakes.api.block(CHAT)
+    async with running_bot(tmp_path, fakes) as bot:
+        order_id = store_order(bot.settings.store.path)
+        await bot.rt.fulfilment.handle_successful_payment(order_id, card_payment(), source="t")
+        await eventually(lambda: len(bot.api.calls_to("sendDocument")) == 1)
+        await trio.sleep(600)
+    assert len(fakes.api.calls_to("sendDocument")) == 1
+    assert status_of(tmp_path / "bot.sqlite3", order_id) == OrderStatus.DELIVERY_FAILED
+    conn = connect(tmp_path / "bot.sqlite3")
+    (error,) = conn.execute("SELECT delivery_error FROM orders WHERE id = ?", (order_id,)).fetchone()
+    assert "blocked" in error.lower()
+
+
+async def test_sends_to_one_chat_are_paced(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+    async with running_bot(tmp_path) as bot:
+        ids = [store_order(bot.settings.store.path, reference=f"IB-AAAAA{i}") for i in range(3)]
+        for i, order_id in enumerate(ids):
+            await bot.rt.fulfilment.handle_successful_payment(
+                order_id, replace(card_payment(), provider_ref=f"cs_{i}"), source="t")
+        await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 3)
+    times = [c.at for c in bot.api.calls if c.method in ("sendMessage", "sendDocument")]
+    assert len(times) == 6
+    assert all(b - a >= 1.0 for a, b in zip(times, times[1:], strict=False))

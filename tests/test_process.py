@@ -1,0 +1,74 @@
+"""`itinerabot serve` as a real process against the sandbox Bot API on loopback."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import trio
+
+from sandbox.serve import serve_app
+from sandbox.telegram import DEFAULT_TOKEN, FakeBotApi
+from tests.harness import CHAT
+from tests.process import ServeProcess, write_config
+
+SECRETS = {
+    "stripe_key": "sk_test_process_secret_123",
+    "whsec": "whsec_process_secret_456",
+    "circle": "SAND_API_KEY:process:secret789",
+}
+
+
+def _config(tmp_path: Path, api_base: str, token: str = DEFAULT_TOKEN, level: str = "DEBUG") -> Path:
+    return write_config(
+        tmp_path / "config.yaml",
+        telegram={"token": token, "api_base": api_base},
+        server={"host": "127.0.0.1", "port": 0},
+        store={"path": str(tmp_path / "bot.sqlite3")},
+        stripe={"secret_key": SECRETS["stripe_key"], "webhook_secret": SECRETS["whsec"],
+                "api_base": "http://127.0.0.1:9"},
+        circle={"api_key": SECRETS["circle"], "base_url": "http://127.0.0.1:9"},
+        logging={"level": level},
+    )
+
+
+async def test_sigterm_exits_zero_promptly_and_secrets_stay_out_of_logs(tmp_path: Path) -> None:
+    api = FakeBotApi()
+    async with trio.open_nursery() as nursery:
+        base = await nursery.start(serve_app, api)
+        proc: ServeProcess = await nursery.start(
+            ServeProcess(_config(tmp_path, base)).run
+        )
+        await proc.wait_for_line(" ready ")
+        api.user_command(CHAT, "/start")
+        with trio.fail_after(10):
+            while not api.sent_texts(CHAT):
+                await trio.sleep(0.05)
+        start = trio.current_time()
+        await proc.signal(signal.SIGTERM)
+        code = await proc.wait(timeout=5)
+        took = trio.current_time() - start
+        nursery.cancel_scope.cancel()
+    assert code == 0, proc.log
+    assert took < 1.5, took
+    assert "update offset confirmed" in proc.log
+    assert api.pending_updates == 0
+    for secret in [DEFAULT_TOKEN, DEFAULT_TOKEN.split(":")[1], *SECRETS.values()]:
+        assert secret not in proc.log
+    assert api.violations == []
+
+
+async def test_invalid_token_stops_with_a_clear_message(tmp_path: Path) -> None:
+    api = FakeBotApi()
+    async with trio.open_nursery() as nursery:
+        base = await nursery.start(serve_app, api)
+        other = "987654321:" + "Z" * 35
+        proc: ServeProcess = await nursery.start(
+            ServeProcess(_config(tmp_path, base, token=other, level="INFO")).run
+        )
+        code = await proc.wait(timeout=20)
+        nursery.cancel_scope.cancel()
+    assert code == 1
+    assert "Telegram refused the bot token" in proc.log
+    assert "Traceback" not in proc.log
+    assert other.split(":")[1] not in proc.log
