@@ -1,15 +1,18 @@
 """The project's one exception tree. Adapters convert third-party errors into these.
 
 ItinerabotError
-├── ConfigError                 bad or missing configuration (exit 2, one line per problem)
-├── StoreError                  the SQLite store failed or has an unknown schema
-└── ServiceError                a call to an outside service failed
-    ├── TransientServiceError   worth retrying: network error, timeout, 5xx, 429
-    │   └── RateLimited         the service asked us to wait `retry_after` seconds
-    └── PermanentServiceError   retrying will not help: 4xx, malformed answer
-        ├── InvalidToken        the Telegram token was refused
-        ├── Conflict            another instance is polling the same bot (409)
-        └── RecipientBlocked    the user blocked the bot or the chat is gone (403)
+├── ConfigError                  bad or missing configuration (exit 2, one line per problem)
+├── StoreError                   the SQLite store failed or has an unknown schema
+├── circle.SnsVerificationError  a webhook message that is not a genuine SNS message
+└── ServiceError                 a call to an outside service failed
+    ├── TransientServiceError    worth retrying: network, timeout, 5xx, 429, garbage body
+    │   ├── RateLimited          the service asked us to wait `retry_after` seconds
+    │   └── circle.MalformedResponse   Circle's body is not the expected JSON
+    └── PermanentServiceError    retrying will not help: a refused request (4xx)
+        ├── InvalidToken         the Telegram token was refused
+        ├── Conflict             another instance is polling the same bot (409)
+        ├── RecipientBlocked     the user blocked the bot or the chat is gone (403)
+        └── circle.CircleApiError      Circle refused the request, with its message
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class RateLimited(TransientServiceError):
 
 
 class PermanentServiceError(ServiceError):
-    """A failure that retrying will not fix (a 4xx other than 429)."""
+    """A failure that retrying will not fix (a 4xx other than 429, a refused request)."""
 
 
 class InvalidToken(PermanentServiceError):

@@ -34,6 +34,7 @@ from itinerabot.web.server import run_web_server
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Transports:
     """HTTP transports for the outside services; None means the real network (tests inject)."""

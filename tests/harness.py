@@ -20,11 +20,14 @@ from itinerabot.clock import trio_linked_clock
 from itinerabot.config import Settings, settings_from_mapping
 from itinerabot.runtime import Runtime, Transports, serve
 from sandbox.circle import FakeCircle
+from sandbox.serve import InProcessTransport
 from sandbox.sns_signer import SnsSigner
 from sandbox.stripe import FakeStripe
 from sandbox.telegram import DEFAULT_TOKEN, FakeBotApi
 
-START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+#: wall-clock time at trio time 0: the real minute the test session began, so signatures that
+#: libraries check against the real clock (Stripe's 300 s tolerance) are fresh
+START = datetime.now(UTC).replace(second=0, microsecond=0)
 STRIPE_KEY = "sk_test_itinerabot_harness"
 STRIPE_WHSEC = "whsec_harness_secret"
 CIRCLE_KEY = "SAND_API_KEY:harness:secret"
@@ -80,8 +83,9 @@ class Bot:
 
     def web(self) -> httpx.AsyncClient:
         """A client of the bot's ASGI app, in process."""
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.rt.app),
-                                 base_url="http://bot.test")
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.rt.app), base_url="http://bot.test"
+        )
 
 
 @dataclass
@@ -112,9 +116,9 @@ class Fakes:
 
     def transports(self) -> Transports:
         return Transports(
-            telegram=httpx.ASGITransport(app=self.api),
-            stripe=httpx.ASGITransport(app=self.stripe),
-            circle=httpx.ASGITransport(app=self.circle),
+            telegram=InProcessTransport(self.api),
+            stripe=InProcessTransport(self.stripe),
+            circle=InProcessTransport(self.circle),
             sns=httpx.MockTransport(self.amazon),
         )
 
@@ -135,8 +139,13 @@ async def running_bot(
 
         async def run(*, task_status: trio.TaskStatus[Runtime]) -> None:
             try:
-                await serve(settings, transports=fakes.transports(), clock=clock,
-                            handle_signals=False, task_status=task_status)
+                await serve(
+                    settings,
+                    transports=fakes.transports(),
+                    clock=clock,
+                    handle_signals=False,
+                    task_status=task_status,
+                )
             finally:
                 stopped.set()
 

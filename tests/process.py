@@ -32,7 +32,9 @@ class ServeProcess:
     async def run(self, *, task_status: trio.TaskStatus[ServeProcess]) -> None:
         self.process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "itinerabot", "serve", "--config", str(self.config)],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=self.env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=self.env,
         )
         task_status.started(self)
         assert self.process.stderr is not None

@@ -16,7 +16,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     base = {k: v for k, v in os.environ.items() if not k.startswith("ITINERABOT_")}
     return subprocess.run(
         [sys.executable, "-m", "itinerabot", *args],
-        capture_output=True, text=True, timeout=60, env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**base, **(env or {})},
     )
 
 

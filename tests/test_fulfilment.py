@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -25,8 +26,13 @@ def store_order(path: Path, chat_id: int = CHAT, reference: str = "IB-7K3Q9P") -
     with conn:
         conn.execute("BEGIN")
         order_id = order_rows.insert_order(
-            conn, reference=reference, chat_id=chat_id, itinerary=order.itinerary,
-            price=Decimal("10.00"), currency="USD", created_at=START,
+            conn,
+            reference=reference,
+            chat_id=chat_id,
+            itinerary=order.itinerary,
+            price=Decimal("10.00"),
+            currency="USD",
+            created_at=START,
         )
         conn.execute("COMMIT")
     conn.close()
@@ -34,8 +40,14 @@ def store_order(path: Path, chat_id: int = CHAT, reference: str = "IB-7K3Q9P") -
 
 
 def card_payment(session: str = "cs_test_1") -> Payment:
-    return Payment(method=PaymentMethod.CARD, amount=Decimal("10.00"), currency="USD",
-                   provider_ref=session, provider_payment_id="pi_1", paid_at=START)
+    return Payment(
+        method=PaymentMethod.CARD,
+        amount=Decimal("10.00"),
+        currency="USD",
+        provider_ref=session,
+        provider_payment_id="pi_1",
+        paid_at=START,
+    )
 
 
 def status_of(path: Path, order_id: int) -> OrderStatus:
@@ -54,8 +66,11 @@ async def test_fifty_concurrent_calls_send_one_pdf(
         results: list[bool] = []
 
         async def pay() -> None:
-            results.append(await bot.rt.fulfilment.handle_successful_payment(
-                order_id, card_payment(), source="test"))
+            results.append(
+                await bot.rt.fulfilment.handle_successful_payment(
+                    order_id, card_payment(), source="test"
+                )
+            )
 
         async with trio.open_nursery() as nursery:
             for _ in range(50):
@@ -63,7 +78,8 @@ async def test_fifty_concurrent_calls_send_one_pdf(
         await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
         for _ in range(5):  # late repeats, a different provider id too
             await bot.rt.fulfilment.handle_successful_payment(
-                order_id, card_payment("cs_test_other"), source="test")
+                order_id, card_payment("cs_test_other"), source="test"
+            )
         await trio.sleep(30)
         docs = bot.api.sent_documents(CHAT)
         texts = bot.api.sent_texts(CHAT)
@@ -130,7 +146,8 @@ async def test_blocked_user_is_recorded_and_not_retried(
     assert len(fakes.api.calls_to("sendDocument")) == 1
     assert status_of(tmp_path / "bot.sqlite3", order_id) == OrderStatus.DELIVERY_FAILED
     conn = connect(tmp_path / "bot.sqlite3")
-    (error,) = conn.execute("SELECT delivery_error FROM orders WHERE id = ?", (order_id,)).fetchone()
+    query = "SELECT delivery_error FROM orders WHERE id = ?"
+    (error,) = conn.execute(query, (order_id,)).fetchone()
     assert "blocked" in error.lower()
 
 
@@ -139,8 +156,9 @@ async def test_sends_to_one_chat_are_paced(tmp_path: Path, autojump_clock: trio.
         ids = [store_order(bot.settings.store.path, reference=f"IB-AAAAA{i}") for i in range(3)]
         for i, order_id in enumerate(ids):
             await bot.rt.fulfilment.handle_successful_payment(
-                order_id, replace(card_payment(), provider_ref=f"cs_{i}"), source="t")
+                order_id, replace(card_payment(), provider_ref=f"cs_{i}"), source="t"
+            )
         await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 3)
     times = [c.at for c in bot.api.calls if c.method in ("sendMessage", "sendDocument")]
     assert len(times) == 6
-    assert all(b - a >= 1.0 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trio
 
-from sandbox.serve import serve_app
+from sandbox.serve import serve_app, wait_for
 from sandbox.telegram import DEFAULT_TOKEN, FakeBotApi
 from tests.harness import CHAT
 from tests.process import ServeProcess, write_config
@@ -19,14 +19,19 @@ SECRETS = {
 }
 
 
-def _config(tmp_path: Path, api_base: str, token: str = DEFAULT_TOKEN, level: str = "DEBUG") -> Path:
+def _config(
+    tmp_path: Path, api_base: str, token: str = DEFAULT_TOKEN, level: str = "DEBUG"
+) -> Path:
     return write_config(
         tmp_path / "config.yaml",
         telegram={"token": token, "api_base": api_base},
         server={"host": "127.0.0.1", "port": 0},
         store={"path": str(tmp_path / "bot.sqlite3")},
-        stripe={"secret_key": SECRETS["stripe_key"], "webhook_secret": SECRETS["whsec"],
-                "api_base": "http://127.0.0.1:9"},
+        stripe={
+            "secret_key": SECRETS["stripe_key"],
+            "webhook_secret": SECRETS["whsec"],
+            "api_base": "http://127.0.0.1:9",
+        },
         circle={"api_key": SECRETS["circle"], "base_url": "http://127.0.0.1:9"},
         logging={"level": level},
     )
@@ -36,14 +41,10 @@ async def test_sigterm_exits_zero_promptly_and_secrets_stay_out_of_logs(tmp_path
     api = FakeBotApi()
     async with trio.open_nursery() as nursery:
         base = await nursery.start(serve_app, api)
-        proc: ServeProcess = await nursery.start(
-            ServeProcess(_config(tmp_path, base)).run
-        )
+        proc: ServeProcess = await nursery.start(ServeProcess(_config(tmp_path, base)).run)
         await proc.wait_for_line(" ready ")
         api.user_command(CHAT, "/start")
-        with trio.fail_after(10):
-            while not api.sent_texts(CHAT):
-                await trio.sleep(0.05)
+        await wait_for(lambda: bool(api.sent_texts(CHAT)), 10)
         start = trio.current_time()
         await proc.signal(signal.SIGTERM)
         code = await proc.wait(timeout=5)

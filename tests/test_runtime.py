@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import httpx
@@ -10,7 +11,9 @@ import trio
 from tests.harness import CHAT, eventually, running_bot
 
 
-async def test_serve_answers_healthz_and_start(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+async def test_serve_answers_healthz_and_start(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
     async with running_bot(tmp_path) as bot:
         async with bot.web() as web:
             health = await web.get("/healthz")
@@ -22,7 +25,12 @@ async def test_serve_answers_healthz_and_start(tmp_path: Path, autojump_clock: t
         await eventually(lambda: len(bot.api.sent_texts(CHAT)) >= 1)
         assert "name" in bot.api.sent_texts(CHAT)[0].lower()
         assert [c["command"] for c in bot.api.commands] == [
-            "start", "help", "cancel", "status", "orders"]
+            "start",
+            "help",
+            "cancel",
+            "status",
+            "orders",
+        ]
     assert bot.api.violations == []
 
 
@@ -105,7 +113,7 @@ async def test_getupdates_409_backs_off_and_network_errors_retry(
         calls = _poll_times(bot.api)
     statuses = [s for _, s in calls[:4]]
     assert statuses == [409, -1, -1, 200]
-    gaps = [round(b[0] - a[0], 3) for a, b in zip(calls, calls[1:4], strict=False)]
+    gaps = [round(b[0] - a[0], 3) for a, b in itertools.pairwise(calls[:4])]
     assert gaps == [30, 1, 2]  # conflict backoff, then doubling network backoff
 
 
@@ -115,7 +123,6 @@ async def test_cancelled_serve_ends_every_task(
     async with running_bot(tmp_path) as bot:
         bot.api.user_command(CHAT, "/start")
         await eventually(lambda: len(bot.api.sent_texts(CHAT)) == 1)
-        start = trio.current_time()
         bot.rt.shutdown()
         with trio.fail_after(1):
             await bot.stopped.wait()

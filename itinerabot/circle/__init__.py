@@ -1,0 +1,19 @@
+"""Circle: USDC payment intents over Circle's v1 API, and Amazon SNS-delivered webhooks.
+
+`status` parses Circle's JSON (pure), `budget` paces requests, `client` talks HTTP, `sns` verifies
+webhook messages. Errors raised here belong to the project tree in `itinerabot.errors`:
+
+    ServiceError
+    ├── TransientServiceError
+    │   ├── RateLimited
+    │   └── MalformedResponse       Circle answered 2xx with a body that is not the expected JSON
+    └── PermanentServiceError
+        └── CircleApiError          Circle refused the request (4xx): Circle's `code`, `message`
+    SnsVerificationError            (an ItinerabotError) an SNS message is refused: `reason`
+"""
+
+from __future__ import annotations
+
+from itinerabot.circle.errors import CircleApiError, MalformedResponse, SnsVerificationError
+
+__all__ = ["CircleApiError", "MalformedResponse", "SnsVerificationError"]

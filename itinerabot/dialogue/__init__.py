@@ -1,0 +1,22 @@
+"""The pure dialogue of issue 3: from /start to an order ready to pay.
+
+`step(state, event, ctx)` is all the Telegram side calls; the state is JSON text kept in the store.
+"""
+
+from itinerabot.dialogue.flow import (
+    SCHEMA_VERSION,
+    current_question,
+    initial_state,
+    order_reference,
+    step,
+)
+from itinerabot.dialogue.texts import COMMANDS
+
+__all__ = [
+    "COMMANDS",
+    "SCHEMA_VERSION",
+    "current_question",
+    "initial_state",
+    "order_reference",
+    "step",
+]

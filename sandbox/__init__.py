@@ -1,0 +1,1 @@
+"""The test sandbox: fakes and helpers for tests and the demo, apart from the product."""

@@ -1,0 +1,576 @@
+"""Fake Circle payment-intents API: intents that follow a script, faults on demand, SNS envelopes.
+
+`FakeCircle` is an ASGI app answering `/v1/paymentIntents` (create, get, list) and
+`/v1/notifications/subscriptions` with the shapes of ../shared/reference/circle-openapi.json.
+Each intent walks its `Script` (created → pending with an address → complete/paid, or underpaid,
+expired, never paid) as it is checked or as trio time passes.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import json
+import random
+import re
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+import trio
+
+from sandbox.serve import (
+    Receive,
+    Scope,
+    Send,
+    answer_lifespan,
+    header,
+    read_body,
+    send_bytes,
+    send_json,
+)
+
+__all__ = [
+    "FakeCircle",
+    "FaultKind",
+    "Script",
+    "Step",
+    "expired_script",
+    "never_paid_script",
+    "paid_script",
+    "underpaid_then_paid_script",
+]
+
+JSON = dict[str, Any]
+
+FaultKind = Literal["rate_limit", "server_error", "slow", "garbage"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("rate_limit", "server_error", "slow", "garbage")
+
+_CHAINS = frozenset(
+    {
+        "ALGO",
+        "ARB",
+        "AVAX",
+        "BASE",
+        "BTC",
+        "ETH",
+        "HBAR",
+        "NOBLE",
+        "OP",
+        "POLY",
+        "SOL",
+        "SUI",
+        "XLM",
+    }
+)
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One change of an intent, applied once it has been checked `after_checks` times or
+    `after_seconds` of trio time have passed since creation (whichever is set and comes first).
+
+    `paid_share` sets amountPaid to that share of the amount (1 = paid in full).
+    The first `pending` step also reveals the deposit address.
+    """
+
+    status: str
+    context: str | None = None
+    paid_share: Decimal | None = None
+    after_checks: int | None = None
+    after_seconds: float | None = None
+
+
+Script = tuple[Step, ...]
+
+
+def paid_script(*, pending_after: int = 1, paid_after: int = 3, by_time: bool = False) -> Script:
+    """created → pending (address) at check `pending_after` → complete/paid at check `paid_after`.
+
+    With `by_time`, the numbers are seconds of trio time since creation instead of checks.
+    """
+    return (
+        _step("pending", pending_after, by_time),
+        _step("complete", paid_after, by_time, context="paid", paid_share=Decimal(1)),
+    )
+
+
+def underpaid_then_paid_script(
+    *,
+    pending_after: int = 1,
+    underpaid_after: int = 2,
+    paid_after: int = 4,
+    share_first: Decimal = Decimal("0.5"),
+    by_time: bool = False,
+) -> Script:
+    """pending → pending/underpaid (`share_first` of the amount) → complete/paid."""
+    return (
+        _step("pending", pending_after, by_time),
+        _step("pending", underpaid_after, by_time, context="underpaid", paid_share=share_first),
+        _step("complete", paid_after, by_time, context="paid", paid_share=Decimal(1)),
+    )
+
+
+def expired_script(
+    *, pending_after: int = 1, expired_after: int = 5, by_time: bool = False
+) -> Script:
+    """pending → expired, nothing paid."""
+    return (_step("pending", pending_after, by_time), _step("expired", expired_after, by_time))
+
+
+def never_paid_script(*, pending_after: int = 1, by_time: bool = False) -> Script:
+    """pending for ever."""
+    return (_step("pending", pending_after, by_time),)
+
+
+def _step(
+    status: str,
+    when: float,
+    by_time: bool,
+    *,
+    context: str | None = None,
+    paid_share: Decimal | None = None,
+) -> Step:
+    if by_time:
+        return Step(status, context, paid_share, after_seconds=when)
+    return Step(status, context, paid_share, after_checks=int(when))
+
+
+@dataclass
+class _Intent:
+    body: JSON
+    script: Script
+    created_at: float  # trio time
+    idempotency_key: str
+    applied: int = 0
+    checks: int = 0
+
+
+@dataclass
+class _FaultPlan:
+    share: float = 0.0
+    kinds: tuple[FaultKind, ...] = FAULT_KINDS
+    methods: frozenset[str] = frozenset({"GET", "POST"})
+    queued: collections.deque[FaultKind] = field(default_factory=collections.deque)
+
+
+class _CircleError(Exception):
+    def __init__(self, status: int, code: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: JSON = {"code": code, "message": message, **extra}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FakeCircle:
+    """Fake Circle API (payment intents, notification subscriptions); the instance is the app.
+
+    `clock` gives the wall-clock datetimes written into intents; scripts run on trio time and
+    check counts. Faults are drawn from `random.Random(seed)`, so a run is repeatable.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        seed: int = 0,
+        default_script: Script | None = None,
+        client_id: str = "f1397191-56e6-42fd-be86-0a7b9bd91522",
+        merchant_wallet_id: str = "1000216185",
+        max_page_size: int = 50,
+        retry_after: int = 1,
+        slow_seconds: float = 120.0,
+    ) -> None:
+        self.api_key = api_key
+        self.clock = clock
+        self.client_id = client_id
+        self.merchant_wallet_id = merchant_wallet_id
+        self.default_script: Script = default_script or paid_script()
+        self.max_page_size = max_page_size
+        self.retry_after = retry_after
+        self.slow_seconds = slow_seconds
+        self.requests_total = 0
+        self.list_calls = 0
+        self.gets: collections.Counter[str] = collections.Counter()
+        self.checks: collections.Counter[str] = collections.Counter()
+        self.faults_injected: collections.Counter[str] = collections.Counter()
+        self.subscriptions: list[JSON] = []
+        self._intents: dict[str, _Intent] = {}
+        self._by_key: dict[str, str] = {}
+        self._next_scripts: collections.deque[Script] = collections.deque()
+        self._faults = _FaultPlan()
+        self._random = random.Random(seed)
+
+    # ------------------------------------------------------------ control
+
+    def script_next(self, *scripts: Script) -> None:
+        """The next created intents follow these scripts, in order (then `default_script`)."""
+        self._next_scripts.extend(scripts)
+
+    def set_script(self, intent_id: str, script: Script) -> None:
+        """Replace the rest of an intent's script (steps already applied stay applied)."""
+        intent = self._intents[intent_id]
+        intent.script = tuple(intent.script[: intent.applied]) + tuple(script)
+
+    def advance(self, intent_id: str) -> JSON:
+        """Apply the intent's next step now, whatever its trigger; returns the intent."""
+        intent = self._intents[intent_id]
+        if intent.applied < len(intent.script):
+            self._apply(intent, intent.script[intent.applied])
+        return self.intent(intent_id)
+
+    def intent(self, intent_id: str) -> JSON:
+        """A copy of the intent as the API would show it (raises KeyError)."""
+        return copy.deepcopy(self._intents[intent_id].body)
+
+    def intent_ids(self) -> list[str]:
+        """Every intent id, oldest first."""
+        return list(self._intents)
+
+    def latest_status(self, intent_id: str) -> str:
+        """The status of the intent's newest timeline entry."""
+        return str(self._intents[intent_id].body["timeline"][0]["status"])
+
+    def fail_next(self, kind: FaultKind, *, count: int = 1) -> None:
+        """Answer the next `count` API requests with fault `kind`."""
+        self._faults.queued.extend([kind] * count)
+
+    def fault_share(
+        self,
+        share: float,
+        *,
+        kinds: Sequence[FaultKind] = FAULT_KINDS,
+        methods: Collection[str] = ("GET", "POST"),
+    ) -> None:
+        """From now on answer a seeded-random `share` (0..1) of requests with one of `kinds`.
+
+        rate_limit: 429 with Retry-After; server_error: 500; slow: answer after
+        `slow_seconds` (beyond any sane client timeout); garbage: 200 with a non-JSON body.
+        """
+        self._faults.share = share
+        self._faults.kinds = tuple(kinds)
+        self._faults.methods = frozenset(methods)
+
+    # ------------------------------------------------------------ SNS notifications
+
+    def notification_message(self, intent_id: str) -> str:
+        """The SNS `Message` string Circle sends when the intent changes."""
+        return json.dumps(
+            {
+                "clientId": self.client_id,
+                "notificationType": "paymentIntents",
+                "version": 1,
+                "customAttributes": {"clientId": self.client_id},
+                "paymentIntent": self.intent(intent_id),
+            }
+        )
+
+    def notification_envelope(
+        self,
+        intent_id: str,
+        *,
+        region: str = "us-east-1",
+        environment: str = "sandbox",
+        message_id: str | None = None,
+    ) -> dict[str, str]:
+        """The unsigned SNS Notification for the intent; sns_signer adds the Signature."""
+        topic = f"arn:aws:sns:{region}:908968368384:{environment}_platform-notifications-topic"
+        now = self.clock().astimezone(UTC)
+        return {
+            "Type": "Notification",
+            "MessageId": message_id or str(self._uuid()),
+            "TopicArn": topic,
+            "Message": self.notification_message(intent_id),
+            "Timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            "SignatureVersion": "1",
+            "SigningCertURL": f"https://sns.{region}.amazonaws.com/"
+            "SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem",
+            "UnsubscribeURL": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe"
+            f"&SubscriptionArn={topic}:{self._uuid()}",
+        }
+
+    # ------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await answer_lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        self.requests_total += 1
+        method: str = scope["method"]
+        body = await read_body(receive)
+        fault = self._draw_fault(method)
+        if fault is not None:
+            self.faults_injected[fault] += 1
+            if fault == "slow":
+                await trio.sleep(self.slow_seconds)
+            elif fault == "rate_limit":
+                await send_json(
+                    send,
+                    429,
+                    {"code": 429, "message": "Too many requests."},
+                    headers=[("retry-after", str(self.retry_after))],
+                )
+                return
+            elif fault == "server_error":
+                await send_json(send, 500, {"code": -1, "message": "Something went wrong."})
+                return
+            else:
+                await send_bytes(
+                    send,
+                    200,
+                    b"<html><body>502 Bad Gateway</body></html>",
+                    content_type="text/html",
+                )
+                return
+        request_id = str(self._uuid())
+        try:
+            self._authenticate(header(scope, "authorization"))
+            status, payload = self._route(method, scope["path"], scope, body)
+        except _CircleError as exc:
+            status, payload = exc.status, exc.body
+        await send_json(send, status, payload, headers=[("x-request-id", request_id)])
+
+    def _draw_fault(self, method: str) -> FaultKind | None:
+        plan = self._faults
+        if plan.queued:
+            return plan.queued.popleft()
+        if plan.share > 0 and method in plan.methods and self._random.random() < plan.share:
+            return self._random.choice(plan.kinds)
+        return None
+
+    def _authenticate(self, authorization: str | None) -> None:
+        key = (authorization or "").removeprefix("Bearer ")
+        if not authorization or not authorization.startswith("Bearer ") or not key:
+            raise _CircleError(401, 401, "Malformed authorization.")
+        if self.api_key is not None and key != self.api_key:
+            raise _CircleError(401, 401, "Malformed key. Does it contain three parts?")
+
+    def _route(self, method: str, path: str, scope: Scope, body: bytes) -> tuple[int, JSON]:
+        if path == "/v1/paymentIntents" and method == "POST":
+            return self._create(_json_body(body))
+        if path == "/v1/paymentIntents" and method == "GET":
+            query = dict(parse_qsl(bytes(scope.get("query_string", b"")).decode()))
+            return 200, {"data": self._list(query)}
+        match = re.fullmatch(r"/v1/paymentIntents/([^/]+)", path)
+        if match is not None and method == "GET":
+            return 200, {"data": self._get(match.group(1))}
+        if path == "/v1/notifications/subscriptions" and method == "POST":
+            return 200, {"data": self._subscribe(_json_body(body))}
+        if path == "/v1/notifications/subscriptions" and method == "GET":
+            return 200, {"data": copy.deepcopy(self.subscriptions)}
+        raise _CircleError(404, 404, "Not found.")
+
+    # ------------------------------------------------------------ payment intents
+
+    def _create(self, request: JSON) -> tuple[int, JSON]:
+        problems = _creation_problems(request)
+        if problems:
+            raise _CircleError(400, 2, "Invalid entity.", errors=problems)
+        key = str(request["idempotencyKey"])
+        if key in self._by_key:
+            return 201, {"data": self.intent(self._by_key[key])}
+        intent_id = str(self._uuid())
+        now = self._now()
+        currency = request["amount"]["currency"]
+        amount = Decimal(request["amount"]["amount"]).quantize(_CENT)
+        body: JSON = {
+            "id": intent_id,
+            "amount": {"amount": str(amount), "currency": currency},
+            "amountPaid": {"amount": "0.00", "currency": currency},
+            "amountRefunded": {"amount": "0.00", "currency": currency},
+            "settlementCurrency": request["settlementCurrency"],
+            "paymentMethods": [
+                {"type": m["type"], "chain": m["chain"]} for m in request["paymentMethods"]
+            ],
+            "fees": [],
+            "paymentIds": [],
+            "refundIds": [],
+            "timeline": [{"status": "created", "time": now}],
+            "createDate": now,
+            "updateDate": now,
+            "merchantWalletId": request.get("merchantWalletId", self.merchant_wallet_id),
+        }
+        script = self._next_scripts.popleft() if self._next_scripts else self.default_script
+        self._intents[intent_id] = _Intent(body, script, trio.current_time(), key)
+        self._by_key[key] = intent_id
+        return 201, {"data": copy.deepcopy(body)}
+
+    def _get(self, intent_id: str) -> JSON:
+        intent = self._intents.get(intent_id)
+        if intent is None:
+            raise _CircleError(404, 404, "Not found.")
+        self.gets[intent_id] += 1
+        self._check(intent)
+        return copy.deepcopy(intent.body)
+
+    def _list(self, query: dict[str, str]) -> list[JSON]:
+        """Newest first; filters on the latest timeline entry; pages by intent id.
+
+        Filtering sees each intent as it was before this call; the intents returned count as
+        checked and show any step that check triggers.
+        """
+        self.list_calls += 1
+        for intent in self._intents.values():
+            self._run_due_steps(intent)
+        rows = list(reversed(self._intents.values()))
+        if "status" in query:
+            rows = [i for i in rows if i.body["timeline"][0]["status"] == query["status"]]
+        if "context" in query:
+            rows = [i for i in rows if i.body["timeline"][0].get("context") == query["context"]]
+        if "from" in query:
+            rows = [i for i in rows if i.body["createDate"] >= query["from"]]
+        if "to" in query:
+            rows = [i for i in rows if i.body["createDate"] <= query["to"]]
+        try:
+            size = min(self.max_page_size, max(1, int(query.get("pageSize", self.max_page_size))))
+        except ValueError:
+            raise _CircleError(400, 2, "Invalid pageSize.") from None
+        ids = [i.body["id"] for i in rows]
+        if "pageAfter" in query and query["pageAfter"] in ids:
+            page = rows[ids.index(query["pageAfter"]) + 1 :][:size]
+        elif "pageBefore" in query and query["pageBefore"] in ids:
+            page = rows[: ids.index(query["pageBefore"])][-size:]
+        else:
+            page = rows[:size]
+        for intent in page:
+            self._check(intent)
+        return [copy.deepcopy(i.body) for i in page]
+
+    def _check(self, intent: _Intent) -> None:
+        intent.checks += 1
+        self.checks[intent.body["id"]] += 1
+        self._run_due_steps(intent)
+
+    def _run_due_steps(self, intent: _Intent) -> None:
+        elapsed = trio.current_time() - intent.created_at
+        while intent.applied < len(intent.script):
+            step = intent.script[intent.applied]
+            due = (step.after_checks is not None and intent.checks >= step.after_checks) or (
+                step.after_seconds is not None and elapsed >= step.after_seconds
+            )
+            if not due:
+                return
+            self._apply(intent, step)
+
+    def _apply(self, intent: _Intent, step: Step) -> None:
+        body = intent.body
+        now = self._now()
+        methods = body["paymentMethods"]
+        if step.status == "pending" and methods and "address" not in methods[0]:
+            for method in methods:
+                method["address"] = "0x" + "".join(self._random.choices("0123456789abcdef", k=40))
+            expires = self.clock().astimezone(UTC) + timedelta(hours=8)
+            body["expiresOn"] = _iso(expires)
+            body["fees"] = [
+                {"type": "blockchainLeaseFee", "amount": "0.00", "currency": "USD"},
+            ]
+        if step.paid_share is not None:
+            amount = Decimal(body["amount"]["amount"])
+            paid = (amount * step.paid_share).quantize(_CENT, rounding=ROUND_DOWN)
+            body["amountPaid"]["amount"] = str(paid)
+            body["paymentIds"].append(str(self._uuid()))
+        entry: JSON = {"status": step.status, "time": now}
+        if step.context is not None:
+            entry["context"] = step.context
+        body["timeline"].insert(0, entry)  # newest first, as Circle's docs show it
+        body["updateDate"] = now
+        intent.applied += 1
+
+    def _subscribe(self, request: JSON) -> JSON:
+        endpoint = request.get("endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            raise _CircleError(
+                400, 2, "Invalid entity.", errors=[_problem("endpoint", "may not be empty")]
+            )
+        subscription: JSON = {
+            "id": str(self._uuid()),
+            "endpoint": endpoint,
+            "subscriptionDetails": [
+                {
+                    "url": f"arn:aws:sns:{region}:908968368384:"
+                    f"sandbox_platform-notifications-topic:{self._uuid()}",
+                    "status": "pending",
+                }
+                for region in ("us-east-1", "us-west-2")
+            ],
+        }
+        self.subscriptions.append(subscription)
+        return copy.deepcopy(subscription)
+
+    def _now(self) -> str:
+        return _iso(self.clock())
+
+    def _uuid(self) -> uuid.UUID:
+        return uuid.UUID(int=self._random.getrandbits(128), version=4)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _json_body(body: bytes) -> JSON:
+    try:
+        decoded = json.loads(body or b"{}")
+    except ValueError:
+        raise _CircleError(400, 2, "Invalid entity. Malformed JSON.") from None
+    if not isinstance(decoded, dict):
+        raise _CircleError(400, 2, "Invalid entity. Expected a JSON object.")
+    return decoded
+
+
+def _problem(location: str, message: str) -> JSON:
+    return {
+        "error": "invalid_value",
+        "message": f"{location} {message}",
+        "location": location,
+        "invalidValue": None,
+        "constraints": {},
+    }
+
+
+def _creation_problems(request: JSON) -> list[JSON]:
+    """What Circle would refuse in a transient PaymentIntentCreationRequest."""
+    problems: list[JSON] = []
+    try:
+        uuid.UUID(str(request.get("idempotencyKey")))
+    except ValueError:
+        problems.append(_problem("idempotencyKey", "must be a UUID"))
+    amount = request.get("amount")
+    if not isinstance(amount, dict):
+        problems.append(_problem("amount", "may not be null"))
+    else:
+        try:
+            if Decimal(str(amount.get("amount"))) <= 0:
+                problems.append(_problem("amount.amount", "must be greater than 0"))
+        except InvalidOperation:
+            problems.append(_problem("amount.amount", "must be a decimal string"))
+        if amount.get("currency") not in ("USD", "EUR", "ETH", "BTC"):
+            problems.append(_problem("amount.currency", "is not a supported currency"))
+    if request.get("settlementCurrency") not in ("USD", "EUR", "BTC", "ETH"):
+        problems.append(_problem("settlementCurrency", "is not a supported currency"))
+    methods = request.get("paymentMethods")
+    if not isinstance(methods, list) or not methods:
+        problems.append(_problem("paymentMethods", "may not be empty"))
+    else:
+        for i, m in enumerate(methods):
+            if not isinstance(m, dict) or m.get("type") != "blockchain":
+                problems.append(_problem(f"paymentMethods[{i}].type", "must be blockchain"))
+            elif m.get("chain") not in _CHAINS:
+                problems.append(_problem(f"paymentMethods[{i}].chain", "is not supported"))
+    if request.get("type", "transient") != "transient":
+        problems.append(_problem("type", "only transient intents are faked"))
+    return problems

@@ -1,0 +1,202 @@
+"""Random conversations: whatever arrives, `step` answers within Telegram's limits and never raises.
+
+Each example walks part of the happy path to reach a step, then feeds random texts, commands, other
+messages and button presses: real callback data harvested from earlier replies, and garbage.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import hypothesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from itinerabot.dialogue import current_question, step, texts
+from itinerabot.dialogue.flow import Draft
+from itinerabot.dialogue.types import (
+    AnswerCallback,
+    ButtonPress,
+    CancelOrder,
+    CommandMessage,
+    Context,
+    CreateOrder,
+    Event,
+    OtherMessage,
+    Outcome,
+    SendText,
+    TextMessage,
+)
+from itinerabot.models import Itinerary, Order, OrderStatus
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+HAPPY_PATH: list[Event] = [
+    CommandMessage("start"),
+    TextMessage("Jane Mary Doe"),
+    TextMessage("return"),
+    TextMessage("FRA"),
+    TextMessage("JFK"),
+    TextMessage("LH 400"),
+    TextMessage("24 Dec 2026"),
+    TextMessage("13:15"),
+    TextMessage("16:05"),
+    TextMessage("JFK"),
+    TextMessage("FRA"),
+    TextMessage("LH 401"),
+    TextMessage("2 Jan 2027"),
+    TextMessage("17:50"),
+    TextMessage("07:35"),
+]
+
+PLAUSIBLE_TEXTS = [
+    "Jane Doe", "José Núñez", "x", "one-way", "return", "2", "London", "Heathrow", "frankfurt",
+    "Frnkfurt", "HND", "HNL", "tokyo", "paris", "LH 401", "BA2490", "LH12345", "24 Dec 2026",
+    "2026-05-31", "2027-06-02", "today", "Dec 24", "31.02.2027", "10:00", "2:05pm", "25:00",
+    "07:30 +1", "22:00 -1", "05:00 -1", "14:00 +0", "07:30 +3", "", " ", "/start",
+]  # fmt: skip
+
+COMMANDS = ["start", "help", "cancel", "status", "orders", "edit", "x" * 40]
+
+texts_st = st.one_of(st.sampled_from(PLAUSIBLE_TEXTS), st.text(max_size=260))
+commands_st = st.builds(
+    CommandMessage,
+    st.sampled_from(COMMANDS),
+    st.one_of(st.just(""), st.just("paid_IB-1"), st.text(max_size=80)),
+)
+others_st = st.builds(OtherMessage, st.one_of(st.sampled_from(["photo", "sticker"]), st.text()))
+garbage_data_st = st.one_of(
+    st.text(max_size=80),
+    st.from_regex(r"(pay:(card|usdc)|pdf):IB-[0-9]{6}", fullmatch=True),
+    st.from_regex(r"[0-9]{1,11}:(trip|ap|sum|ef):[A-Za-z0-9.]{0,12}", fullmatch=True),
+)
+
+
+def harvest(outcome: Outcome) -> list[str]:
+    return [
+        button.data
+        for reply in outcome.replies
+        if isinstance(reply, SendText)
+        for row in reply.keyboard
+        for button in row
+        if button.data
+    ]
+
+
+def readable(state: str | None) -> bool:
+    try:
+        Draft.loads(state or "")
+    except Exception:
+        return False
+    return True
+
+
+def check_outcome(event: Event, before: str | None, outcome: Outcome, ctx: Context) -> None:
+    json.loads(outcome.state)
+    for reply in outcome.replies:
+        if isinstance(reply, SendText):
+            assert 0 < len(reply.text) <= 4096
+            assert reply.text != texts.INTERNAL_ERROR
+            assert sum(len(row) for row in reply.keyboard) <= 100
+            for row in reply.keyboard:
+                for button in row:
+                    assert button.data is not None or button.url is not None
+                    assert button.data is None or 0 < len(button.data.encode()) <= 64
+                    assert button.text
+    answers = [r for r in outcome.replies if isinstance(r, AnswerCallback)]
+    if isinstance(event, ButtonPress):
+        assert [a.callback_id for a in answers] == [event.callback_id]
+        if answers[0].text == texts.STALE:
+            assert outcome.state == before or not readable(before)
+            assert len(outcome.replies) == 1 and not outcome.actions
+    else:
+        assert answers == []
+    statuses = {o.reference: o.status for o in ctx.orders}
+    for action in outcome.actions:
+        if isinstance(action, CancelOrder):
+            assert statuses.get(action.reference) is OrderStatus.AWAITING_PAYMENT
+        if isinstance(action, CreateOrder):
+            assert action.reference == ctx.new_reference
+            flights = action.itinerary.flights
+            for flight in flights:
+                assert timedelta(minutes=15) < flight.duration < timedelta(hours=20)
+                assert flight.departure_utc > ctx.now
+            if len(flights) == 2:
+                assert flights[1].departure_utc >= flights[0].arrival_utc
+
+
+def random_event(data: st.DataObject, n: int, latest: list[str], harvested: list[str]) -> Event:
+    kind = data.draw(st.sampled_from(["text", "command", "other", "press", "press", "garbage"]))
+    if kind == "text":
+        return TextMessage(data.draw(texts_st))
+    if kind == "command":
+        return data.draw(commands_st)
+    if kind == "other":
+        return data.draw(others_st)
+    if kind == "press" and latest and data.draw(st.booleans()):
+        press_data = data.draw(st.sampled_from(latest))
+    elif kind == "press" and harvested:
+        press_data = data.draw(st.sampled_from(harvested[-30:]))
+    else:
+        press_data = data.draw(garbage_data_st)
+    return ButtonPress(press_data, f"cb{n}", data.draw(st.none() | st.just(n)))
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    prefix=st.one_of(st.integers(0, len(HAPPY_PATH)), st.just(len(HAPPY_PATH))),
+)
+def test_random_conversations_stay_within_limits(data: st.DataObject, prefix: int) -> None:
+    state: str | None = None
+    harvested: list[str] = []
+    latest: list[str] = []
+    orders: dict[str, tuple[Itinerary, OrderStatus]] = {}
+    events: list[Event] = list(HAPPY_PATH[:prefix])
+    for n in range(prefix + data.draw(st.integers(5, 30), label="random events")):
+        if n >= len(events):
+            events.append(random_event(data, n, latest, harvested))
+        event = events[n]
+        for reference, (itinerary, _) in orders.items():
+            status = data.draw(st.sampled_from(OrderStatus), label="status")
+            orders[reference] = (itinerary, status)
+        ctx = Context(
+            now=NOW,
+            price=Decimal("10.00"),
+            currency="USD",
+            new_reference=f"IB-{n:06d}",
+            orders=tuple(
+                Order(i, ref, 42, it, Decimal("10.00"), "USD", status, NOW)
+                for i, (ref, (it, status)) in enumerate(reversed(orders.items()))
+            ),
+            card_enabled=data.draw(st.booleans(), label="card"),
+            usdc_enabled=data.draw(st.booleans(), label="usdc"),
+        )
+        outcome = step(state, event, ctx)
+        check_outcome(event, state, outcome, ctx)
+        for action in outcome.actions:
+            if isinstance(action, CreateOrder):
+                orders[action.reference] = (action.itinerary, OrderStatus.AWAITING_PAYMENT)
+        fresh = harvest(outcome)
+        if fresh:
+            latest = fresh
+            harvested += fresh
+        state = outcome.state
+        hypothesis.event(f"at {current_question(state)}")
+        if isinstance(event, ButtonPress):
+            hypothesis.event("press " + ("stale" if len(outcome.replies) == 1 else "taken"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(state=st.one_of(st.none(), st.text(max_size=300), st.from_regex(r'\{"v":1.*\}')))
+def test_any_stored_state_is_survived(state: str | None) -> None:
+    ctx = Context(now=NOW, price=Decimal("10.00"), currency="USD", new_reference="IB-000001")
+    for event in (
+        TextMessage("LH 401"),
+        ButtonPress("1:sum:edit", "cb", 1),
+        CommandMessage("status"),
+    ):
+        outcome = step(state, event, ctx)
+        check_outcome(event, state, outcome, ctx)
