@@ -1,7 +1,9 @@
 """The named child nursery of payment pollers, with a small API to start and cancel one.
 
 Every poller runs under this nursery (never elsewhere), keyed by its payment (the Circle
-intent id); at most one per key. Cancelling the nursery ends every poller at once; their
+intent id); at most one per key. A poller may return a follow-up (the hand-off to
+fulfilment): it runs after the poller is finished and deregistered, so cancelling that
+poller can no longer cut it short. Cancelling the nursery ends every poller at once; their
 state is in the store, so a restart brings them back.
 """
 
@@ -12,6 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
+
+#: what a poller may return: work to do once it is finished (or None)
+FollowUp = Callable[[], Awaitable[object]] | None
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,7 @@ class PollerNursery:
             task_status.started()
             await trio.sleep_forever()
 
-    def start(self, key: str, poller: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+    def start(self, key: str, poller: Callable[..., Awaitable[FollowUp]], *args: Any) -> bool:
         """Start `poller(*args)` under the nursery unless one runs for `key`; True if started."""
         if self._nursery is None:
             raise RuntimeError("the poller nursery is not running")
@@ -60,12 +65,13 @@ class PollerNursery:
         self,
         key: str,
         scope: trio.CancelScope,
-        poller: Callable[..., Awaitable[Any]],
+        poller: Callable[..., Awaitable[FollowUp]],
         args: tuple[Any, ...],
     ) -> None:
+        follow_up: FollowUp = None
         try:
             with scope:
-                await poller(*args)
+                follow_up = await poller(*args)
         except trio.Cancelled:
             raise
         except Exception:
@@ -76,3 +82,11 @@ class PollerNursery:
         finally:
             if self._scopes.get(key) is scope:
                 del self._scopes[key]
+        if follow_up is None:
+            return
+        try:
+            await follow_up()
+        except trio.Cancelled:
+            raise
+        except Exception:
+            log.exception("poller hand-off failed", extra={"poller": key})

@@ -57,7 +57,7 @@ def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
         "circle": {
             "api_key": CIRCLE_KEY,
             "base_url": "http://circle.test",
-            "requests_per_second": 1000,
+            "requests_per_second": 1_000_000,
         },
     }
     for name, values in sections.items():
@@ -76,6 +76,7 @@ class Bot:
     sns: SnsSigner
     settings: Settings
     stopped: trio.Event
+    fakes: Fakes
 
     async def stop(self) -> None:
         self.rt.shutdown()
@@ -95,6 +96,19 @@ class Fakes:
     circle: FakeCircle
     sns: SnsSigner
     amazon_requests: list[str] = field(default_factory=list)
+    #: every request that reached the fake Circle: (trio time, method, path)
+    circle_log: list[tuple[float, str, str]] = field(default_factory=list)
+
+    async def circle_app(self, scope: Any, receive: Any, send: Any) -> None:
+        """The fake Circle, with each request's trio time written down first."""
+        if scope["type"] == "http":
+            self.circle_log.append((trio.current_time(), scope["method"], scope["path"]))
+        await self.circle(scope, receive, send)
+
+    def circle_gets(self, intent_id: str) -> list[float]:
+        """Trio times of the GETs of one payment intent."""
+        path = f"/v1/paymentIntents/{intent_id}"
+        return [t for t, m, p in self.circle_log if m == "GET" and p == path]
 
     @classmethod
     def make(cls) -> Fakes:
@@ -118,7 +132,7 @@ class Fakes:
         return Transports(
             telegram=InProcessTransport(self.api),
             stripe=InProcessTransport(self.stripe),
-            circle=InProcessTransport(self.circle),
+            circle=InProcessTransport(self.circle_app),
             sns=httpx.MockTransport(self.amazon),
         )
 
@@ -150,7 +164,7 @@ async def running_bot(
                 stopped.set()
 
         rt: Runtime = await nursery.start(partial(run))
-        bot = Bot(rt, fakes.api, fakes.stripe, fakes.circle, fakes.sns, settings, stopped)
+        bot = Bot(rt, fakes.api, fakes.stripe, fakes.circle, fakes.sns, settings, stopped, fakes)
         try:
             yield bot
         finally:

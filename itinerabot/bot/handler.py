@@ -192,9 +192,14 @@ class UpdateHandler:
             log.exception(
                 "update handling failed; skipping it", extra={"update_id": incoming.update_id}
             )
-            outcome, messages = (
-                None,
-                [OutboxMessage.text("Sorry, something went wrong on our side. Please try again.")],
+            outcome, messages = None, []
+            if isinstance(incoming.event, ButtonPress):
+                # every callback query is answered, or the client spins on the button
+                messages.append(
+                    OutboxMessage("answer_callback", {"callback_id": incoming.event.callback_id})
+                )
+            messages.append(
+                OutboxMessage.text("Sorry, something went wrong on our side. Please try again.")
             )
         await self._store.run(
             _commit, incoming, outcome, messages, pricing.price, pricing.currency, self._clock()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 
 import trio
 
 from itinerabot.circle.status import Outcome, PaymentIntentView
 from itinerabot.circle.tracker import IntentTracker
 from itinerabot.errors import ServiceError
+from itinerabot.pollers import FollowUp
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,12 @@ class UsdcPoller:
             )
             return None
 
-    async def poll_usdc_payment(self, order_id: int, intent_id: str, deadline: float) -> None:
-        """Poll `intent_id` until it ends or trio time `deadline` (the window's end) passes."""
+    async def poll_usdc_payment(self, order_id: int, intent_id: str, deadline: float) -> FollowUp:
+        """Poll `intent_id` until it ends or trio time `deadline` (the window's end) passes.
+
+        Returns the hand-off to fulfilment when the intent is paid: the poller nursery runs it
+        once this poller is finished, so no check of this intent can follow it.
+        """
         tracker = self._tracker
         paid: PaymentIntentView | None = None
         with trio.move_on_at(deadline) as window:
@@ -58,26 +64,28 @@ class UsdcPoller:
                         break
                     seen = await tracker.observe(order_id, view, source="circle-poller")
                     if seen is None:
-                        return  # the order was paid another way (or is gone): nothing to do
+                        return None  # the order was paid another way (or is gone)
                     if seen.is_final:
                         break
                 tick = _next_tick(tick, self._interval, trio.current_time())
                 await trio.sleep_until(tick)
         # out of the poller's scope: nothing below can be cut short by the window
         if paid is not None:
-            await tracker.observe(order_id, paid, source="circle-poller")
-        elif window.cancelled_caught:
+            return partial(tracker.observe, order_id, paid, source="circle-poller")
+        if window.cancelled_caught:
             log.warning(
                 "USDC payment not confirmed in time",
                 extra={"order_id": order_id, "intent": intent_id},
             )
             await tracker.tell(intent_id, "timed_out", order_id, NOT_CONFIRMED)
+        return None
 
-    async def final_check(self, order_id: int, intent_id: str) -> None:
+    async def final_check(self, order_id: int, intent_id: str) -> FollowUp:
         """One last check for an intent whose window passed while the bot was down."""
         view = await self.check(intent_id)
         if view is not None:
             await self._tracker.observe(order_id, view, source="circle-startup-check")
+        return None
 
 
 def _next_tick(tick: float, interval: float, now: float) -> float:

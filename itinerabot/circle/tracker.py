@@ -189,6 +189,7 @@ class IntentTracker:
 
     async def tell(self, intent_id: str, status: str, order_id: int, text: str) -> None:
         """Mark the intent `status` and, if it was still open, send `text` with retry buttons."""
+        now = self.clock()  # here, not in the worker thread: the clock may read trio's
 
         def apply(conn: sqlite3.Connection) -> Order | None:
             order = order_rows.get_order(conn, order_id)
@@ -206,7 +207,7 @@ class IntentTracker:
                         retry_keyboard(order.reference, card=self.card_enabled)
                     ),
                 },
-                created_at=self.clock(),
+                created_at=now,
                 order_id=order_id,
             )
             return order

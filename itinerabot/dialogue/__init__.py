@@ -3,13 +3,13 @@
 `step(state, event, ctx)` is all the Telegram side calls; the state is JSON text kept in the store.
 """
 
-from itinerabot.dialogue.flow import (
+from itinerabot.dialogue.draft import (
     SCHEMA_VERSION,
     current_question,
     initial_state,
     order_reference,
-    step,
 )
+from itinerabot.dialogue.flow import step
 from itinerabot.dialogue.texts import COMMANDS
 
 __all__ = [
