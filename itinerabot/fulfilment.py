@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -68,6 +69,8 @@ class Fulfilment:
         self._store = store
         self._sender = sender
         self._clock = clock
+        #: called with the order id when an order becomes paid (e.g. to stop its poller)
+        self.paid_listeners: list[Callable[[int], None]] = []
 
     async def handle_successful_payment(
         self, order_id: int, payment: Payment, *, source: str
@@ -97,6 +100,8 @@ class Fulfilment:
                 },
             )
             self._sender.notify(order.chat_id)
+            for listener in self.paid_listeners:
+                listener(order_id)
         else:
             existing = await self._store.run(order_rows.get_payment, order_id)
             if existing is not None and existing.provider_ref != payment.provider_ref:

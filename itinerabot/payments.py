@@ -107,6 +107,7 @@ async def wire(
         )
         poller = UsdcPoller(tracker, settings.circle.poll_interval)
         usdc = UsdcPayments(tracker, poller, pollers, settings.circle)
+        fulfilment.paid_listeners.append(usdc.order_paid)
         app.route(
             "/webhooks/circle",
             {"POST", "HEAD"},

@@ -190,10 +190,10 @@ async def _serve(
 
             await rt._shutdown.wait()
             log.info("shutting down")
+            polling.scope.cancel()  # their state is durable; they end while we confirm
             updates.scope.cancel()
             await updates.done.wait()
             await longpoll.confirm_offset()
-            polling.scope.cancel()
             web_shutdown.set()
             sender.stop()
             with trio.move_on_after(settings.sender.shutdown_grace):

@@ -216,12 +216,17 @@ async def test_shutdown_mid_poll_then_restart_resumes_with_the_time_left(
         assert bot.rt.pollers.running == 2  # the other two still poll, to the original end
         await trio.sleep(0.002)
         assert bot.rt.pollers.running == 0
-    for intent in intents[1:]:
+    # resumed first checks are spread over one interval (3 pollers: 0, 10, 20 s after the
+    # restart), then every 30 s on each one's grid, and none after the original window
+    firsts = []
+    for intent in intents:
         gets = fakes.circle_gets(intent)
-        after = [t for t in gets if t >= restarted]
-        assert round(after[0] - restarted, 3) == 0  # checked again at once after the restart
+        after = [round(t - restarted, 3) for t in gets if t >= restarted]
+        firsts.append(after[0])
         assert not [t for t in gets if down_at < t < restarted]
         assert max(gets) < created + 3600
+        assert all(round(b - a, 3) == 30 for a, b in itertools.pairwise(after))
+    assert sorted(firsts) == [0, 10, 20]
     assert len(fakes.api.sent_documents()) == 1
 
 
@@ -386,3 +391,21 @@ async def _foreign_intent(fakes: Fakes) -> str:
             },
         )
     return str(r.json()["data"]["id"])
+
+
+async def test_card_payment_stops_the_usdc_poller_of_the_same_order(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    from tests.test_fulfilment import card_payment
+
+    fakes = Fakes.make()
+    fakes.circle.script_next(never_paid_script())
+    async with running_bot(tmp_path, fakes) as bot:
+        order_id, intent = await pay_usdc(bot)
+        await trio.sleep(45)
+        await bot.rt.fulfilment.handle_successful_payment(order_id, card_payment(), source="t")
+        assert not bot.rt.pollers.is_running(intent)
+        checks = len(fakes.circle_gets(intent))
+        await trio.sleep(600)
+    assert len(fakes.circle_gets(intent)) == checks == 2
+    assert len(bot.api.sent_documents(CHAT)) == 1

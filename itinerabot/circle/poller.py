@@ -26,6 +26,10 @@ NOT_CONFIRMED = (
 )
 
 
+#: what a pending intent without an address shows: nothing to tell the chat yet
+_NOTHING_TOLD: tuple[object, ...] = (None, Outcome.PENDING, None)
+
+
 class UsdcPoller:
     """Runs the checks of one intent; started under the poller nursery."""
 
@@ -46,27 +50,35 @@ class UsdcPoller:
             )
             return None
 
-    async def poll_usdc_payment(self, order_id: int, intent_id: str, deadline: float) -> FollowUp:
+    async def poll_usdc_payment(
+        self, order_id: int, intent_id: str, deadline: float, first_check: float | None = None
+    ) -> FollowUp:
         """Poll `intent_id` until it ends or trio time `deadline` (the window's end) passes.
 
-        Returns the hand-off to fulfilment when the intent is paid: the poller nursery runs it
-        once this poller is finished, so no check of this intent can follow it.
+        Checks at `first_check` (default: now) and every interval after it. Returns the
+        hand-off to fulfilment when the intent is paid: the poller nursery runs it once this
+        poller is finished, so no check of this intent can follow it.
         """
         tracker = self._tracker
         paid: PaymentIntentView | None = None
+        told = _NOTHING_TOLD
         with trio.move_on_at(deadline) as window:
-            tick = trio.current_time()
+            tick = trio.current_time() if first_check is None else first_check
+            await trio.sleep_until(tick)
             while True:
                 view = await self.check(intent_id)
                 if view is not None:
                     if view.outcome == Outcome.PAID:
                         paid = view
                         break
-                    seen = await tracker.observe(order_id, view, source="circle-poller")
-                    if seen is None:
-                        return None  # the order was paid another way (or is gone)
-                    if seen.is_final:
-                        break
+                    news = (view.address, view.outcome, view.amount_paid)
+                    if news != told:  # only a change is worth a trip to the store
+                        seen = await tracker.observe(order_id, view, source="circle-poller")
+                        if seen is None:
+                            return None  # the order was paid another way (or is gone)
+                        if seen.is_final:
+                            break
+                        told = news
                 tick = _next_tick(tick, self._interval, trio.current_time())
                 await trio.sleep_until(tick)
         # out of the poller's scope: nothing below can be cut short by the window

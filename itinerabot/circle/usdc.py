@@ -39,6 +39,7 @@ class UsdcPayments:
         self._pollers = pollers
         self._settings = settings
         self._lock = trio.Lock()
+        self._intent_of: dict[int, str] = {}  # order id → intent id of its running poller
 
     async def pay_with_usdc(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]:
         """Create (or reuse) the order's payment intent and start polling it at once."""
@@ -108,28 +109,49 @@ class UsdcPayments:
             )
         ]
 
-    def start_poller(self, order_id: int, intent_id: str, deadline_epoch: float | None) -> bool:
+    def start_poller(
+        self,
+        order_id: int,
+        intent_id: str,
+        deadline_epoch: float | None,
+        *,
+        first_check_in: float = 0.0,
+    ) -> bool:
         """Start the intent's poller (unless it runs) for what remains of its window."""
         remaining = self._settings.poll_window
         if deadline_epoch is not None:
             remaining = deadline_epoch - self._tracker.clock().timestamp()
+        self._intent_of[order_id] = intent_id
         if remaining <= 0:
             return self._pollers.start(intent_id, self._poller.final_check, order_id, intent_id)
+        now = trio.current_time()
         return self._pollers.start(
             intent_id,
             self._poller.poll_usdc_payment,
             order_id,
             intent_id,
-            trio.current_time() + remaining,
+            now + remaining,
+            now + min(first_check_in, remaining),
         )
 
+    def order_paid(self, order_id: int) -> None:
+        """An order was paid (any way): its USDC poller, if one runs, has nothing left to do."""
+        intent_id = self._intent_of.pop(order_id, None)
+        if intent_id is not None:
+            self._pollers.cancel(intent_id)
+
     async def resume(self) -> int:
-        """At start-up: every open intent gets its poller back (or one final check)."""
+        """At start-up: every open intent gets its poller back (or one final check).
+
+        Their first checks are spread over one interval, so a restart with thousands of
+        open intents does not send them all to Circle in the same instant.
+        """
         rows = await self._tracker.store.run(intents.open_intents)
-        for row in rows:
+        spread = self._settings.poll_interval / max(len(rows), 1)
+        for i, row in enumerate(rows):
             assert row.intent_id is not None
             deadline = row.deadline_epoch if row.status == "polling" else 0.0
-            self.start_poller(row.order_id, row.intent_id, deadline)
+            self.start_poller(row.order_id, row.intent_id, deadline, first_check_in=i * spread)
         if rows:
             log.info("pollers resumed", extra={"count": len(rows)})
         return len(rows)
