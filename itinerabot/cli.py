@@ -1,4 +1,4 @@
-"""The `itinerabot` command: serve, check-config, render, circle subscribe.
+"""The `itinerabot` command: serve, check-config, render, circle subscribe, demo.
 
 A user never sees a traceback for a mistake of theirs: bad config, a missing file or secret,
 a refused token each print one clear line per problem (exit 2, or 1 for a refused token).
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     cs = ci_sub.add_parser("subscribe", help="subscribe URL to Circle's notifications")
     cs.add_argument("url", help="public https URL of /webhooks/circle")
     cs.add_argument("--config", "-c", type=Path, default=Path("config.yaml"))
+
+    d = sub.add_parser(
+        "demo", help="SANDBOX: buy one itinerary by card and one in USDC from local fakes"
+    )
+    d.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the PDFs")
+    d.add_argument("--keep", action="store_true", help="keep the work folder (config, store, log)")
     return p
 
 
@@ -81,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _render(args)
             case "circle":
                 return _circle_subscribe(load_config(args.config), args.url)
+            case "demo":
+                return _demo(args.out, keep=args.keep)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
@@ -183,3 +193,26 @@ def _circle_subscribe(settings: Settings, url: str) -> int:
         print(f"circle: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
+
+
+def _demo(out: Path, *, keep: bool) -> int:
+    """Run the sandbox demo (`python -m sandbox.demo`) in a child process.
+
+    The sandbox lives in the source checkout next to the package and is never imported here:
+    an installed or containerised itinerabot has none, and says so.
+    """
+    checkout = Path(__file__).resolve().parents[1]
+    if not (checkout / "sandbox" / "demo.py").is_file():
+        print(
+            "itinerabot demo needs the sandbox/ folder of a source checkout, and this "
+            "installation has none (e.g. the container image). Clone the repository and run "
+            "`make demo` there.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(checkout), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "sandbox.demo", "--out", str(out.resolve())]
+    if keep:
+        command.append("--keep")
+    return subprocess.call(command, env=env)

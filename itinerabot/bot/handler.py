@@ -23,11 +23,12 @@ from itinerabot.bot.sender import Sender, keyboard_to_json
 from itinerabot.bot.updates import Incoming, translate
 from itinerabot.clock import WallClock
 from itinerabot.config import Settings
-from itinerabot.dialogue import step
+from itinerabot.dialogue import current_question, step
 from itinerabot.dialogue.types import (
     AnswerCallback,
     ButtonPress,
     CancelOrder,
+    CommandMessage,
     Context,
     CreateOrder,
     DeepLinkReturn,
@@ -38,6 +39,7 @@ from itinerabot.dialogue.types import (
     Reply,
     ResendDocument,
     SendText,
+    TextMessage,
 )
 from itinerabot.models import Order
 from itinerabot.store import Store, misc, outbox
@@ -102,11 +104,26 @@ def reply_to_outbox(reply: Reply) -> OutboxMessage:
             return OutboxMessage("answer_callback", {"callback_id": callback_id, "text": text})
 
 
-def _load(conn: sqlite3.Connection, chat_id: int) -> tuple[str | None, list[Order], str]:
+@dataclass(frozen=True, slots=True)
+class _ChatView:
+    """What handling an update needs to know of its chat, read in one transaction."""
+
+    state: str | None
+    orders: list[Order]
+    new_reference: str
+    live_keyboard: int | None  # message id of a question whose buttons are still shown
+
+
+def _load(conn: sqlite3.Connection, chat_id: int) -> _ChatView:
     reference = new_reference()
     while order_rows.get_order_by_reference(conn, reference) is not None:
         reference = new_reference()
-    return misc.get_chat_state(conn, chat_id), order_rows.chat_orders(conn, chat_id), reference
+    return _ChatView(
+        misc.get_chat_state(conn, chat_id),
+        order_rows.chat_orders(conn, chat_id),
+        reference,
+        outbox.live_step_keyboard(conn, chat_id),
+    )
 
 
 def _commit(
@@ -216,19 +233,29 @@ class UpdateHandler:
                         {"callback_id": incoming.event.callback_id, "text": GROUP_REPLY[:190]},
                     )
                 ]
-            return None, [OutboxMessage.text(GROUP_REPLY)]
-        state, orders, reference = await self._store.run(_load, incoming.chat_id)
+            if isinstance(incoming.event, CommandMessage):
+                return None, [OutboxMessage.text(GROUP_REPLY)]
+            # Other group chatter is not for us: one reply per message could flood a group.
+            return None, []
+        chat = await self._store.run(_load, incoming.chat_id)
         ctx = Context(
             now=self._clock(),
             price=self._settings.pricing.price,
             currency=self._settings.pricing.currency,
-            new_reference=reference,
-            orders=tuple(orders),
+            new_reference=chat.new_reference,
+            orders=tuple(chat.orders),
             card_enabled=self._settings.stripe.enabled,
             usdc_enabled=self._settings.circle.enabled,
         )
-        outcome = step(state, incoming.event, ctx)
+        outcome = step(chat.state, incoming.event, ctx)
         messages: list[OutboxMessage] = []
+        if (
+            isinstance(incoming.event, TextMessage)
+            and chat.live_keyboard is not None
+            and current_question(outcome.state) != current_question(chat.state)
+        ):
+            # answered by typing: the question's buttons are done, as if one had been pressed
+            messages.append(OutboxMessage("remove_buttons", {"message_id": chat.live_keyboard}))
         for action in outcome.actions:
             match action:
                 case PayByCard(reference=ref):

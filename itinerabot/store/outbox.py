@@ -83,3 +83,28 @@ def record_attempt(conn: sqlite3.Connection, item_id: int, error: str) -> int:
     )
     (attempts,) = conn.execute("SELECT attempts FROM outbox WHERE id = ?", (item_id,)).fetchone()
     return int(attempts)
+
+
+def live_step_keyboard(conn: sqlite3.Connection, chat_id: int) -> int | None:
+    """The message id of the chat's latest question whose step buttons are still on show.
+
+    Step buttons carry callback data `<seq>:…`; a keyboard counts as gone once a
+    `remove_buttons` row for its message exists.
+    """
+    row = conn.execute(
+        "SELECT message_id, payload FROM outbox WHERE chat_id = ? AND kind = 'text'"
+        " AND status = 'sent' AND message_id IS NOT NULL AND payload LIKE '%\"keyboard\"%'"
+        " ORDER BY id DESC LIMIT 1",
+        (chat_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    rows = json.loads(row["payload"]).get("keyboard") or []
+    if not any(str(b.get("data", "")).split(":", 1)[0].isdigit() for r in rows for b in r):
+        return None
+    removed = conn.execute(
+        "SELECT 1 FROM outbox WHERE chat_id = ? AND kind = 'remove_buttons'"
+        " AND json_extract(payload, '$.message_id') = ?",
+        (chat_id, row["message_id"]),
+    ).fetchone()
+    return None if removed else int(row["message_id"])
