@@ -21,7 +21,6 @@ import copy
 import inspect
 import itertools
 import json
-import os
 import random
 import re
 import time
@@ -35,6 +34,7 @@ from urllib.parse import parse_qsl
 
 import trio
 
+from sandbox.reference import reference_dir
 from sandbox.serve import (
     Receive,
     Scope,
@@ -61,11 +61,6 @@ __all__ = [
 
 JSON = dict[str, Any]
 
-REFERENCE_DIR = Path(
-    os.environ.get(
-        "ITINERABOT_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"
-    )
-)
 
 DEFAULT_TOKEN = "123456789:AAsandboxTokenForItinerabotDemo00"
 
@@ -167,7 +162,7 @@ _PRIMITIVES: dict[str, Callable[[object], bool]] = {
 @cache
 def load_spec(path: Path | None = None) -> BotApiSpec:
     """Load (once) the Bot API spec from the shared reference folder."""
-    spec_path = path or REFERENCE_DIR / "telegram-bot-api.json"
+    spec_path = path or reference_dir() / "telegram-bot-api.json"
     return BotApiSpec(json.loads(spec_path.read_text(encoding="utf-8")))
 
 

@@ -19,6 +19,8 @@ import pytest
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
+from sandbox.reference import reference_dir
+
 #: Where the spec lives relative to a directory that holds `shared/` (the repo's parent).
 SPEC_RELATIVE = Path("shared/reference/circle-openapi.json")
 #: Set this to the spec's path to use another copy.
@@ -27,15 +29,15 @@ _SPEC_URI = "urn:circle-openapi"
 
 
 def find_spec() -> Path | None:
-    """The spec file: $ITINERABOT_CIRCLE_SPEC, else `shared/reference/` beside an ancestor."""
+    """The spec file: $ITINERABOT_CIRCLE_SPEC, else the shared reference folder's copy."""
     override = os.environ.get(SPEC_ENV)
     if override:
         return Path(override) if Path(override).is_file() else None
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / SPEC_RELATIVE
-        if candidate.is_file():
-            return candidate
-    return None
+    try:
+        candidate = reference_dir() / SPEC_RELATIVE.name
+    except FileNotFoundError:
+        return None
+    return candidate if candidate.is_file() else None
 
 
 @functools.cache
@@ -48,12 +50,13 @@ def _load() -> dict[str, Any] | None:
 
 
 def load_spec() -> dict[str, Any]:
-    """The parsed spec; skips the calling test if it cannot be found."""
+    """The parsed spec; fails the calling test if it cannot be found (a shape check that
+    silently skips would prove nothing)."""
     spec = _load()
     if spec is None:
-        pytest.skip(
-            f"Circle OpenAPI spec not found: expected {SPEC_RELATIVE} beside an ancestor of "
-            f"{Path(__file__).resolve().parent}, or a path in ${SPEC_ENV}"
+        pytest.fail(
+            f"Circle OpenAPI spec not found: expected {SPEC_RELATIVE.name} in the shared"
+            f" reference folder ($ITINERABOT_REFERENCE_DIR), or a path in ${SPEC_ENV}"
         )
     return spec
 
