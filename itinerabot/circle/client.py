@@ -1,6 +1,6 @@
-"""Circle's HTTP API for USDC payment intents: one httpx client behind one request budget.
+"""Circle's HTTP API for USDC payment intents: one HTTP port behind one request budget.
 
-Every httpx failure becomes a project error here, so the rest of the bot never sees httpx.
+Every failure becomes a project error here, so the rest of the bot never sees HTTP details.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import trio
 
 from itinerabot.circle.budget import RequestBudget
 from itinerabot.circle.errors import SERVICE, CircleApiError, MalformedResponse
+from itinerabot.circle.http import H11Pool, HttpPort, HttpxPort, RawResponse
 from itinerabot.circle.status import (
     PaymentIntentView,
     PaymentView,
@@ -77,22 +78,31 @@ class CircleClient:
         self._wall_clock = wall_clock
         self._create_attempts = create_attempts
         self._retry_backoff = retry_backoff
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            headers={
-                "Authorization": f"Bearer {settings.api_key.get_secret_value()}",
-                "Accept": "application/json",
-            },
-            timeout=httpx.Timeout(settings.request_timeout),
-            limits=httpx.Limits(
+        headers = {
+            "Authorization": f"Bearer {settings.api_key.get_secret_value()}",
+            "Accept": "application/json",
+        }
+        self._base_url = settings.base_url
+        self._http: HttpPort
+        if transport is None:
+            self._http = H11Pool(
+                settings.base_url,
+                headers=headers,
+                timeout=settings.request_timeout,
                 max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-            ),
-            transport=transport,
-        )
+            )
+        else:
+            self._http = HttpxPort(
+                httpx.AsyncClient(
+                    base_url=settings.base_url,
+                    headers=headers,
+                    timeout=httpx.Timeout(settings.request_timeout),
+                    transport=transport,
+                )
+            )
 
     def __repr__(self) -> str:
-        return f"<CircleClient {self._http.base_url}>"
+        return f"<CircleClient {self._base_url}>"
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -175,19 +185,12 @@ class CircleClient:
     async def _request(self, method: str, path: str, *, json: dict[str, Any] | None = None) -> Any:
         """Send one request through the budget and return its decoded JSON body."""
         async with self.budget.slot():
-            try:
-                response = await self._http.request(method, path, json=json)
-            except httpx.TimeoutException as exc:
-                raise TransientServiceError(SERVICE, f"{method} {path}: timed out") from exc
-            except httpx.RequestError as exc:
-                raise TransientServiceError(
-                    SERVICE, f"{method} {path}: {exc.__class__.__name__}: {exc}"
-                ) from exc
-            if response.status_code == 429:
+            response = await self._http.request(method, path, json_body=json)
+            if response.status == 429:
                 retry_after = self._retry_after(response)
                 self.budget.pause_until(trio.current_time() + retry_after)
                 raise RateLimited(SERVICE, retry_after, _error_message(response))
-        status = response.status_code
+        status = response.status
         if 200 <= status < 300:
             try:
                 return response.json()
@@ -201,8 +204,8 @@ class CircleClient:
             )
         raise CircleApiError(_error_message(response), status=status, code=_error_code(response))
 
-    def _retry_after(self, response: httpx.Response) -> float:
-        value = response.headers.get("Retry-After")
+    def _retry_after(self, response: RawResponse) -> float:
+        value = response.headers.get("retry-after")
         seconds = parse_retry_after(value, now=self._wall_clock())
         return DEFAULT_RETRY_AFTER if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
@@ -252,7 +255,7 @@ def _checked_id(value: str) -> str:
     return value
 
 
-def _error_body(response: httpx.Response) -> dict[str, Any]:
+def _error_body(response: RawResponse) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
@@ -260,13 +263,13 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(response: RawResponse) -> str:
     message = _error_body(response).get("message")
     if isinstance(message, str) and message:
         return message
-    return f"HTTP {response.status_code}"
+    return f"HTTP {response.status}"
 
 
-def _error_code(response: httpx.Response) -> int | None:
+def _error_code(response: RawResponse) -> int | None:
     code = _error_body(response).get("code")
     return code if isinstance(code, int) and not isinstance(code, bool) else None

@@ -79,6 +79,7 @@ class UsdcPoller:
                         if seen.is_final:
                             break
                         told = news
+                view = None  # a sleeping poller keeps no answer alive (10 000 of them sleep)
                 tick = _next_tick(tick, self._interval, trio.current_time())
                 await trio.sleep_until(tick)
         # out of the poller's scope: nothing below can be cut short by the window
