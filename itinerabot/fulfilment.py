@@ -19,7 +19,7 @@ import trio
 from itinerabot.bot.sender import Document, DocumentRenderer, Sender
 from itinerabot.clock import WallClock
 from itinerabot.errors import PermanentServiceError
-from itinerabot.models import Order, Payment
+from itinerabot.models import Order, Payment, PaymentMethod
 from itinerabot.pdf.render import render_itinerary
 from itinerabot.store import Store, outbox
 from itinerabot.store import orders as order_rows
@@ -41,13 +41,13 @@ def _record_payment(
         return False, None
     if not order_rows.mark_paid(conn, order_id, payment, source):
         return False, order
-    how = "card" if payment.method.value == "card" else "USDC"
+    how = "by card" if payment.method == PaymentMethod.CARD else "in USDC"
     outbox.enqueue(
         conn,
         order.chat_id,
         "text",
         {
-            "text": f"Payment received: {_amount(payment)} by {how} for order {order.reference}. "
+            "text": f"Payment received: {_amount(payment)} {how} for order {order.reference}. "
             "Your itinerary PDF is on its way."
         },
         created_at=now,

@@ -204,6 +204,7 @@ class FakeCircle:
         self.checks: collections.Counter[str] = collections.Counter()
         self.faults_injected: collections.Counter[str] = collections.Counter()
         self.subscriptions: list[JSON] = []
+        self.payments: dict[str, JSON] = {}  # crypto payments by id, with transactionHash
         self._intents: dict[str, _Intent] = {}
         self._by_key: dict[str, str] = {}
         self._next_scripts: collections.deque[Script] = collections.deque()
@@ -365,6 +366,12 @@ class FakeCircle:
         match = re.fullmatch(r"/v1/paymentIntents/([^/]+)", path)
         if match is not None and method == "GET":
             return 200, {"data": self._get(match.group(1))}
+        match = re.fullmatch(r"/v1/payments/([^/]+)", path)
+        if match is not None and method == "GET":
+            payment = self.payments.get(match.group(1))
+            if payment is None:
+                raise _CircleError(404, 404, "Not found.")
+            return 200, {"data": copy.deepcopy(payment)}
         if path == "/v1/notifications/subscriptions" and method == "POST":
             return 200, {"data": self._subscribe(_json_body(body))}
         if path == "/v1/notifications/subscriptions" and method == "GET":
@@ -479,7 +486,20 @@ class FakeCircle:
             amount = Decimal(body["amount"]["amount"])
             paid = (amount * step.paid_share).quantize(_CENT, rounding=ROUND_DOWN)
             body["amountPaid"]["amount"] = str(paid)
-            body["paymentIds"].append(str(self._uuid()))
+            payment_id = str(self._uuid())
+            body["paymentIds"].append(payment_id)
+            self.payments[payment_id] = {
+                "id": payment_id,
+                "type": "payment",
+                "merchantId": self.client_id,
+                "merchantWalletId": self.merchant_wallet_id,
+                "amount": {"amount": str(paid), "currency": "USD"},
+                "status": "paid",
+                "paymentIntentId": body["id"],
+                "transactionHash": "0x" + "".join(self._random.choices("0123456789abcdef", k=64)),
+                "createDate": now,
+                "updateDate": now,
+            }
         entry: JSON = {"status": step.status, "time": now}
         if step.context is not None:
             entry["context"] = step.context

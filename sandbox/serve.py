@@ -17,6 +17,7 @@ from hypercorn.trio import serve
 
 __all__ = [
     "ASGIApp",
+    "ClientDisconnected",
     "ConnectionDropped",
     "InProcessTransport",
     "Receive",
@@ -75,14 +76,22 @@ def header(scope: Scope, name: str) -> str | None:
     return None
 
 
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete (e.g. it was killed).
+
+    A real server never acts on half a request; `serve_app` ends the app quietly.
+    """
+
+
 async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes:
-    """Read the whole request body; raises ValueError when it exceeds `limit` bytes."""
+    """Read the whole request body; raises ValueError when it exceeds `limit` bytes and
+    ClientDisconnected when the client leaves before sending all of it."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientDisconnected()
         chunk = bytes(message.get("body", b""))
         size += len(chunk)
         if size > limit:
@@ -147,12 +156,13 @@ class InProcessTransport(httpx.ASGITransport):
 
 
 def _dropping_closes_socket(app: ASGIApp) -> ASGIApp:
-    """Let `ConnectionDropped` end the app quietly so hypercorn closes the half-sent response."""
+    """Let `ConnectionDropped` end the app quietly so hypercorn closes the half-sent response,
+    and `ClientDisconnected` too: the client is gone, there is nobody to answer."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await app(scope, receive, send)
-        except ConnectionDropped:
+        except (ConnectionDropped, ClientDisconnected):
             return
 
     return wrapped

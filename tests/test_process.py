@@ -46,7 +46,7 @@ async def test_sigterm_exits_zero_promptly_and_secrets_stay_out_of_logs(tmp_path
         api.user_command(CHAT, "/start")
         await wait_for(lambda: bool(api.sent_texts(CHAT)), 10)
         start = trio.current_time()
-        await proc.signal(signal.SIGTERM)
+        proc.signal(signal.SIGTERM)
         code = await proc.wait(timeout=5)
         took = trio.current_time() - start
         nursery.cancel_scope.cancel()
@@ -73,3 +73,17 @@ async def test_invalid_token_stops_with_a_clear_message(tmp_path: Path) -> None:
     assert "Telegram refused the bot token" in proc.log
     assert "Traceback" not in proc.log
     assert other.split(":")[1] not in proc.log
+
+
+async def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
+    api = FakeBotApi()
+    async with trio.open_nursery() as nursery:
+        base = await nursery.start(serve_app, api)
+        proc: ServeProcess = await nursery.start(ServeProcess(_config(tmp_path, base)).run)
+        await proc.wait_for_line(" ready ")
+        proc.signal(signal.SIGINT)
+        proc.signal(signal.SIGTERM)
+        code = await proc.wait(timeout=5)
+        nursery.cancel_scope.cancel()
+    assert code == 0, proc.log
+    assert "Traceback" not in proc.log

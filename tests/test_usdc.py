@@ -6,11 +6,13 @@ times asserted are the trio times at which the fake Circle received each request
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from pathlib import Path
 
 import trio
+from pypdf import PdfReader
 
 from itinerabot.models import OrderStatus
 from itinerabot.store import circle_intents
@@ -89,6 +91,10 @@ async def test_pending_then_complete_fulfils_once_after_the_poller_ended(
     assert len(gets) == 4  # created, pending (address), pending, complete: then no more
     assert [round(b - a, 3) for a, b in itertools.pairwise(gets)] == [30, 30, 30]
     assert sum("send exactly" in t for t in texts) == 1  # the address, told once
+    (payment,) = fakes.circle.payments.values()
+    pdf = PdfReader(io.BytesIO(bot.api.sent_documents(CHAT)[0].data))
+    receipt = "".join("".join(p.extract_text().split()) for p in pdf.pages)
+    assert payment["transactionHash"] in receipt and intent in receipt
     assert any(c.method == "sendPhoto" for c in bot.api.calls)  # its QR code
     assert status_of(bot.settings.store.path, order_id) == OrderStatus.DELIVERED
 

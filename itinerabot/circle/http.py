@@ -198,9 +198,7 @@ class H11Pool:
             ) from exc
         except h11.ProtocolError as exc:
             # an idle connection the server closed shows up here too: nothing was received
-            raise _Broken(
-                f"bad HTTP from the server ({exc})", fresh=fresh or received_any
-            ) from exc
+            raise _Broken(f"bad HTTP from the server ({exc})", fresh=fresh or received_any) from exc
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
