@@ -41,13 +41,13 @@ def _record_payment(
         return False, None
     if not order_rows.mark_paid(conn, order_id, payment, source):
         return False, order
-    how = "by card" if payment.method == PaymentMethod.CARD else "in USDC"
+    how = " by card" if payment.method == PaymentMethod.CARD else ""  # "10.00 USDC" says it
     outbox.enqueue(
         conn,
         order.chat_id,
         "text",
         {
-            "text": f"Payment received: {_amount(payment)} {how} for order {order.reference}. "
+            "text": f"Payment received: {_amount(payment)}{how} for order {order.reference}. "
             "Your itinerary PDF is on its way."
         },
         created_at=now,
