@@ -29,7 +29,7 @@ from itinerabot.dialogue import COMMANDS
 from itinerabot.fulfilment import Fulfilment, document_renderer
 from itinerabot.payments import Payments
 from itinerabot.pollers import PollerNursery
-from itinerabot.store import Store
+from itinerabot.store import Store, open_store
 from itinerabot.web.app import Request, Response, WebApp
 from itinerabot.web.server import run_web_server
 
@@ -98,14 +98,14 @@ async def serve(
     Raises InvalidToken if Telegram refuses the token, StoreError if the store cannot open.
     """
     transports = transports or Transports()
-    store = await Store.open(settings.store.path)
     try:
-        async with open_telegram(settings.telegram, transport=transports.telegram) as telegram:
+        async with (
+            open_store(settings.store.path) as store,
+            open_telegram(settings.telegram, transport=transports.telegram) as telegram,
+        ):
             await _serve(settings, store, telegram, transports, clock, handle_signals, task_status)
     finally:
         gc.enable()
-        with trio.CancelScope(shield=True):
-            await store.aclose()
         log.info("stopped")
 
 

@@ -1,5 +1,5 @@
 """The SQLite store: one connection, one writer, run in a worker thread."""
 
-from itinerabot.store.db import Store
+from itinerabot.store.db import Store, open_store
 
-__all__ = ["Store"]
+__all__ = ["Store", "open_store"]
