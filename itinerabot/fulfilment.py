@@ -1,6 +1,7 @@
 """`handle_successful_payment`: the one entry point for a confirmed payment.
 
-Stripe's webhook, Circle's webhook, the Circle poller and the deep-link return all call it.
+Circle's webhook, the Circle poller and the deep-link return call it; Stripe's webhook uses
+its two halves (`record_payment` in its own transaction, then `Fulfilment.settle`).
 One conditional UPDATE moves the order to paid and, in the same transaction, queues the
 "payment received" message and the PDF in the outbox; so any number of calls, concurrent or
 repeated, make one transition and one document. Rendering and sending happen in the sender.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -23,6 +25,7 @@ from itinerabot.models import Order, Payment, PaymentMethod
 from itinerabot.pdf.render import render_itinerary
 from itinerabot.store import Store, outbox
 from itinerabot.store import orders as order_rows
+from itinerabot.store.orders import OrderHead
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,31 @@ def _amount(payment: Payment) -> str:
     return f"{payment.amount:.2f} {payment.currency}"
 
 
-def _record_payment(
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording a payment did: `fresh` if this call moved the order to paid."""
+
+    order_id: int
+    payment: Payment
+    source: str
+    order: OrderHead | None
+    fresh: bool
+    earlier_ref: str | None = None  # the provider reference of the payment already recorded
+
+
+def record_payment(
     conn: sqlite3.Connection, order_id: int, payment: Payment, source: str, now: datetime
-) -> tuple[bool, Order | None]:
-    order = order_rows.get_order(conn, order_id)
+) -> Recorded:
+    """The transition itself, inside the caller's transaction: awaiting payment → paid, and
+    "payment received" plus the PDF queued in the outbox. Only the first call for an order
+    changes anything."""
+    order = order_rows.get_order_head(conn, order_id)
     if order is None:
-        return False, None
+        return Recorded(order_id, payment, source, None, fresh=False)
     if not order_rows.mark_paid(conn, order_id, payment, source):
-        return False, order
+        earlier = order_rows.get_payment(conn, order_id)
+        ref = earlier.provider_ref if earlier is not None else None
+        return Recorded(order_id, payment, source, order, fresh=False, earlier_ref=ref)
     how = " by card" if payment.method == PaymentMethod.CARD else ""  # "10.00 USDC" says it
     outbox.enqueue(
         conn,
@@ -54,7 +74,7 @@ def _record_payment(
         order_id=order_id,
     )
     outbox.enqueue(conn, order.chat_id, "document", {}, created_at=now, order_id=order_id)
-    return True, order
+    return Recorded(order_id, payment, source, order, fresh=True)
 
 
 class Fulfilment:
@@ -81,40 +101,46 @@ class Fulfilment:
         unknown order). Safe to call concurrently from any task; never blocks on Telegram.
         Raises StoreError if the store cannot be written (the caller's retry is then safe).
         """
-        fresh, order = await self._store.run(
-            _record_payment, order_id, payment, source, self._clock()
-        )
+        recorded = await self._store.run(record_payment, order_id, payment, source, self._clock())
+        return self.settle(recorded)
+
+    def settle(self, recorded: Recorded) -> bool:
+        """After `record_payment` committed: wake the sender, tell the listeners, log.
+
+        The Stripe webhook runs `record_payment` in its own transaction (with the event id it
+        stores) and then calls this; everything else goes through handle_successful_payment.
+        """
+        order, payment = recorded.order, recorded.payment
         if order is None:
             log.warning(
-                "payment for an unknown order", extra={"order_id": order_id, "source": source}
+                "payment for an unknown order",
+                extra={"order_id": recorded.order_id, "source": recorded.source},
             )
             return False
-        if fresh:
+        if recorded.fresh:
             log.info(
                 "payment confirmed",
                 extra={
                     "order": order.reference,
-                    "source": source,
+                    "source": recorded.source,
                     "method": payment.method.value,
                     "amount": _amount(payment),
                 },
             )
             self._sender.notify(order.chat_id)
             for listener in self.paid_listeners:
-                listener(order_id)
-        else:
-            existing = await self._store.run(order_rows.get_payment, order_id)
-            if existing is not None and existing.provider_ref != payment.provider_ref:
-                log.warning(
-                    "second payment for an order already paid: refund it by hand",
-                    extra={
-                        "order": order.reference,
-                        "first": existing.provider_ref,
-                        "second": payment.provider_ref,
-                        "source": source,
-                    },
-                )
-        return fresh
+                listener(order.id)
+        elif recorded.earlier_ref is not None and recorded.earlier_ref != payment.provider_ref:
+            log.warning(
+                "second payment for an order already paid: refund it by hand",
+                extra={
+                    "order": order.reference,
+                    "first": recorded.earlier_ref,
+                    "second": payment.provider_ref,
+                    "source": recorded.source,
+                },
+            )
+        return recorded.fresh
 
 
 def _load_for_render(

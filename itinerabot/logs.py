@@ -23,12 +23,17 @@ class Redactor(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        longest_first = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # one pass over each text, whatever the number of secrets (it runs on every record)
+        self._pattern = re.compile(
+            "|".join([_BOT_TOKEN_IN_URL.pattern, *map(re.escape, longest_first)])
+        )
+
+    def _mask(self, match: re.Match[str]) -> str:
+        return "/bot***" if match.group().startswith("/bot") else "***"
 
     def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return _BOT_TOKEN_IN_URL.sub("/bot***", text)
+        return self._pattern.sub(self._mask, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.scrub(record.getMessage())

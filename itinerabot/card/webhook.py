@@ -19,7 +19,7 @@ from itinerabot.bot.sender import Sender, keyboard_to_json
 from itinerabot.card.checkout import payment_from_session
 from itinerabot.clock import WallClock
 from itinerabot.dialogue.types import InlineButton
-from itinerabot.fulfilment import Fulfilment
+from itinerabot.fulfilment import Fulfilment, Recorded, record_payment
 from itinerabot.models import Order
 from itinerabot.store import Store, misc, outbox
 from itinerabot.store import card_sessions as sessions
@@ -33,29 +33,24 @@ _PAID = {"checkout.session.completed", "checkout.session.async_payment_succeeded
 _FAILED = {"checkout.session.async_payment_failed": "failed", "checkout.session.expired": "expired"}
 
 
-def _seen(conn: sqlite3.Connection, event_id: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM webhook_events WHERE source = ? AND event_id = ?", (SOURCE, event_id)
-    ).fetchone()
-    return row is not None
-
-
-def _find_order(conn: sqlite3.Connection, session: dict[str, Any]) -> Order | None:
+def _find_order_id(conn: sqlite3.Connection, session: dict[str, Any]) -> int | None:
+    """The order a Checkout Session is for: by its metadata, else by the session id."""
     ref = (session.get("metadata") or {}).get("order_reference") or session.get(
         "client_reference_id"
     )
-    order = order_rows.get_order_by_reference(conn, str(ref)) if ref else None
-    if order is None and session.get("id"):
+    order_id = order_rows.order_id_by_reference(conn, str(ref)) if ref else None
+    if order_id is None and session.get("id"):
         found = sessions.by_session_id(conn, str(session["id"]))
-        order = order_rows.get_order(conn, found.order_id) if found else None
-    return order
+        order_id = found.order_id if found else None
+    return order_id
 
 
 def _record_unpaid_end(
     conn: sqlite3.Connection, session: dict[str, Any], status: str, now: datetime
 ) -> Order | None:
     """Mark the session failed/expired; the order to tell about it, if still unpaid."""
-    order = _find_order(conn, session)
+    order_id = _find_order_id(conn, session)
+    order = order_rows.get_order(conn, order_id) if order_id is not None else None
     sessions.set_status(conn, str(session["id"]), status)
     if order is None or order.status.is_paid:
         return None
@@ -115,36 +110,42 @@ class StripeWebhook:
             return Response.text(400, "body is not JSON")
         if not isinstance(event, dict) or not isinstance(event.get("id"), str):
             return Response.text(400, "not a Stripe event")
-        event_id: str = event["id"]
-        if await self._store.run(_seen, event_id):
+        taken = await self._store.run(_take_event, event, self._clock())
+        if taken is None:
             return Response.text(200, "already processed")
-        await self._act(event)
-        await self._store.run(misc.record_event, SOURCE, event_id, self._clock())
         self.accepted += 1
+        if isinstance(taken, Recorded):
+            self._fulfilment.settle(taken)
+        elif isinstance(taken, Order):
+            self._sender.notify(taken.chat_id)
         return Response.text(200, "ok")
 
-    async def _act(self, event: dict[str, Any]) -> None:
-        kind = event.get("type", "")
-        obj = (event.get("data") or {}).get("object") or {}
-        if kind not in _PAID and kind not in _FAILED:
-            return
-        if not isinstance(obj, dict) or not obj.get("id"):
-            log.warning("stripe event without a session", extra={"event": event.get("id")})
-            return
-        if kind in _PAID:
-            if obj.get("payment_status") not in ("paid", "no_payment_required"):
-                return  # an async method is still settling: async_payment_succeeded follows
-            order = await self._store.run(_find_order, obj)
-            if order is None:
-                log.warning(
-                    "paid stripe session of an unknown order", extra={"session": obj.get("id")}
-                )
-                return
-            await self._store.run(sessions.set_status, str(obj["id"]), "complete")
-            await self._fulfilment.handle_successful_payment(
-                order.id, payment_from_session(obj, self._clock()), source=f"stripe:{kind}"
-            )
-            return
-        told = await self._store.run(_record_unpaid_end, obj, _FAILED[kind], self._clock())
-        if told is not None:
-            self._sender.notify(told.chat_id)
+
+def _take_event(
+    conn: sqlite3.Connection, event: dict[str, Any], now: datetime
+) -> Recorded | Order | bool | None:
+    """Store the event id and everything the event means in one transaction.
+
+    None for an event seen before; a `Recorded` payment; the `Order` whose traveller is told
+    of a failed or expired payment; True for anything else taken.
+    """
+    if not misc.record_event(conn, SOURCE, str(event["id"]), now):
+        return None
+    kind = event.get("type", "")
+    obj = (event.get("data") or {}).get("object") or {}
+    if kind not in _PAID and kind not in _FAILED:
+        return True
+    if not isinstance(obj, dict) or not obj.get("id"):
+        log.warning("stripe event without a session", extra={"event": event.get("id")})
+        return True
+    if kind in _FAILED:
+        return _record_unpaid_end(conn, obj, _FAILED[kind], now) or True
+    if obj.get("payment_status") not in ("paid", "no_payment_required"):
+        return True  # an async method is still settling: async_payment_succeeded follows
+    order_id = _find_order_id(conn, obj)
+    if order_id is None:
+        log.warning("paid stripe session of an unknown order", extra={"session": obj.get("id")})
+        return True
+    sessions.set_status(conn, str(obj["id"]), "complete")
+    payment = payment_from_session(obj, now)
+    return record_payment(conn, order_id, payment, f"stripe:{kind}", now)

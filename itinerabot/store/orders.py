@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -54,6 +55,28 @@ def insert_order(
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
+
+
+@dataclass(frozen=True, slots=True)
+class OrderHead:
+    """An order's identity and state, without parsing its itinerary (for hot paths)."""
+
+    id: int
+    reference: str
+    chat_id: int
+    status: OrderStatus
+
+
+def get_order_head(conn: sqlite3.Connection, order_id: int) -> OrderHead | None:
+    row = conn.execute(
+        "SELECT id, reference, chat_id, status FROM orders WHERE id = ?", (order_id,)
+    ).fetchone()
+    return OrderHead(row[0], row[1], row[2], OrderStatus(row[3])) if row else None
+
+
+def order_id_by_reference(conn: sqlite3.Connection, reference: str) -> int | None:
+    row = conn.execute("SELECT id FROM orders WHERE reference = ?", (reference,)).fetchone()
+    return int(row[0]) if row else None
 
 
 def get_order(conn: sqlite3.Connection, order_id: int) -> Order | None:
