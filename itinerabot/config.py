@@ -90,6 +90,7 @@ class PdfSettings(_Section):
 
 class SenderSettings(_Section):
     per_chat_interval: float = Field(default=1.0, ge=0)
+    per_chat_burst: int = Field(default=2, ge=1, le=5)
     global_rate: float = Field(default=30.0, gt=0)
     shutdown_grace: float = Field(default=10.0, ge=0)
     backoff_cap: float = Field(default=60.0, gt=0)

@@ -88,7 +88,8 @@ class Sender:
         self._wake_send, self._wake_recv = trio.open_memory_channel[int](math.inf)
         self._active: set[int] = set()
         self._recheck: set[int] = set()
-        self._last_sent: dict[int, float] = {}
+        #: per chat, when its pace is next free (a GCRA "theoretical arrival time")
+        self._chat_tat: dict[int, float] = {}
         self._next_global = -math.inf
         self._stopping = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -147,12 +148,14 @@ class Sender:
             await self._stopping.wait()
 
     async def _pace(self, item: outbox.OutboxItem) -> None:
+        """Wait for the global pace and, for new messages, the chat's: one message per
+        `per_chat_interval` on average, with bursts of up to `per_chat_burst` (so "payment
+        received" and the PDF arrive together, not a second apart)."""
         now = trio.current_time()
         at = self._next_global
         if item.kind in _PACED:
-            at = max(
-                at, self._last_sent.get(item.chat_id, -math.inf) + self._settings.per_chat_interval
-            )
+            slack = (self._settings.per_chat_burst - 1) * self._settings.per_chat_interval
+            at = max(at, self._chat_tat.get(item.chat_id, -math.inf) - slack)
         self._next_global = max(now, self._next_global) + 1.0 / self._settings.global_rate
         if at > now:
             await trio.sleep_until(at)
@@ -195,7 +198,10 @@ class Sender:
             except ItinerabotError as exc:
                 await self._give_up(item, str(exc))
                 return
-            self._last_sent[item.chat_id] = trio.current_time()
+            if item.kind in _PACED:
+                sent_at = trio.current_time()
+                tat = max(self._chat_tat.get(item.chat_id, sent_at), sent_at)
+                self._chat_tat[item.chat_id] = tat + self._settings.per_chat_interval
             self.sent_count += 1
             await self._store.run(_record_sent, item, message_id, self._clock())
             return
