@@ -1,7 +1,7 @@
 """The named child nursery of payment pollers, with a small API to start and cancel one.
 
-Every poller runs under this nursery (never elsewhere), keyed by its payment (the Circle
-intent id); at most one per key. A poller may return a follow-up (the hand-off to
+Every poller runs under this nursery (never elsewhere), keyed by the order whose payment it
+watches; at most one per key. A poller may return a follow-up (the hand-off to
 fulfilment): it runs after the poller is finished and deregistered, so cancelling that
 poller can no longer cut it short. Cancelling the nursery ends every poller at once; their
 state is in the store, so a restart brings them back.
@@ -26,13 +26,13 @@ class PollerNursery:
 
     def __init__(self) -> None:
         self._nursery: trio.Nursery | None = None
-        self._scopes: dict[str, trio.CancelScope] = {}
+        self._scopes: dict[int, trio.CancelScope] = {}
 
     @property
     def running(self) -> int:
         return len(self._scopes)
 
-    def is_running(self, key: str) -> bool:
+    def is_running(self, key: int) -> bool:
         return key in self._scopes
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -42,7 +42,7 @@ class PollerNursery:
             task_status.started()
             await trio.sleep_forever()
 
-    def start(self, key: str, poller: Callable[..., Awaitable[FollowUp]], *args: Any) -> bool:
+    def start(self, key: int, poller: Callable[..., Awaitable[FollowUp]], *args: Any) -> bool:
         """Start `poller(*args)` under the nursery unless one runs for `key`; True if started."""
         if self._nursery is None:
             raise RuntimeError("the poller nursery is not running")
@@ -53,7 +53,7 @@ class PollerNursery:
         self._nursery.start_soon(self._guard, key, scope, poller, args, name=f"poller {key}")
         return True
 
-    def cancel(self, key: str) -> bool:
+    def cancel(self, key: int) -> bool:
         """Cancel the poller of `key` (a no-op if none runs); True if one was running."""
         scope = self._scopes.pop(key, None)
         if scope is None:
@@ -63,7 +63,7 @@ class PollerNursery:
 
     async def _guard(
         self,
-        key: str,
+        key: int,
         scope: trio.CancelScope,
         poller: Callable[..., Awaitable[FollowUp]],
         args: tuple[Any, ...],

@@ -55,9 +55,9 @@ async def test_checks_every_30_seconds_and_stops_at_one_hour(
         order_id, intent = await pay_usdc(bot)
         started = trio.current_time()
         await trio.sleep(3600 - 0.001)
-        assert bot.rt.pollers.is_running(intent)
+        assert bot.rt.pollers.is_running(order_id)
         await trio.sleep(0.002)
-        assert not bot.rt.pollers.is_running(intent)
+        assert not bot.rt.pollers.is_running(order_id)
         await eventually(lambda: any("in time" in t for t in bot.api.sent_texts(CHAT)))
     gets = [round(t - started, 3) for t in fakes.circle_gets(intent)]
     # a check at t = 0, 30, …, 3570: 3600 / 30 = 120 checks; the one due at t = 3600 falls on
@@ -78,7 +78,7 @@ async def test_pending_then_complete_fulfils_once_after_the_poller_ended(
         real = fulfilment.handle_successful_payment
 
         async def spy(order_id: int, payment: object, *, source: str) -> bool:
-            calls.append((order_id, bot.rt.pollers.is_running(payment.provider_ref)))  # type: ignore[attr-defined]
+            calls.append((order_id, bot.rt.pollers.is_running(order_id)))
             return await real(order_id, payment, source=source)  # type: ignore[arg-type]
 
         fulfilment.handle_successful_payment = spy  # type: ignore[method-assign]
@@ -187,7 +187,7 @@ async def test_webhook_mid_poll_stops_the_poller_and_fulfils_once(
             answers = [
                 (await web.post("/webhooks/circle", content=body)).status_code for _ in range(3)
             ]
-        assert not bot.rt.pollers.is_running(intent)
+        assert not bot.rt.pollers.is_running(order_id)
         await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
         await trio.sleep(600)
     assert answers == [200, 200, 200]
@@ -287,7 +287,7 @@ async def test_sns_refusals_change_nothing(tmp_path: Path, autojump_clock: trio.
     fakes.circle.script_next(paid_script(pending_after=100, paid_after=100))
     async with running_bot(tmp_path, fakes) as bot:
         order_id, intent = await pay_usdc(bot)
-        bot.rt.pollers.cancel(intent)  # only the webhook could tell of this payment now
+        bot.rt.pollers.cancel(order_id)  # only the webhook could tell of this payment now
         fakes.circle.set_script(intent, paid_script(pending_after=0, paid_after=0))
         fakes.circle.advance(intent)
         fakes.circle.advance(intent)
@@ -410,7 +410,7 @@ async def test_card_payment_stops_the_usdc_poller_of_the_same_order(
         order_id, intent = await pay_usdc(bot)
         await trio.sleep(45)
         await bot.rt.fulfilment.handle_successful_payment(order_id, card_payment(), source="t")
-        assert not bot.rt.pollers.is_running(intent)
+        assert not bot.rt.pollers.is_running(order_id)
         checks = len(fakes.circle_gets(intent))
         await trio.sleep(600)
     assert len(fakes.circle_gets(intent)) == checks == 2

@@ -39,7 +39,6 @@ class UsdcPayments:
         self._pollers = pollers
         self._settings = settings
         self._lock = trio.Lock()
-        self._intent_of: dict[int, str] = {}  # order id → intent id of its running poller
 
     async def pay_with_usdc(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]:
         """Create (or reuse) the order's payment intent and start polling it at once."""
@@ -121,12 +120,11 @@ class UsdcPayments:
         remaining = self._settings.poll_window
         if deadline_epoch is not None:
             remaining = deadline_epoch - self._tracker.clock().timestamp()
-        self._intent_of[order_id] = intent_id
         if remaining <= 0:
-            return self._pollers.start(intent_id, self._poller.final_check, order_id, intent_id)
+            return self._pollers.start(order_id, self._poller.final_check, order_id, intent_id)
         now = trio.current_time()
         return self._pollers.start(
-            intent_id,
+            order_id,
             self._poller.poll_usdc_payment,
             order_id,
             intent_id,
@@ -136,9 +134,7 @@ class UsdcPayments:
 
     def order_paid(self, order_id: int) -> None:
         """An order was paid (any way): its USDC poller, if one runs, has nothing left to do."""
-        intent_id = self._intent_of.pop(order_id, None)
-        if intent_id is not None:
-            self._pollers.cancel(intent_id)
+        self._pollers.cancel(order_id)
 
     async def resume(self) -> int:
         """At start-up: every open intent gets its poller back (or one final check).
@@ -148,10 +144,8 @@ class UsdcPayments:
         """
         rows = await self._tracker.store.run(intents.open_intents)
         spread = self._settings.poll_interval / max(len(rows), 1)
-        for i, row in enumerate(rows):
-            assert row.intent_id is not None
-            deadline = row.deadline_epoch if row.status == "polling" else 0.0
-            self.start_poller(row.order_id, row.intent_id, deadline, first_check_in=i * spread)
+        for i, (order_id, intent_id, deadline) in enumerate(rows):
+            self.start_poller(order_id, intent_id, deadline, first_check_in=i * spread)
         if rows:
             log.info("pollers resumed", extra={"count": len(rows)})
         return len(rows)

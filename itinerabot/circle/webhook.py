@@ -95,7 +95,7 @@ class CircleWebhook:
                     )
                 else:
                     if view.outcome.is_final:
-                        self._pollers.cancel(view.id)  # no further GETs for this intent
+                        self._pollers.cancel(row.order_id)  # no further GETs for this intent
                     await self._tracker.observe(row.order_id, view, source="circle-webhook")
         await store.run(misc.record_event, SOURCE, msg.message_id, self._tracker.clock())
         return Response.text(200, "ok")

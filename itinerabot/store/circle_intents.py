@@ -106,11 +106,15 @@ def set_notified_paid(conn: sqlite3.Connection, intent_id: str, amount: str) -> 
     return cur.rowcount == 1
 
 
-def open_intents(conn: sqlite3.Connection) -> list[IntentRow]:
-    """Intents whose order still awaits payment and whose poller should run (or check once)."""
+def open_intents(conn: sqlite3.Connection) -> list[tuple[int, str, float]]:
+    """(order id, intent id, deadline) of each intent whose order still awaits payment and
+    whose poller should run; deadline 0 for one whose window already ended (check it once).
+    Plain tuples: a restart may bring back tens of thousands."""
     rows = conn.execute(
-        "SELECT ci.* FROM circle_intents ci JOIN orders o ON o.id = ci.order_id"
+        "SELECT ci.order_id, ci.intent_id,"
+        " CASE ci.status WHEN 'polling' THEN COALESCE(ci.deadline_epoch, 0) ELSE 0 END"
+        " FROM circle_intents ci JOIN orders o ON o.id = ci.order_id"
         " WHERE ci.status IN ('polling', 'timed_out') AND ci.intent_id IS NOT NULL"
         " AND o.status IN ('awaiting_payment', 'cancelled')"
     ).fetchall()
-    return [_row(r) for r in rows]
+    return [(int(r[0]), str(r[1]), float(r[2])) for r in rows]
