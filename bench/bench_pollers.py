@@ -53,7 +53,7 @@ from itinerabot.circle.status import parse_payment_intent_response  # noqa: E402
 from itinerabot.models import Airport, Flight, Itinerary  # noqa: E402
 from itinerabot.store.db import connect  # noqa: E402
 from itinerabot.store.orders import insert_order  # noqa: E402
-from sandbox.process import ServeProcess, write_config  # noqa: E402
+from sandbox.process import LineProcess, ServeProcess, write_config  # noqa: E402
 from sandbox.serve import serve_app  # noqa: E402
 from sandbox.telegram import DEFAULT_TOKEN, FakeBotApi  # noqa: E402
 
@@ -75,68 +75,6 @@ WINDOW_S = 10 * 86400.0
 # ---------------------------------------------------------------- child processes
 
 
-class LineProcess:
-    """A child process whose stdout is collected line by line as it comes (stderr to a file)."""
-
-    def __init__(
-        self, argv: Sequence[str | Path], *, cwd: Path | None = None, stderr: IO[str]
-    ) -> None:
-        self.argv = [str(a) for a in argv]
-        self.cwd = cwd
-        self.stderr = stderr
-        self.lines: list[str] = []
-        self.process: trio.Process | None = None
-        self._changed = trio.Event()
-
-    async def run(self, *, task_status: trio.TaskStatus[LineProcess]) -> None:
-        """Start the process, report self, read stdout until EOF; killed if cancelled first."""
-        self.process = await trio.lowlevel.open_process(
-            self.argv, stdout=subprocess.PIPE, stderr=self.stderr, cwd=self.cwd
-        )
-        try:
-            task_status.started(self)
-            assert self.process.stdout is not None
-            buffer = b""
-            async for chunk in self.process.stdout:
-                buffer += chunk
-                *complete, buffer = buffer.split(b"\n")
-                self.lines += [c.decode(errors="replace") for c in complete]
-                self._wake()
-            if buffer:
-                self.lines.append(buffer.decode(errors="replace"))
-            await self.process.wait()
-            self._wake()
-        finally:
-            if self.process.returncode is None:
-                self.process.kill()
-                with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await self.process.wait()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_for(self, prefix: str, timeout: float, *, start: int = 0) -> str:
-        """The first stdout line from index `start` that starts with `prefix`."""
-        with trio.fail_after(timeout):
-            while True:
-                for line in self.lines[start:]:
-                    if line.startswith(prefix):
-                        return line
-                if self.process is not None and self.process.returncode is not None:
-                    raise RuntimeError(f"{self.argv[1]} exited before {prefix!r}: {self.lines}")
-                await self._changed.wait()
-
-    def signal(self, signum: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(signum)
-
-    async def wait(self, timeout: float = 60) -> int:
-        assert self.process is not None
-        with trio.fail_after(timeout):
-            return await self.process.wait()
-
-
 class Circle:
     """One fake Circle process: its URL, a live request count (fake_circle.py only), its tally."""
 
@@ -148,7 +86,7 @@ class Circle:
         """Requests served so far (SIGUSR1 → `COUNT n`)."""
         start = len(self.proc.lines)
         self.proc.signal(signal.SIGUSR1)
-        return int((await self.proc.wait_for("COUNT ", 10, start=start)).split()[1])
+        return int((await self.proc.wait_for_line("COUNT ", 10, start=start)).split()[1])
 
     async def stop(self) -> dict[str, Any]:
         """SIGTERM; returns the server's final JSON line (requests served, its CPU seconds)."""
@@ -162,8 +100,8 @@ class Circle:
 
 
 async def start_circle(nursery: trio.Nursery, argv: Sequence[str | Path], log: IO[str]) -> Circle:
-    proc: LineProcess = await nursery.start(LineProcess(argv, stderr=log).run)
-    port = (await proc.wait_for("LISTENING", 30)).split()[1]
+    proc: LineProcess = await nursery.start(LineProcess(argv, other=log).run)
+    port = (await proc.wait_for_line("LISTENING", 30)).split()[1]
     return Circle(proc, f"http://127.0.0.1:{port}")
 
 
@@ -512,10 +450,10 @@ async def run_peer(args: argparse.Namespace, name: str, script: str, log: IO[str
             LineProcess(
                 [python, script, n, interval, "0", "--url", circle.url, *stop_args],
                 cwd=PEERS_DIR,
-                stderr=log,
+                other=log,
             ).run
         )
-        await peer.wait_for("READY", 600)
+        await peer.wait_for_line("READY", 600)
         await trio.sleep(0.5)
         start = time.perf_counter()
         peer.signal(signal.SIGTERM)

@@ -14,13 +14,14 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal, Self
 
 import trio
 import yaml
 
-__all__ = ["ServeProcess", "write_config"]
+__all__ = ["LineProcess", "ServeProcess", "write_config"]
 
 _READY_ADDRESS = re.compile(r"\bready\b.*\baddress=(\S+)")
 #: the repository root, so `python -m itinerabot` finds the package from anywhere
@@ -33,39 +34,44 @@ def write_config(path: Path, **sections: dict[str, Any]) -> Path:
     return path
 
 
-class ServeProcess:
-    """`python -m itinerabot serve --config FILE`, its stderr collected line by line.
+class LineProcess:
+    """A child process whose stdout or stderr is collected line by line as it comes.
 
-    The environment is the caller's minus every `ITINERABOT_*` variable (so a developer's
-    secrets never leak into a sandbox run), plus `env`.
+    The other stream goes to `other` (a file, or nowhere). If the surrounding scope is
+    cancelled first, the process is killed (no orphans).
     """
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
-        self.config = config
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ITINERABOT_")}
-        self.env.update(env or {})
+    def __init__(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        read: Literal["stdout", "stderr"] = "stdout",
+        other: IO[str] | int = subprocess.DEVNULL,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.argv = [str(a) for a in argv]
+        self.read = read
+        self.other = other
+        self.env = env
+        self.cwd = cwd
         self.lines: list[str] = []
         self.process: trio.Process | None = None
-        self.address = ""
         self._changed = trio.Event()
 
-    async def run(self, *, task_status: trio.TaskStatus[ServeProcess]) -> None:
-        """Start the process, report self, collect stderr until it exits.
-
-        If the surrounding scope is cancelled first, the process is killed (no orphans).
-        """
+    async def run(self, *, task_status: trio.TaskStatus[Self]) -> None:
+        """Start the process, report self, collect lines until it exits."""
+        pipes: dict[str, Any] = {"stdout": self.other, "stderr": self.other}
+        pipes[self.read] = subprocess.PIPE
         self.process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "itinerabot", "serve", "--config", str(self.config)],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            env=self.env,
-            cwd=_ROOT,
+            self.argv, env=self.env, cwd=self.cwd, **pipes
         )
         try:
             task_status.started(self)
-            assert self.process.stderr is not None
+            stream = self.process.stderr if self.read == "stderr" else self.process.stdout
+            assert stream is not None
             buffer = b""
-            async for chunk in self.process.stderr:
+            async for chunk in stream:
                 buffer += chunk
                 *complete, buffer = buffer.split(b"\n")
                 self.lines += [c.decode(errors="replace") for c in complete]
@@ -85,9 +91,10 @@ class ServeProcess:
         self._changed = trio.Event()
 
     async def wait_for_line(self, needle: str, timeout: float = 30, *, start: int = 0) -> str:
-        """The first log line (from index `start`) containing `needle`.
+        """The first line (from index `start`) containing `needle`.
 
-        Raises AssertionError (with the log) if the process exits first, TooSlowError on timeout.
+        Raises AssertionError (with the output) if the process exits first, TooSlowError on
+        timeout.
         """
         with trio.fail_after(timeout):
             while True:
@@ -95,17 +102,8 @@ class ServeProcess:
                     if needle in line:
                         return line
                 if self.process is not None and self.process.returncode is not None:
-                    raise AssertionError(f"process exited; log:\n{self.log}")
+                    raise AssertionError(f"{self.argv[1]} exited; output:\n{self.log}")
                 await self._changed.wait()
-
-    async def wait_ready(self, timeout: float = 30) -> str:
-        """Wait for the "ready" log line; returns (and keeps) the web server's address."""
-        line = await self.wait_for_line(" ready ", timeout)
-        match = _READY_ADDRESS.search(line)
-        if match is None:
-            raise AssertionError(f"no address in the ready line: {line!r}")
-        self.address = match.group(1).strip('"')
-        return self.address
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         """Send `signum` (SIGTERM: graceful stop; SIGKILL: a crash)."""
@@ -126,3 +124,31 @@ class ServeProcess:
     @property
     def log(self) -> str:
         return "\n".join(self.lines)
+
+
+class ServeProcess(LineProcess):
+    """`python -m itinerabot serve --config FILE`, its stderr (the log) collected.
+
+    The environment is the caller's minus every `ITINERABOT_*` variable (so a developer's
+    secrets never leak into a sandbox run), plus `env`.
+    """
+
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("ITINERABOT_")}
+        super().__init__(
+            [sys.executable, "-m", "itinerabot", "serve", "--config", str(config)],
+            read="stderr",
+            env={**clean, **(env or {})},
+            cwd=_ROOT,
+        )
+        self.config = config
+        self.address = ""
+
+    async def wait_ready(self, timeout: float = 30) -> str:
+        """Wait for the "ready" log line; returns (and keeps) the web server's address."""
+        line = await self.wait_for_line(" ready ", timeout)
+        match = _READY_ADDRESS.search(line)
+        if match is None:
+            raise AssertionError(f"no address in the ready line: {line!r}")
+        self.address = match.group(1).strip('"')
+        return self.address
