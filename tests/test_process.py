@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 
 import trio
@@ -87,3 +88,38 @@ async def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
     assert code == 0, proc.log
     assert "Traceback" not in proc.log
+
+
+async def test_circle_subscribe_creates_the_subscription(tmp_path: Path) -> None:
+    from sandbox.circle import FakeCircle
+
+    circle = FakeCircle(api_key=SECRETS["circle"])
+    async with trio.open_nursery() as nursery:
+        base = await nursery.start(serve_app, circle)
+        config = write_config(
+            tmp_path / "config.yaml",
+            telegram={"token": DEFAULT_TOKEN},
+            circle={"api_key": SECRETS["circle"], "base_url": base},
+        )
+        done = await trio.run_process(
+            [
+                sys.executable,
+                "-m",
+                "itinerabot",
+                "circle",
+                "subscribe",
+                "https://bot.example.com/webhooks/circle",
+                "--config",
+                str(config),
+            ],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        nursery.cancel_scope.cancel()
+    assert done.returncode == 0, done.stderr
+    assert [s["endpoint"] for s in circle.subscriptions] == [
+        "https://bot.example.com/webhooks/circle"
+    ]
+    assert b"subscribed" in done.stdout
+    assert SECRETS["circle"].encode() not in done.stdout + done.stderr
