@@ -39,6 +39,18 @@ _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean_secret(cls, v: object) -> object:
+        """Secrets often come from files or env vars with a trailing newline: strip it, and
+        refuse any other whitespace or control character (it would land in HTTP headers)."""
+        if isinstance(v, SecretStr):
+            text = v.get_secret_value().strip()
+            if not text or any(c.isspace() or not c.isprintable() for c in text):
+                raise ValueError("must be one word with no spaces or control characters")
+            return SecretStr(text)
+        return v
+
 
 class TelegramSettings(_Section):
     token: SecretStr
@@ -52,7 +64,7 @@ class TelegramSettings(_Section):
     @field_validator("token")
     @classmethod
     def _token_shape(cls, v: SecretStr) -> SecretStr:
-        if not _TOKEN_RE.match(v.get_secret_value()):
+        if not _TOKEN_RE.fullmatch(v.get_secret_value()):
             raise ValueError("does not look like a bot token from @BotFather (digits:secret)")
         return v
 

@@ -96,3 +96,18 @@ def test_render_sample(tmp_path: Path) -> None:
     r = run_cli("render", "--sample", "--out", str(out), "--page-size", "Letter")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes().startswith(b"%PDF")
+
+
+def test_secrets_lose_a_trailing_newline_and_refuse_inner_spaces(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("telegram: {}\nstripe:\n  enabled: false\ncircle: {}\n")
+    ok = {
+        "ITINERABOT_TELEGRAM_TOKEN": "123:" + "a" * 30 + "\n",
+        "ITINERABOT_CIRCLE_API_KEY": "SAND_API_KEY:abc:def\n",
+    }
+    assert run_cli("check-config", str(cfg), env=ok).returncode == 0
+    bad = dict(ok, ITINERABOT_CIRCLE_API_KEY="SAND_API_KEY abc")
+    r = run_cli("check-config", str(cfg), env=bad)
+    assert r.returncode == 2
+    assert "circle.api_key: must be one word" in r.stderr
+    assert "SAND_API_KEY abc" not in r.stderr

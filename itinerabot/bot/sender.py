@@ -22,15 +22,18 @@ from itinerabot.clock import WallClock
 from itinerabot.config import SenderSettings
 from itinerabot.dialogue.types import InlineButton, Keyboard
 from itinerabot.errors import (
-    ItinerabotError,
     PermanentServiceError,
     RateLimited,
+    StoreError,
     TransientServiceError,
 )
 from itinerabot.store import Store, outbox
 from itinerabot.store import orders as order_rows
 
 log = logging.getLogger(__name__)
+
+#: how often pending rows are looked for without a wake-up (rows a worker left behind)
+RESCAN_EVERY = 60.0
 
 #: kinds that post a new message and so count against Telegram's per-chat pace
 _PACED = frozenset({"text", "photo_qr", "document", "document_copy"})
@@ -93,11 +96,12 @@ class Sender:
         self._next_global = -math.inf
         self._stopping = trio.Event()
         self._nursery: trio.Nursery | None = None
-        self.sent_count = 0
 
     def notify(self, chat_id: int) -> None:
-        """Wake the sender for a chat whose outbox rows are committed."""
-        self._wake_send.send_nowait(chat_id)
+        """Wake the sender for a chat whose outbox rows are committed (a no-op once stopping:
+        the rows are durable and go out on the next start)."""
+        if not self._stopping.is_set():
+            self._wake_send.send_nowait(chat_id)
 
     @property
     def busy(self) -> int:
@@ -111,8 +115,16 @@ class Sender:
                 self._dispatch(chat_id)
             task_status.started()
             async with self._wake_recv:
-                async for chat_id in self._wake_recv:
-                    self._dispatch(chat_id)
+                while True:
+                    with trio.move_on_after(RESCAN_EVERY) as idle:
+                        try:
+                            chat_id = await self._wake_recv.receive()
+                        except trio.EndOfChannel:
+                            return
+                        self._dispatch(chat_id)
+                    if idle.cancelled_caught:  # a safety net: rows a chat's worker gave up on
+                        for chat_id in await self._store.run(outbox.pending_chats):
+                            self._dispatch(chat_id)
 
     def stop(self) -> None:
         """Finish the sends in flight, start no new ones; `run` returns when they are done."""
@@ -138,9 +150,15 @@ class Sender:
                         continue
                     return
                 await self._deliver(item)
+        except StoreError as exc:  # the rows stay pending: the next rescan comes back to them
+            log.error(
+                "sender paused for a chat: store error", extra={"chat": chat_id, "error": str(exc)}
+            )
         finally:
             self._active.discard(chat_id)
             self._recheck.discard(chat_id)
+            if self._chat_tat.get(chat_id, math.inf) <= trio.current_time():
+                del self._chat_tat[chat_id]  # its pace is free again: forget the chat
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the sender is stopping."""
@@ -156,7 +174,8 @@ class Sender:
         if item.kind in _PACED:
             slack = (self._settings.per_chat_burst - 1) * self._settings.per_chat_interval
             at = max(at, self._chat_tat.get(item.chat_id, -math.inf) - slack)
-        self._next_global = max(now, self._next_global) + 1.0 / self._settings.global_rate
+        at = max(at, now)
+        self._next_global = at + 1.0 / self._settings.global_rate  # the slot actually used
         if at > now:
             await trio.sleep_until(at)
 
@@ -195,16 +214,38 @@ class Sender:
             except PermanentServiceError as exc:
                 await self._give_up(item, exc.message)
                 return
-            except ItinerabotError as exc:
-                await self._give_up(item, str(exc))
+            except StoreError as exc:  # e.g. reading the order to render: worth another try
+                log.warning("send postponed: store error", extra={"error": str(exc)})
+                await self._pause(self._settings.backoff_cap)
+                continue
+            except trio.Cancelled:
+                raise
+            except Exception as exc:  # one bad row must not stop every chat's messages
+                log.exception(
+                    "send failed on a bug", extra={"chat": item.chat_id, "kind": item.kind}
+                )
+                await self._give_up(item, f"{exc.__class__.__name__}: {exc}")
                 return
             if item.kind in _PACED:
                 sent_at = trio.current_time()
                 tat = max(self._chat_tat.get(item.chat_id, sent_at), sent_at)
                 self._chat_tat[item.chat_id] = tat + self._settings.per_chat_interval
-            self.sent_count += 1
-            await self._store.run(_record_sent, item, message_id, self._clock())
+            await self._record(item, message_id)
             return
+
+    async def _record(self, item: outbox.OutboxItem, message_id: int | None) -> None:
+        """Mark a row sent. It was sent: never raise, or the row would be sent again."""
+        for _ in range(5):
+            try:
+                await self._store.run(_record_sent, item, message_id, self._clock())
+                return
+            except StoreError as exc:
+                log.warning("could not record a sent message yet", extra={"error": str(exc)})
+                await self._pause(1.0)
+        log.error(
+            "a sent message is not recorded; it may be sent again after a restart",
+            extra={"chat": item.chat_id, "kind": item.kind},
+        )
 
     async def _give_up(self, item: outbox.OutboxItem, error: str) -> None:
         log.error(

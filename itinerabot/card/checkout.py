@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 RETURN_OK = "ok_"
 RETURN_CANCEL = "back_"
 _PAYLOAD_RE = re.compile(r"^(ok|back)_(IB-[0-9A-Z]{6})$")
+#: longest a "Pay by card" tap may wait for Stripe, seconds (updates queue meanwhile)
+CREATE_TIME_LIMIT = 20.0
 #: Stripe wants expires_at at least 30 minutes ahead; leave a margin for a slow retry
 _MIN_REMAINING = 35 * 60
 
@@ -137,11 +139,14 @@ class CardPayments:
                     )
                 ]
             try:
-                url = await self._session_url(order)
-            except stripe.StripeError as exc:
+                # updates wait while this runs: bound it (a retry resends the stored request)
+                with trio.fail_after(CREATE_TIME_LIMIT):
+                    url = await self._session_url(order)
+            except (stripe.StripeError, trio.TooSlowError) as exc:
+                error = getattr(exc, "user_message", None) or str(exc) or "timed out"
                 log.error(
                     "stripe: creating a checkout session failed",
-                    extra={"order": reference, "error": exc.user_message or str(exc)},
+                    extra={"order": reference, "error": error},
                 )
                 return [
                     OutboxMessage.text(

@@ -92,7 +92,6 @@ class StripeWebhook:
         self._sender = sender
         self._secret = webhook_secret
         self._clock = clock
-        self.accepted = 0
 
     async def __call__(self, request: Request) -> Response:
         header = request.headers.get("stripe-signature")
@@ -113,7 +112,6 @@ class StripeWebhook:
         taken = await self._store.run(_take_event, event, self._clock())
         if taken is None:
             return Response.text(200, "already processed")
-        self.accepted += 1
         if isinstance(taken, Recorded):
             self._fulfilment.settle(taken)
         elif isinstance(taken, Order):

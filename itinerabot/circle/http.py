@@ -25,7 +25,7 @@ import trio
 
 from itinerabot import __version__
 from itinerabot.circle.errors import SERVICE
-from itinerabot.errors import TransientServiceError
+from itinerabot.errors import ConfigError, TransientServiceError
 
 _MAX_BODY = 4 * 1024 * 1024  # a Circle answer is a few KB; anything this big is not one
 _USER_AGENT = f"itinerabot/{__version__}"
@@ -103,6 +103,12 @@ class H11Pool:
             ("User-Agent", _USER_AGENT),
             *headers.items(),
         ]
+        try:  # checked once here, so a bad header never fails (and is logged) per request
+            h11.Request(method="GET", target="/", headers=self._headers)
+        except h11.LocalProtocolError:
+            raise ConfigError(
+                ["circle: a request header is not valid HTTP (check circle.api_key)"]
+            ) from None
         self._timeout = timeout
         self._slots = trio.Semaphore(max_connections)
         self._idle: list[_Connection] = []

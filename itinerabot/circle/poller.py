@@ -15,7 +15,7 @@ import trio
 
 from itinerabot.circle.status import Outcome, PaymentIntentView
 from itinerabot.circle.tracker import IntentTracker
-from itinerabot.errors import ServiceError
+from itinerabot.errors import ServiceError, StoreError
 from itinerabot.pollers import FollowUp
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,12 @@ class UsdcPoller:
                     # the hash of what it last saw (10 000 of them sleep at once)
                     news = hash((view.address, view.outcome, view.amount_paid))
                     if news != told:
-                        seen = await tracker.observe(order_id, view, source="circle-poller")
+                        try:
+                            seen = await tracker.observe(order_id, view, source="circle-poller")
+                        except StoreError as exc:  # this tick is lost, not the poller
+                            log.error("store error while polling", extra={"error": str(exc)})
+                            seen = Outcome.PENDING
+                            news = told
                         if seen is None:
                             return None  # the order was paid another way (or is gone)
                         if seen.is_final:

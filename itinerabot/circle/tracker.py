@@ -175,10 +175,11 @@ class IntentTracker:
         when the order needs this intent no more (paid another way, or unknown)."""
         outcome = view.outcome
         if outcome == Outcome.PAID:
+            # The order's own transition is the only record that counts: until it commits
+            # the intent stays open, so a crash or shutdown in between is picked up again.
+            payment = await self._payment(view)
+            await self.fulfilment.handle_successful_payment(order_id, payment, source=source)
             await self.store.run(_mark, view.id, "paid")
-            await self.fulfilment.handle_successful_payment(
-                order_id, await self._payment(view), source=source
-            )
             return outcome
         order, told = await self.store.run(_apply, order_id, view, self.card_enabled, self.clock())
         if order is None or order.status.is_paid:

@@ -23,6 +23,9 @@ from itinerabot.store import orders as order_rows
 
 log = logging.getLogger(__name__)
 
+#: longest a "Pay with USDC" tap may wait for Circle, seconds (updates queue meanwhile)
+CREATE_TIME_LIMIT = 20.0
+
 
 class UsdcPayments:
     """The chat side of USDC payments and the owner of their pollers."""
@@ -80,16 +83,18 @@ class UsdcPayments:
                     self._tracker.clock(),
                 )
             try:
-                view = await self._tracker.client.create_payment_intent(
-                    idempotency_key=current.idempotency_key,
-                    amount=order.price,
-                    currency=order.currency,
-                    chain=self._settings.chain,
-                )
-            except ServiceError as exc:
+                # updates wait while this runs: bound it (a retry reuses the stored key)
+                with trio.fail_after(CREATE_TIME_LIMIT):
+                    view = await self._tracker.client.create_payment_intent(
+                        idempotency_key=current.idempotency_key,
+                        amount=order.price,
+                        currency=order.currency,
+                        chain=self._settings.chain,
+                    )
+            except (ServiceError, trio.TooSlowError) as exc:
                 log.error(
                     "circle: creating a payment intent failed",
-                    extra={"order": reference, "error": exc.message},
+                    extra={"order": reference, "error": str(exc) or "timed out"},
                 )
                 return [
                     OutboxMessage.text(

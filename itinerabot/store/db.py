@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -34,7 +34,6 @@ def connect(path: Path | str) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
         migrate(conn)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the store at {path}: {exc}") from exc
@@ -81,7 +80,11 @@ class _Job:
 
 
 def _run_batch(conn: sqlite3.Connection, batch: list[_Job]) -> None:
-    """Run every job in one transaction; a job that raises rolls back only its own work."""
+    """Run every job in one transaction; a job that raises rolls back only its own work.
+
+    If the transaction itself fails (BEGIN, a savepoint, COMMIT), every job gets the error:
+    no caller ever sees a result that was not committed.
+    """
     try:
         conn.execute("BEGIN IMMEDIATE")
         for job in batch:
@@ -93,11 +96,15 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Job]) -> None:
                 job.error = exc
             conn.execute("RELEASE job")
         conn.execute("COMMIT")
-    except sqlite3.Error as exc:
+    except BaseException as exc:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        failure = exc if isinstance(exc, Exception) else StoreError("batch interrupted")
         for job in batch:
-            job.result, job.error = None, exc
+            job.result, job.error = None, failure
+        if not isinstance(exc, Exception):
+            raise
 
 
 class Store:
@@ -115,7 +122,6 @@ class Store:
         self._max_batch = max_batch
         self._jobs_in, self._jobs_out = trio.open_memory_channel[_Job](math.inf)
         self.closed = False
-        self.batches = 0
 
     async def run(
         self,
@@ -155,7 +161,6 @@ class Store:
                         break
                 try:
                     await trio.to_thread.run_sync(_run_batch, self._conn, batch)
-                    self.batches += 1
                 finally:
                     for done in batch:
                         done.done.set()
