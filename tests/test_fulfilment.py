@@ -165,3 +165,27 @@ async def test_sends_to_one_chat_are_paced(tmp_path: Path, autojump_clock: trio.
     assert times[1] - times[0] < 0.1
     assert all(c - a >= 1.0 for a, c in zip(times, times[2:], strict=False))
     assert times[5] - times[0] >= 4.0
+
+
+async def test_a_chat_waiting_for_its_pace_does_not_hold_up_other_chats(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    other = CHAT + 1
+    async with running_bot(tmp_path) as bot:
+        path = bot.settings.store.path
+        first = [store_order(path, reference=f"IB-AAAAB{i}") for i in range(2)]
+        late = store_order(path, chat_id=other, reference="IB-BBBBB2")
+        for i, order_id in enumerate(first):
+            await bot.rt.fulfilment.handle_successful_payment(
+                order_id, replace(card_payment(), provider_ref=f"cs_a{i}"), source="t"
+            )
+        await trio.sleep(0.2)
+        await bot.rt.fulfilment.handle_successful_payment(late, card_payment("cs_b"), source="t")
+        await eventually(lambda: len(bot.api.sent_documents()) == 3)
+    sends = [c for c in bot.api.calls if c.method in ("sendMessage", "sendDocument")]
+    mine = [c.at for c in sends if c.params["chat_id"] == CHAT]
+    theirs = [c.at for c in sends if c.params["chat_id"] == other]
+    # the first chat's third message waits a second for its pace; the other chat's first
+    # message, queued 0.2 s in, goes out long before that
+    assert mine[2] - mine[0] >= 1.0
+    assert theirs[0] < mine[0] + 0.5

@@ -169,13 +169,16 @@ class Sender:
         """Wait for the global pace and, for new messages, the chat's: one message per
         `per_chat_interval` on average, with bursts of up to `per_chat_burst` (so "payment
         received" and the PDF arrive together, not a second apart)."""
-        now = trio.current_time()
-        at = self._next_global
         if item.kind in _PACED:
             slack = (self._settings.per_chat_burst - 1) * self._settings.per_chat_interval
-            at = max(at, self._chat_tat.get(item.chat_id, -math.inf) - slack)
-        at = max(at, now)
-        self._next_global = at + 1.0 / self._settings.global_rate  # the slot actually used
+            chat_free = self._chat_tat.get(item.chat_id, -math.inf) - slack
+            if chat_free > trio.current_time():
+                await trio.sleep_until(chat_free)
+        # the global slot is taken only when this chat may send: a chat waiting for its own
+        # pace holds no slot that other chats could use meanwhile
+        now = trio.current_time()
+        at = max(now, self._next_global)
+        self._next_global = at + 1.0 / self._settings.global_rate
         if at > now:
             await trio.sleep_until(at)
 
