@@ -1,15 +1,19 @@
 """The named child nursery of payment pollers, with a small API to start and cancel one.
 
 Every poller runs under this nursery (never elsewhere), keyed by the order whose payment it
-watches; at most one per key. A poller may return a follow-up (the hand-off to
-fulfilment): it runs after the poller is finished and deregistered, so cancelling that
-poller can no longer cut it short. Cancelling the nursery ends every poller at once; their
-state is in the store, so a restart brings them back.
+watches; at most one per key. Each runs inside one cancel scope that is both its window (a
+`move_on_at` its deadline) and the handle `cancel(key)` uses: one scope rather than two,
+since ten thousand pollers sleep at once. A poller may return a follow-up (the hand-off to
+fulfilment), and `on_timeout` runs when the window ends; both run after the poller is
+finished and deregistered, so cancelling that poller can no longer cut them short.
+Cancelling the nursery ends every poller at once; their state is in the store, so a restart
+brings them back.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,15 +46,27 @@ class PollerNursery:
             task_status.started()
             await trio.sleep_forever()
 
-    def start(self, key: int, poller: Callable[..., Awaitable[FollowUp]], *args: Any) -> bool:
-        """Start `poller(*args)` under the nursery unless one runs for `key`; True if started."""
+    def start(
+        self,
+        key: int,
+        poller: Callable[..., Awaitable[FollowUp]],
+        *args: Any,
+        deadline: float = math.inf,
+        on_timeout: FollowUp = None,
+    ) -> bool:
+        """Start `poller(*args)` under the nursery unless one runs for `key`; True if started.
+
+        The poller is moved on at trio time `deadline` (its window), then `on_timeout` runs.
+        """
         if self._nursery is None:
             raise RuntimeError("the poller nursery is not running")
         if key in self._scopes:
             return False
-        scope = trio.CancelScope()
+        scope = trio.CancelScope(deadline=deadline)
         self._scopes[key] = scope
-        self._nursery.start_soon(self._guard, key, scope, poller, args, name=f"poller {key}")
+        self._nursery.start_soon(
+            self._guard, key, scope, poller, args, on_timeout, name=f"poller {key}"
+        )
         return True
 
     def cancel(self, key: int) -> bool:
@@ -67,6 +83,7 @@ class PollerNursery:
         scope: trio.CancelScope,
         poller: Callable[..., Awaitable[FollowUp]],
         args: tuple[Any, ...],
+        on_timeout: FollowUp,
     ) -> None:
         follow_up: FollowUp = None
         try:
@@ -82,6 +99,8 @@ class PollerNursery:
         finally:
             if self._scopes.get(key) is scope:
                 del self._scopes[key]
+        if scope.cancelled_caught and trio.current_time() >= scope.deadline:
+            follow_up = on_timeout  # the window ended (not a cancel(key))
         if follow_up is None:
             return
         try:

@@ -51,54 +51,47 @@ class UsdcPoller:
             return None
 
     async def poll_usdc_payment(
-        self, order_id: int, intent_id: str, deadline: float, first_check: float | None = None
+        self, order_id: int, intent_id: str, first_check: float | None = None
     ) -> FollowUp:
-        """Poll `intent_id` until it ends or trio time `deadline` (the window's end) passes.
+        """Poll `intent_id` until it is paid or ends; run inside its window by the poller
+        nursery (the window's end is `window_ended`).
 
         Checks at `first_check` (default: now) and every interval after it. Returns the
         hand-off to fulfilment when the intent is paid: the poller nursery runs it once this
         poller is finished, so no check of this intent can follow it.
         """
         tracker = self._tracker
-        paid: PaymentIntentView | None = None
         told = _NOTHING_TOLD
-        with trio.move_on_at(deadline) as window:
-            tick = trio.current_time() if first_check is None else first_check
+        tick = trio.current_time() if first_check is None else first_check
+        await trio.sleep_until(tick)
+        while True:
+            view = await self.check(intent_id)
+            if view is not None:
+                if view.outcome == Outcome.PAID:
+                    return partial(tracker.observe, order_id, view, source="circle-poller")
+                # only a change is worth a trip to the store; a sleeping poller keeps just
+                # the hash of what it last saw (10 000 of them sleep at once)
+                news = hash((view.address, view.outcome, view.amount_paid))
+                if news != told:
+                    try:
+                        seen = await tracker.observe(order_id, view, source="circle-poller")
+                    except StoreError as exc:  # this tick is lost, not the poller
+                        log.error("store error while polling", extra={"error": str(exc)})
+                        seen, news = Outcome.PENDING, told
+                    if seen is None or seen.is_final:
+                        return None  # paid another way, gone, expired or failed: done
+                    told = news
+            view = None  # a sleeping poller keeps no answer alive
+            tick = _next_tick(tick, self._interval, trio.current_time())
             await trio.sleep_until(tick)
-            while True:
-                view = await self.check(intent_id)
-                if view is not None:
-                    if view.outcome == Outcome.PAID:
-                        paid = view
-                        break
-                    # only a change is worth a trip to the store; a sleeping poller keeps just
-                    # the hash of what it last saw (10 000 of them sleep at once)
-                    news = hash((view.address, view.outcome, view.amount_paid))
-                    if news != told:
-                        try:
-                            seen = await tracker.observe(order_id, view, source="circle-poller")
-                        except StoreError as exc:  # this tick is lost, not the poller
-                            log.error("store error while polling", extra={"error": str(exc)})
-                            seen = Outcome.PENDING
-                            news = told
-                        if seen is None:
-                            return None  # the order was paid another way (or is gone)
-                        if seen.is_final:
-                            break
-                        told = news
-                view = None  # a sleeping poller keeps no answer alive (10 000 of them sleep)
-                tick = _next_tick(tick, self._interval, trio.current_time())
-                await trio.sleep_until(tick)
-        # out of the poller's scope: nothing below can be cut short by the window
-        if paid is not None:
-            return partial(tracker.observe, order_id, paid, source="circle-poller")
-        if window.cancelled_caught:
-            log.warning(
-                "USDC payment not confirmed in time",
-                extra={"order_id": order_id, "intent": intent_id},
-            )
-            await tracker.tell(intent_id, "timed_out", order_id, NOT_CONFIRMED)
-        return None
+
+    async def window_ended(self, order_id: int, intent_id: str) -> None:
+        """The window closed unpaid: say so; the intent stays open to a late webhook."""
+        log.warning(
+            "USDC payment not confirmed in time",
+            extra={"order_id": order_id, "intent": intent_id},
+        )
+        await self._tracker.tell(intent_id, "timed_out", order_id, NOT_CONFIRMED)
 
     async def final_check(self, order_id: int, intent_id: str) -> FollowUp:
         """One last check for an intent whose window passed while the bot was down."""

@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Sequence
+from functools import partial
 
 import trio
 
@@ -133,8 +134,9 @@ class UsdcPayments:
             self._poller.poll_usdc_payment,
             order_id,
             intent_id,
-            now + remaining,
             now + min(first_check_in, remaining),
+            deadline=now + remaining,
+            on_timeout=partial(self._poller.window_ended, order_id, intent_id),
         )
 
     def order_paid(self, order_id: int) -> None:
