@@ -36,6 +36,12 @@ SECRET_ENV: dict[tuple[str, str], str] = {
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 
 
+#: the blockchains Circle's payment intents accept (PaymentMethodBlockchain.chain in its spec)
+Chain = Literal[
+    "ALGO", "ARB", "AVAX", "BASE", "BTC", "ETH", "HBAR", "NOBLE", "OP", "POLY", "SOL", "SUI", "XLM"
+]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -139,21 +145,7 @@ class CircleSettings(_Section):
     enabled: bool = True
     api_key: SecretStr | None = None
     base_url: str = "https://api-sandbox.circle.com"
-    chain: Literal[
-        "ALGO",
-        "ARB",
-        "AVAX",
-        "BASE",
-        "BTC",
-        "ETH",
-        "HBAR",
-        "NOBLE",
-        "OP",
-        "POLY",
-        "SOL",
-        "SUI",
-        "XLM",
-    ] = "ETH"
+    chain: Chain = "ETH"
     poll_interval: float = Field(default=30.0, gt=0)
     poll_window: float = Field(default=3600.0, gt=0)
     requests_per_second: float = Field(default=10.0, gt=0)

@@ -18,11 +18,12 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl
 
 import trio
 
+from itinerabot.config import Chain
 from sandbox.serve import (
     Receive,
     Scope,
@@ -50,23 +51,7 @@ JSON = dict[str, Any]
 FaultKind = Literal["rate_limit", "server_error", "slow", "garbage"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("rate_limit", "server_error", "slow", "garbage")
 
-_CHAINS = frozenset(
-    {
-        "ALGO",
-        "ARB",
-        "AVAX",
-        "BASE",
-        "BTC",
-        "ETH",
-        "HBAR",
-        "NOBLE",
-        "OP",
-        "POLY",
-        "SOL",
-        "SUI",
-        "XLM",
-    }
-)
+_CHAINS = frozenset(get_args(Chain))
 _CENT = Decimal("0.01")
 
 
