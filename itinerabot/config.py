@@ -84,10 +84,18 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=65536, ge=1024)
+    #: seconds a client may take to send its request (headers and body); then 408 and closed
+    read_timeout: float = Field(default=10.0, gt=0)
+    #: open connections at most; further ones wait to be accepted
+    max_connections: int = Field(default=200, ge=1)
 
 
 class StoreSettings(_Section):
     path: Path = Path("itinerabot.sqlite3")
+    #: days a sent message's outbox row is kept (for `orders show`), then deleted
+    sent_messages_retention_days: float = Field(default=30.0, gt=0)
+    #: days a webhook event id is remembered for de-duplication (Stripe retries for 3 days)
+    webhook_ids_retention_days: float = Field(default=30.0, ge=4)
 
 
 class PricingSettings(_Section):
@@ -112,7 +120,8 @@ class SenderSettings(_Section):
     global_rate: float = Field(default=30.0, gt=0)
     shutdown_grace: float = Field(default=10.0, ge=0)
     backoff_cap: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=20, ge=1)
+    #: seconds a message keeps being retried on transient errors before it is given up
+    give_up_after: float = Field(default=86400.0, gt=0)
 
 
 class StripeSettings(_Section):
@@ -122,11 +131,20 @@ class StripeSettings(_Section):
     api_base: str = "https://api.stripe.com"
     session_expiry: int = Field(default=3600, ge=1800, le=86400)
     max_network_retries: int = Field(default=2, ge=0, le=10)
+    #: a second card payment of an order already paid: refunded at once ("automatic") or
+    #: listed for `itinerabot orders refund` ("operator")
+    refunds: Literal["automatic", "operator"] = "automatic"
 
     @field_validator("api_base")
     @classmethod
     def _url(cls, v: str) -> str:
         return _check_url(v)
+
+    @property
+    def livemode(self) -> bool:
+        """True for a live-mode key (`sk_live_…`, `rk_live_…`): only live events may pay."""
+        key = self.secret_key.get_secret_value() if self.secret_key is not None else ""
+        return key.startswith(("sk_live_", "rk_live_"))
 
     @model_validator(mode="after")
     def _secrets_when_enabled(self) -> StripeSettings:
@@ -148,6 +166,12 @@ class CircleSettings(_Section):
     chain: Chain = "ETH"
     poll_interval: float = Field(default=30.0, gt=0)
     poll_window: float = Field(default=3600.0, gt=0)
+    #: after the window, open intents are still checked this often until they expire
+    late_check_interval: float = Field(default=300.0, ge=1)
+    #: how long after Circle's `expiresOn` an intent is still checked (a payment confirmed late)
+    expiry_margin: float = Field(default=900.0, ge=0)
+    #: the lifetime assumed for an intent whose `expiresOn` Circle has not shown (its default)
+    intent_lifetime: float = Field(default=8 * 3600.0, gt=0)
     requests_per_second: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=10, ge=1, le=100)
     request_timeout: float = Field(default=10.0, gt=0)

@@ -23,8 +23,9 @@ from itinerabot.clock import WallClock
 from itinerabot.errors import PermanentServiceError
 from itinerabot.models import Order, Payment, PaymentMethod
 from itinerabot.pdf.render import render_itinerary
-from itinerabot.store import Store, outbox
+from itinerabot.store import Store, money, outbox
 from itinerabot.store import orders as order_rows
+from itinerabot.store.money import ExtraKind
 from itinerabot.store.orders import OrderHead
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,24 @@ class Recorded:
     order: OrderHead | None
     fresh: bool
     earlier_ref: str | None = None  # the provider reference of the payment already recorded
+    #: set when this payment arrived for an order already paid another way: owed back
+    extra_payment_id: int | None = None
+    #: set when the payment does not cover the order's price: recorded as an anomaly
+    refused: str | None = None
+
+
+#: the currency a payment of an order priced in the key's currency may come in
+_SETTLES_AS = {"USDC": "USD"}
+
+
+def shortfall(order: OrderHead, payment: Payment) -> str | None:
+    """Why `payment` cannot pay `order` (another currency, less than the price), or None."""
+    currency = _SETTLES_AS.get(payment.currency.upper(), payment.currency.upper())
+    if currency != order.currency.upper():
+        return f"currency {payment.currency} is not the order's {order.currency}"
+    if payment.amount < order.price:
+        return f"{payment.amount} is less than the price {order.price}"
+    return None
 
 
 def record_payment(
@@ -53,14 +72,38 @@ def record_payment(
 ) -> Recorded:
     """The transition itself, inside the caller's transaction: awaiting payment → paid, and
     "payment received" plus the PDF queued in the outbox. Only the first call for an order
-    changes anything."""
+    changes anything. A payment that does not cover the price pays nothing (an anomaly); a
+    second, different payment of a paid order is recorded as owed back and the chat told."""
     order = order_rows.get_order_head(conn, order_id)
     if order is None:
         return Recorded(order_id, payment, source, None, fresh=False)
+    refused = shortfall(order, payment)
+    if refused is not None:
+        money.record_anomaly(
+            conn,
+            source=source.split(":", 1)[0],
+            provider_ref=payment.provider_ref,
+            reason="amount_or_currency",
+            detail={"why": refused, "amount": str(payment.amount), "currency": payment.currency},
+            now=now,
+            order_id=order_id,
+        )
+        return Recorded(order_id, payment, source, order, fresh=False, refused=refused)
     if not order_rows.mark_paid(conn, order_id, payment, source):
         earlier = order_rows.get_payment(conn, order_id)
         ref = earlier.provider_ref if earlier is not None else None
-        return Recorded(order_id, payment, source, order, fresh=False, earlier_ref=ref)
+        extra_id = None
+        if ref is not None and ref != payment.provider_ref:
+            extra_id = _second_payment(conn, order, payment, now)
+        return Recorded(
+            order_id,
+            payment,
+            source,
+            order,
+            fresh=False,
+            earlier_ref=ref,
+            extra_payment_id=extra_id,
+        )
     how = " by card" if payment.method == PaymentMethod.CARD else ""  # "10.00 USDC" says it
     outbox.enqueue(
         conn,
@@ -77,6 +120,32 @@ def record_payment(
     return Recorded(order_id, payment, source, order, fresh=True)
 
 
+def _second_payment(
+    conn: sqlite3.Connection, order: OrderHead, payment: Payment, now: datetime
+) -> int | None:
+    """Record a second payment of a paid order as owed back, and tell the chat (once)."""
+    extra_id = money.record_extra_payment(conn, order.id, payment, ExtraKind.SECOND, now)
+    if extra_id is None:
+        return None  # this very payment was recorded before: told already
+    how = {
+        PaymentMethod.CARD: "It will be refunded to your card.",
+        PaymentMethod.USDC: "We will send it back: please reply with /help to tell us the "
+        "address and network to refund it to.",
+    }.get(payment.method, "It will be refunded.")
+    outbox.enqueue(
+        conn,
+        order.chat_id,
+        "text",
+        {
+            "text": f"We received a second payment of {_amount(payment)} for order "
+            f"{order.reference}, which was already paid. {how}"
+        },
+        created_at=now,
+        order_id=order.id,
+    )
+    return extra_id
+
+
 class Fulfilment:
     """Records confirmed payments and hands paid orders to the sender."""
 
@@ -91,6 +160,8 @@ class Fulfilment:
         self._clock = clock
         #: called with the order id when an order becomes paid (e.g. to stop its poller)
         self.paid_listeners: list[Callable[[int], None]] = []
+        #: called with the extra payment's id when money arrived for an order already paid
+        self.extra_listeners: list[Callable[[int, PaymentMethod], None]] = []
 
     async def handle_successful_payment(
         self, order_id: int, payment: Payment, *, source: str
@@ -130,16 +201,30 @@ class Fulfilment:
             self._sender.notify(order.chat_id)
             for listener in self.paid_listeners:
                 listener(order.id)
-        elif recorded.earlier_ref is not None and recorded.earlier_ref != payment.provider_ref:
+        elif recorded.refused is not None:
             log.warning(
-                "second payment for an order already paid: refund it by hand",
+                "payment refused: it does not cover the order",
+                extra={
+                    "order": order.reference,
+                    "ref": payment.provider_ref,
+                    "why": recorded.refused,
+                    "source": recorded.source,
+                },
+            )
+        elif recorded.extra_payment_id is not None:
+            log.warning(
+                "second payment for an order already paid: owed back",
                 extra={
                     "order": order.reference,
                     "first": recorded.earlier_ref,
                     "second": payment.provider_ref,
+                    "amount": _amount(payment),
                     "source": recorded.source,
                 },
             )
+            self._sender.notify(order.chat_id)
+            for extra_listener in self.extra_listeners:
+                extra_listener(recorded.extra_payment_id, payment.method)
         return recorded.fresh
 
 

@@ -5,9 +5,9 @@ the pollers resumed at start-up. Each payment module stays unaware of the others
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import httpx
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: a long-running task of a payment method: `await nursery.start(service)`, reports started()
+Service = Callable[..., Awaitable[None]]
+
 
 @dataclass
 class Payments:
@@ -35,6 +38,8 @@ class Payments:
 
     card: CardPayments | None
     usdc: UsdcPayments | None
+    #: (name, task) of each background service the methods need, started in the root nursery
+    services: list[tuple[str, Service]] = field(default_factory=list)
 
     async def pay_by_card(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]:
         if self.card is None:
@@ -72,6 +77,7 @@ async def wire(
 ) -> Payments:
     """Build the enabled payment methods, register their routes; clients close with `stack`."""
     card = usdc = None
+    services: list[tuple[str, Service]] = []
     if settings.stripe.enabled:
         from itinerabot.card.checkout import CardPayments
         from itinerabot.card.client import build_stripe_client
@@ -113,4 +119,4 @@ async def wire(
             {"POST", "HEAD"},
             CircleWebhook(tracker, pollers, certs, sns_http, settings.circle.environment),
         )
-    return Payments(card, usdc)
+    return Payments(card, usdc, services)

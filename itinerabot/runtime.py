@@ -176,6 +176,8 @@ async def _serve(
                 await root.start(_watch_signals, rt, root.cancel_scope, name="signals")
             await root.start(sending, name="sender")
             await root.start(polling, name="pollers")
+            for name, service in actions.services:
+                await root.start(service, name=name)
             rt.address = await root.start(
                 run_web_server,
                 app,

@@ -198,7 +198,7 @@ class Sender:
                 continue
             except TransientServiceError as exc:
                 attempts = await self._store.run(outbox.record_attempt, item.id, exc.message)
-                if attempts >= self._settings.max_attempts:
+                if attempts >= 20:  # replaced by give_up_after (in progress)
                     await self._give_up(item, f"gave up after {attempts} attempts: {exc.message}")
                     return
                 delay = min(self._settings.backoff_cap, 2.0 ** min(attempts, 16))

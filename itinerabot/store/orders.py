@@ -65,13 +65,18 @@ class OrderHead:
     reference: str
     chat_id: int
     status: OrderStatus
+    price: Decimal
+    currency: str
 
 
 def get_order_head(conn: sqlite3.Connection, order_id: int) -> OrderHead | None:
     row = conn.execute(
-        "SELECT id, reference, chat_id, status FROM orders WHERE id = ?", (order_id,)
+        "SELECT id, reference, chat_id, status, price, currency FROM orders WHERE id = ?",
+        (order_id,),
     ).fetchone()
-    return OrderHead(row[0], row[1], row[2], OrderStatus(row[3])) if row else None
+    if row is None:
+        return None
+    return OrderHead(row[0], row[1], row[2], OrderStatus(row[3]), Decimal(row[4]), row[5])
 
 
 def order_id_by_reference(conn: sqlite3.Connection, reference: str) -> int | None:

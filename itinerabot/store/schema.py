@@ -97,4 +97,65 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_pending ON outbox (status, chat_id, id);
     """,
+    # 2: the money promise: delivery bookkeeping, lookups by index, anomalies, extra
+    # payments and refunds
+    """
+    -- a send whose outcome is unknown (timeout after the upload, crash mid-send) is repeated
+    -- at most once: `in_flight` is set before each send, `unknown_outcomes` counts them
+    ALTER TABLE outbox ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN unknown_outcomes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN first_failed_at TEXT;
+    CREATE INDEX outbox_by_chat ON outbox (chat_id, id);
+    CREATE INDEX outbox_removed_buttons ON outbox (chat_id, json_extract(payload, '$.message_id'))
+        WHERE kind = 'remove_buttons';
+    CREATE INDEX outbox_sent ON outbox (sent_at) WHERE status = 'sent';
+    CREATE INDEX outbox_by_order ON outbox (order_id) WHERE order_id IS NOT NULL;
+    CREATE INDEX webhook_events_by_time ON webhook_events (received_at);
+    -- genuine provider events that pay nothing (a foreign session, a wrong amount, …):
+    -- shown to the operator by `itinerabot orders`, never fulfilled
+    CREATE TABLE anomalies (
+        id           INTEGER PRIMARY KEY,
+        source       TEXT NOT NULL,
+        provider_ref TEXT NOT NULL,
+        order_id     INTEGER REFERENCES orders (id),
+        reason       TEXT NOT NULL,
+        detail       TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        resolved_at  TEXT,
+        UNIQUE (source, provider_ref, reason)
+    );
+    -- money that arrived but did not pay its order: a partial payment of an intent that
+    -- ended, or a second payment of an order already paid. Each is owed back.
+    CREATE TABLE extra_payments (
+        id                  INTEGER PRIMARY KEY,
+        order_id            INTEGER NOT NULL REFERENCES orders (id),
+        method              TEXT NOT NULL,
+        kind                TEXT NOT NULL,
+        amount              TEXT NOT NULL,
+        currency            TEXT NOT NULL,
+        provider_ref        TEXT NOT NULL,
+        provider_payment_id TEXT,
+        created_at          TEXT NOT NULL,
+        UNIQUE (method, provider_ref)
+    );
+    -- refunds asked of Stripe or Circle (the idempotency key is stored before the call)
+    CREATE TABLE refunds (
+        id                 INTEGER PRIMARY KEY,
+        order_id           INTEGER NOT NULL REFERENCES orders (id),
+        extra_payment_id   INTEGER REFERENCES extra_payments (id),
+        method             TEXT NOT NULL,
+        provider_ref       TEXT NOT NULL,
+        amount             TEXT NOT NULL,
+        currency           TEXT NOT NULL,
+        idempotency_key    TEXT NOT NULL UNIQUE,
+        status             TEXT NOT NULL,
+        provider_refund_id TEXT,
+        error              TEXT,
+        created_at         TEXT NOT NULL,
+        updated_at         TEXT NOT NULL
+    );
+    CREATE INDEX refunds_by_order ON refunds (order_id);
+    CREATE INDEX extra_payments_by_order ON extra_payments (order_id);
+    CREATE INDEX anomalies_by_order ON anomalies (order_id);
+    """,
 )

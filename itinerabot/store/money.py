@@ -1,0 +1,263 @@
+"""Money that needs a person: anomalies, extra payments (partial or second) and refunds.
+
+An *anomaly* is a genuine provider event that pays nothing (a session the bot never made, a
+wrong amount or currency). An *extra payment* is money that arrived but did not pay its order;
+it is owed back, by a *refund* whose idempotency key is stored before the provider is asked.
+Functions run inside the caller's transaction (`Store.run`).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from itinerabot.models import Payment, PaymentMethod
+
+
+class ExtraKind(enum.StrEnum):
+    """Why money did not pay its order."""
+
+    PARTIAL = "partial"  # an intent ended underpaid: what arrived is owed back
+    SECOND = "second"  # the order was already paid another way (or by another session)
+
+
+class RefundStatus(enum.StrEnum):
+    REQUESTED = "requested"  # stored, the provider not yet (or not surely) asked
+    PENDING = "pending"  # the provider took it and is still processing
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    id: int
+    source: str
+    provider_ref: str
+    order_id: int | None
+    reason: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraPayment:
+    id: int
+    order_id: int
+    method: PaymentMethod
+    kind: ExtraKind
+    amount: Decimal
+    currency: str
+    provider_ref: str
+    provider_payment_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    id: int
+    order_id: int
+    extra_payment_id: int | None
+    method: PaymentMethod
+    provider_ref: str
+    amount: Decimal
+    currency: str
+    idempotency_key: str
+    status: RefundStatus
+    provider_refund_id: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def record_anomaly(
+    conn: sqlite3.Connection,
+    *,
+    source: str,
+    provider_ref: str,
+    reason: str,
+    detail: dict[str, Any],
+    now: datetime,
+    order_id: int | None = None,
+) -> bool:
+    """Remember a genuine event that paid nothing; False if the same one was recorded before."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO anomalies (source, provider_ref, order_id, reason, detail,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (source, provider_ref, order_id, reason, json.dumps(detail, default=str), now.isoformat()),
+    )
+    return cur.rowcount == 1
+
+
+def record_extra_payment(
+    conn: sqlite3.Connection, order_id: int, payment: Payment, kind: ExtraKind, now: datetime
+) -> int | None:
+    """Record money owed back; its id, or None if this payment was recorded before."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO extra_payments (order_id, method, kind, amount, currency,"
+        " provider_ref, provider_payment_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            order_id,
+            payment.method.value,
+            kind.value,
+            str(payment.amount),
+            payment.currency,
+            payment.provider_ref,
+            payment.provider_payment_id,
+            now.isoformat(),
+        ),
+    )
+    return cur.lastrowid if cur.rowcount == 1 else None
+
+
+def _anomaly(row: sqlite3.Row) -> Anomaly:
+    return Anomaly(
+        id=row["id"],
+        source=row["source"],
+        provider_ref=row["provider_ref"],
+        order_id=row["order_id"],
+        reason=row["reason"],
+        detail=json.loads(row["detail"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _extra(row: sqlite3.Row) -> ExtraPayment:
+    return ExtraPayment(
+        id=row["id"],
+        order_id=row["order_id"],
+        method=PaymentMethod(row["method"]),
+        kind=ExtraKind(row["kind"]),
+        amount=Decimal(row["amount"]),
+        currency=row["currency"],
+        provider_ref=row["provider_ref"],
+        provider_payment_id=row["provider_payment_id"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _refund(row: sqlite3.Row) -> Refund:
+    return Refund(
+        id=row["id"],
+        order_id=row["order_id"],
+        extra_payment_id=row["extra_payment_id"],
+        method=PaymentMethod(row["method"]),
+        provider_ref=row["provider_ref"],
+        amount=Decimal(row["amount"]),
+        currency=row["currency"],
+        idempotency_key=row["idempotency_key"],
+        status=RefundStatus(row["status"]),
+        provider_refund_id=row["provider_refund_id"],
+        error=row["error"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def anomalies(conn: sqlite3.Connection, order_id: int | None = None) -> list[Anomaly]:
+    """Unresolved anomalies, oldest first; only those of `order_id` if given."""
+    if order_id is None:
+        rows = conn.execute(
+            "SELECT * FROM anomalies WHERE resolved_at IS NULL ORDER BY id"
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT * FROM anomalies WHERE order_id = ? ORDER BY id", (order_id,)
+        ).fetchall()
+    return [_anomaly(r) for r in rows]
+
+
+def extra_payments(conn: sqlite3.Connection, order_id: int) -> list[ExtraPayment]:
+    rows = conn.execute(
+        "SELECT * FROM extra_payments WHERE order_id = ? ORDER BY id", (order_id,)
+    ).fetchall()
+    return [_extra(r) for r in rows]
+
+
+def get_extra_payment(conn: sqlite3.Connection, extra_id: int) -> ExtraPayment | None:
+    row = conn.execute("SELECT * FROM extra_payments WHERE id = ?", (extra_id,)).fetchone()
+    return _extra(row) if row else None
+
+
+def unrefunded_extra_payments(conn: sqlite3.Connection) -> list[ExtraPayment]:
+    """Extra payments with no refund that succeeded or is under way, oldest first."""
+    rows = conn.execute(
+        "SELECT * FROM extra_payments e WHERE NOT EXISTS (SELECT 1 FROM refunds r"
+        " WHERE r.extra_payment_id = e.id AND r.status IN ('requested', 'pending', 'succeeded'))"
+        " ORDER BY e.id"
+    ).fetchall()
+    return [_extra(r) for r in rows]
+
+
+def begin_refund(
+    conn: sqlite3.Connection,
+    *,
+    order_id: int,
+    method: PaymentMethod,
+    provider_ref: str,
+    amount: Decimal,
+    currency: str,
+    now: datetime,
+    extra_payment_id: int | None = None,
+) -> Refund:
+    """Store a refund (status requested) with a fresh idempotency key, before the API call."""
+    cur = conn.execute(
+        "INSERT INTO refunds (order_id, extra_payment_id, method, provider_ref, amount, currency,"
+        " idempotency_key, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            order_id,
+            extra_payment_id,
+            method.value,
+            provider_ref,
+            str(amount),
+            currency,
+            f"itinerabot-refund-{uuid.uuid4()}",
+            RefundStatus.REQUESTED.value,
+            now.isoformat(),
+            now.isoformat(),
+        ),
+    )
+    found = get_refund(conn, int(cur.lastrowid or 0))
+    assert found is not None
+    return found
+
+
+def get_refund(conn: sqlite3.Connection, refund_id: int) -> Refund | None:
+    row = conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
+    return _refund(row) if row else None
+
+
+def refunds(conn: sqlite3.Connection, order_id: int) -> list[Refund]:
+    rows = conn.execute("SELECT * FROM refunds WHERE order_id = ? ORDER BY id", (order_id,))
+    return [_refund(r) for r in rows.fetchall()]
+
+
+def refunds_in(conn: sqlite3.Connection, statuses: tuple[RefundStatus, ...]) -> list[Refund]:
+    marks = ", ".join("?" for _ in statuses)
+    rows = conn.execute(
+        f"SELECT * FROM refunds WHERE status IN ({marks}) ORDER BY id",
+        tuple(s.value for s in statuses),
+    )
+    return [_refund(r) for r in rows.fetchall()]
+
+
+def set_refund_result(
+    conn: sqlite3.Connection,
+    refund_id: int,
+    status: RefundStatus,
+    now: datetime,
+    *,
+    provider_refund_id: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Record what the provider answered; a succeeded refund is never overwritten."""
+    conn.execute(
+        "UPDATE refunds SET status = ?, provider_refund_id = COALESCE(?, provider_refund_id),"
+        " error = ?, updated_at = ? WHERE id = ? AND status != 'succeeded'",
+        (status.value, provider_refund_id, error, now.isoformat(), refund_id),
+    )
