@@ -14,6 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 import trio
@@ -30,6 +31,7 @@ from itinerabot.fulfilment import Fulfilment, document_renderer
 from itinerabot.payments import Payments
 from itinerabot.pollers import PollerNursery
 from itinerabot.store import Store, open_store
+from itinerabot.store.retention import run_retention
 from itinerabot.web.app import Request, Response, WebApp
 from itinerabot.web.server import run_web_server
 
@@ -175,6 +177,7 @@ async def _serve(
             if handle_signals:
                 await root.start(_watch_signals, rt, root.cancel_scope, name="signals")
             await root.start(sending, name="sender")
+            await root.start(partial(run_retention, store, settings.store, clock), name="retention")
             await root.start(polling, name="pollers")
             for name, service in actions.services:
                 await root.start(service, name=name)
