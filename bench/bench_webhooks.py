@@ -47,6 +47,7 @@ import stripe
 import trio
 
 from itinerabot.pdf import sample_order
+from itinerabot.store import card_sessions
 from itinerabot.store import orders as order_rows
 from itinerabot.store.db import connect
 from sandbox.process import ServeProcess, write_config
@@ -73,6 +74,11 @@ class Paid:
     event: JSON
 
 
+def session_id(n: int) -> str:
+    """The Checkout Session id of the n-th seeded order."""
+    return f"cs_test_a1bench{n:09d}"
+
+
 def seed_orders(db: Path, count: int) -> list[tuple[str, int]]:
     """Write `count` orders awaiting payment, each in its own chat; (reference, chat id)."""
     order, _ = sample_order()
@@ -80,8 +86,8 @@ def seed_orders(db: Path, count: int) -> list[tuple[str, int]]:
     seeded = [(f"IB-B{i:07d}", FIRST_CHAT + i) for i in range(count)]
     conn = connect(db)
     conn.execute("BEGIN")
-    for reference, chat_id in seeded:
-        order_rows.insert_order(
+    for n, (reference, chat_id) in enumerate(seeded):
+        order_id = order_rows.insert_order(
             conn,
             reference=reference,
             chat_id=chat_id,
@@ -90,6 +96,10 @@ def seed_orders(db: Path, count: int) -> list[tuple[str, int]]:
             currency="USD",
             created_at=now,
         )
+        # the bot pays only sessions it made for the order: store each one as the bot would
+        params = {"expires_at": int(now.timestamp()) + 3600}
+        card_sessions.begin_attempt(conn, order_id, f"bench-{n}", params, now)
+        card_sessions.set_created(conn, order_id, 1, session_id(n), "https://checkout.test")
     conn.execute("COMMIT")
     conn.close()
     return seeded
@@ -124,7 +134,7 @@ def paid_events(fake: FakeStripe, template: JSON, seeded: list[tuple[str, int]])
     for n, (reference, chat_id) in enumerate(seeded):
         session = copy.deepcopy(template)
         session.update(
-            id=f"cs_test_a1bench{n:09d}",
+            id=session_id(n),
             client_reference_id=reference,
             metadata={"order_reference": reference},
         )

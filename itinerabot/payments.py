@@ -88,9 +88,20 @@ async def wire(
         stack.push_async_callback(http.close_async)
         card = CardPayments(store, client, fulfilment, settings.stripe, clock, bot_username)
         webhook = StripeWebhook(
-            store, fulfilment, sender, settings.stripe.webhook_secret.get_secret_value(), clock
+            store,
+            fulfilment,
+            sender,
+            settings.stripe.webhook_secret.get_secret_value(),
+            clock,
+            livemode=settings.stripe.livemode,
         )
         app.route("/webhooks/stripe", {"POST"}, webhook)
+        if settings.stripe.refunds == "automatic":
+            from itinerabot.card.auto_refunds import AutomaticCardRefunds
+
+            refunder = AutomaticCardRefunds(store, client, sender, clock)
+            fulfilment.extra_listeners.append(refunder.extra_payment)
+            services.append(("card refunds", refunder.run))
     if settings.circle.enabled:
         from itinerabot.circle.client import CircleClient
         from itinerabot.circle.poller import UsdcPoller

@@ -71,7 +71,9 @@ class Runtime:
 
 
 def build_app(settings: Settings) -> WebApp:
-    return WebApp(max_body_bytes=settings.server.max_body_bytes)
+    return WebApp(
+        max_body_bytes=settings.server.max_body_bytes, read_timeout=settings.server.read_timeout
+    )
 
 
 async def _healthz(rt: Runtime, request: Request) -> Response:
@@ -182,11 +184,15 @@ async def _serve(
             for name, service in actions.services:
                 await root.start(service, name=name)
             rt.address = await root.start(
-                run_web_server,
-                app,
-                settings.server.host,
-                settings.server.port,
-                web_shutdown,
+                partial(
+                    run_web_server,
+                    app,
+                    settings.server.host,
+                    settings.server.port,
+                    web_shutdown,
+                    read_timeout=settings.server.read_timeout,
+                    max_connections=settings.server.max_connections,
+                ),
                 name="web",
             )
             await telegram.set_commands(COMMANDS)

@@ -1,7 +1,9 @@
-"""A stand-in for Amazon SNS: a self-signed test key and certificate that sign SNS messages.
+"""A stand-in for Amazon SNS: a test key, and a certificate shaped like SNS's, that sign messages.
 
-For tests and the demo sandbox only. The canonical string is built here from the AWS docs on its
-own, not borrowed from the product, so a test of the verifier is a real cross-check.
+The certificate is issued, as Amazon's is, to sns.amazonaws.com by a CA of organisation
+"Amazon", here a sandbox CA made once per process. For tests and the demo sandbox only. The
+canonical string is built here from the AWS docs on its own, not borrowed from the product, so
+a test of the verifier is a real cross-check.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import httpx
@@ -23,6 +26,8 @@ DEFAULT_CERT_URL = (
     "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem"
 )
 DEFAULT_REGION = "us-east-1"
+#: what Amazon's SNS signing certificate is issued to
+SNS_CERTIFICATE_NAME = "sns.amazonaws.com"
 
 _NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 _CONFIRMATION_KEYS = (
@@ -56,20 +61,30 @@ class SnsSigner:
         cert_url: str = DEFAULT_CERT_URL,
         not_before: datetime | None = None,
         valid_for: timedelta = timedelta(days=365),
+        common_name: str = SNS_CERTIFICATE_NAME,
+        self_signed: bool = False,
     ) -> SnsSigner:
-        """A fresh 2048-bit RSA key and a self-signed certificate for sns.amazonaws.com."""
+        """A fresh 2048-bit RSA key and a certificate for it, like Amazon's SNS signing one.
+
+        By default the certificate is issued to `common_name` sns.amazonaws.com (subject CN
+        and DNS name) by the sandbox's "Amazon" CA. Another `common_name`, or `self_signed`
+        (issuer = subject, no organisation), makes a certificate the verifier must refuse.
+        """
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         start = not_before or datetime.now(UTC) - timedelta(days=1)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        ca_key, ca_name = (key, subject) if self_signed else _sandbox_ca()
         cert = (
             x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
+            .subject_name(subject)
+            .issuer_name(ca_name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
             .not_valid_after(start + valid_for)
-            .sign(key, hashes.SHA256())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
+            .sign(ca_key, hashes.SHA256())
         )
         return cls(private_key=key, certificate=cert, cert_url=cert_url)
 
@@ -157,6 +172,21 @@ class SnsSigner:
             "Signature": base64.b64encode(signature).decode(),
             "SigningCertURL": self.cert_url,
         }
+
+
+@cache
+def _sandbox_ca() -> tuple[rsa.RSAPrivateKey, x509.Name]:
+    """The sandbox's stand-in for Amazon's issuing CA ("Amazon RSA 2048 M0x", O=Amazon, C=US):
+    its key and name, made once per process (a certificate of its own is never needed)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Amazon"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Sandbox Amazon RSA 2048 M01"),
+        ]
+    )
+    return key, name
 
 
 def encode(fields: dict[str, Any]) -> bytes:

@@ -1,8 +1,9 @@
-"""Fake Stripe API for Checkout Sessions, and correctly signed webhook deliveries to the bot.
+"""Fake Stripe API for Checkout Sessions and Refunds, and correctly signed webhook deliveries.
 
 `FakeStripe` is an ASGI app: point `StripeClient(base_addresses={"api": base})` at it on loopback,
 or in process with `in_process_http_client(fake)`. Tests then `complete()` or `expire()` a session
-and `deliver_event()` the resulting event, signed with `stripe.WebhookSignature`.
+and `deliver_event()` the resulting event, signed with `stripe.WebhookSignature`. Sessions the
+bot never created (a Payment Link's, another product's) come from `foreign_session()`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ _SESSION_PARAMS = frozenset(
         "payment_method_configuration", "shipping_address_collection",
     }
 )  # fmt: skip
+# Parameters of POST /v1/refunds
+_REFUND_PARAMS = frozenset(
+    {
+        "payment_intent", "charge", "amount", "metadata", "reason", "instructions_email",
+        "origin", "refund_application_fee", "reverse_transfer", "expand",
+    }
+)  # fmt: skip
+_REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+_CURRENCY_SIGNS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 
 @dataclass(frozen=True)
@@ -69,20 +79,40 @@ class StripeRequest:
 
 class _StripeError(Exception):
     def __init__(
-        self, status: int, error_type: str, message: str, *, param: str | None = None
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.body: JSON = {"error": {"type": error_type, "message": message}}
+        if code is not None:
+            self.body["error"]["code"] = code
         if param is not None:
             self.body["error"]["param"] = param
 
 
+@dataclass
+class _Charge:
+    """What the fake keeps of a paid PaymentIntent: enough to refund it."""
+
+    payment_intent: str
+    charge: str
+    amount: int
+    currency: str
+    refunded: int = 0
+
+
 class FakeStripe:
-    """Fake Stripe (Checkout Sessions only); the instance is the ASGI app.
+    """Fake Stripe (Checkout Sessions and Refunds); the instance is the ASGI app.
 
     `clock` gives wall-clock Unix seconds (created, expires_at, signature timestamps).
     `api_key`, if given, is the only secret key accepted; otherwise any `sk_test_…` key is.
+    Objects and events carry `livemode`: true only for a live key (`sk_live_…`).
     """
 
     def __init__(
@@ -97,11 +127,18 @@ class FakeStripe:
         self.clock = clock
         self.checkout_url = checkout_url
         self.api_version: str = stripe.api_version
+        self.livemode = bool(api_key and api_key.startswith(("sk_live_", "rk_live_")))
         self.sessions: dict[str, JSON] = {}
+        self.refunds: dict[str, JSON] = {}
+        self.charges: dict[str, _Charge] = {}  # by PaymentIntent id
         self.requests: list[StripeRequest] = []
         self.events: list[JSON] = []
+        #: the status a new refund gets: "succeeded" (cards, usually) or "pending"
+        self.refund_status = "succeeded"
         self._idempotent: dict[str, tuple[JSON, JSON]] = {}  # key -> (params, session)
+        self._idempotent_refunds: dict[str, tuple[JSON, JSON]] = {}  # key -> (params, answer)
         self._faults: list[list[int]] = []  # [status, remaining]
+        self._lost_answers = 0
         self._random = random.Random(seed)
 
     # ------------------------------------------------------------ control
@@ -110,19 +147,58 @@ class FakeStripe:
         """Answer the next `count` API requests with `status` (429 rate limit, 5xx api_error)."""
         self._faults.append([status, count])
 
-    def complete(self, session_id: str, *, payment_status: str = "paid") -> JSON:
+    def clear_faults(self) -> None:
+        """Forget the injected failures and lost answers still to come."""
+        self._faults.clear()
+        self._lost_answers = 0
+
+    def lose_next_answers(self, count: int = 1) -> None:
+        """Carry out the next `count` API requests, then answer 500 as if the answer was lost
+        on the way back (the caller cannot tell whether Stripe acted)."""
+        self._lost_answers += count
+
+    def complete(
+        self,
+        session_id: str,
+        *,
+        payment_status: str | None = None,
+        discount: int = 0,
+        tax: int = 0,
+    ) -> JSON:
         """The customer paid: the session is complete; returns checkout.session.completed.
 
         `payment_status="unpaid"` models a delayed method (bank debit); follow with
-        `async_payment_succeeded()` or `async_payment_failed()`.
+        `async_payment_succeeded()` or `async_payment_failed()`. `discount` (a promotion
+        code) and `tax` (automatic tax) change `amount_total` as Stripe does; a total of 0
+        completes with `no_payment_required` and no PaymentIntent.
         """
         session = self._session(session_id)
         if session["status"] != "open":
             raise ValueError(f"session {session_id} is {session['status']}, not open")
+        subtotal = int(session.get("amount_subtotal") or 0)
+        total = max(0, subtotal - discount + tax)
+        if "amount_total" in session:
+            session.update(
+                amount_total=total,
+                total_details={
+                    "amount_discount": discount,
+                    "amount_shipping": 0,
+                    "amount_tax": tax,
+                },
+            )
+        if payment_status is None:
+            payment_status = (
+                "paid" if total > 0 or "amount_total" not in session else "no_payment_required"
+            )
+        intent = None
+        if payment_status != "no_payment_required":
+            intent = self._new_id("pi_3", 23)
+            currency = str(session.get("currency") or "usd")
+            self.charges[intent] = _Charge(intent, self._new_id("ch_3", 23), total, currency)
         session.update(
             status="complete",
             payment_status=payment_status,
-            payment_intent=self._new_id("pi_", 24),
+            payment_intent=intent,
             url=None,
             customer_details={
                 "address": None,
@@ -163,13 +239,76 @@ class FakeStripe:
             "api_version": self.api_version,
             "created": int(self.clock()),
             "data": {"object": copy.deepcopy(dict(obj))},
-            "livemode": False,
+            "livemode": self.livemode,
             "pending_webhooks": 1,
             "request": {"id": None, "idempotency_key": None},
             "type": event_type,
         }
         self.events.append(event)
         return event
+
+    def restate(
+        self, event: Mapping[str, Any], *, livemode: bool | None = None, **session: Any
+    ) -> JSON:
+        """A signed-able variant of `event` under a new id, its session's fields changed (say
+        `currency="eur"`), for checks Stripe's own flows cannot easily produce. `livemode`
+        changes both the event's and the session's flag."""
+        obj = {**event["data"]["object"], **session}
+        if livemode is not None:
+            obj["livemode"] = livemode
+        varied = self.event(str(event["type"]), obj)
+        varied["livemode"] = event["livemode"] if livemode is None else livemode
+        return varied
+
+    def settle_refund(self, refund_id: str, status: str = "succeeded") -> JSON:
+        """A pending refund ends (`succeeded` or `failed`); returns refund.updated (Stripe
+        also sends refund.failed for a failure; this returns the one event)."""
+        refund = self.refunds[refund_id]
+        if refund["status"] != "pending":
+            raise ValueError(f"refund {refund_id} is {refund['status']}, not pending")
+        refund["status"] = status
+        if status == "failed":
+            refund["failure_reason"] = "expired_or_canceled_card"
+        return self.event("refund.updated", refund)
+
+    def set_metadata(self, session_id: str, metadata: Mapping[str, str]) -> JSON:
+        """Update a session's metadata, as `POST /v1/checkout/sessions/{id}` (or the Dashboard)
+        may; returns the session."""
+        session = self._session(session_id)
+        session["metadata"] = {**session.get("metadata", {}), **metadata}
+        return copy.deepcopy(session)
+
+    def foreign_session(
+        self,
+        *,
+        amount: int,
+        currency: str = "eur",
+        metadata: Mapping[str, str] | None = None,
+        client_reference_id: str | None = None,
+    ) -> JSON:
+        """An open session the bot never created, as a Payment Link on the same account makes:
+        any amount and currency, and whatever metadata and reference the link carries.
+        `complete()` it like any other."""
+        form: JSON = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": "1",
+                    "price_data": {
+                        "currency": currency,
+                        "unit_amount": str(amount),
+                        "product_data": {"name": "Payment Link product"},
+                    },
+                }
+            ],
+            "metadata": dict(metadata or {}),
+            "success_url": "https://example.com/thanks",
+        }
+        if client_reference_id is not None:
+            form["client_reference_id"] = client_reference_id
+        session = self._create_session(form, None)
+        self.sessions[session["id"]]["payment_link"] = self._new_id("plink_1", 23)
+        return copy.deepcopy(self.sessions[session["id"]])
 
     async def deliver_event(
         self,
@@ -224,6 +363,9 @@ class FakeStripe:
             self._authenticate(header(scope, "authorization"))
             self._take_fault()
             result = self._route(method, path, form, header(scope, "idempotency-key"))
+            if self._lost_answers > 0:
+                self._lost_answers -= 1
+                raise _StripeError(500, "api_error", "Sandbox: the answer was lost.")
         except _StripeError as exc:
             status, result = exc.status, exc.body
         except ValueError as exc:
@@ -234,10 +376,25 @@ class FakeStripe:
 
     def _route(self, method: str, path: str, form: JSON, idempotency_key: str | None) -> JSON:
         if path == "/v1/checkout/sessions" and method == "POST":
+            self._key_unused_elsewhere(idempotency_key, self._idempotent)
             return self._create_session(form, idempotency_key)
+        if path == "/v1/refunds" and method == "POST":
+            self._key_unused_elsewhere(idempotency_key, self._idempotent_refunds)
+            return self._create_refund(form, idempotency_key)
         match = re.fullmatch(r"/v1/checkout/sessions/([^/]+)(/expire)?", path)
         if match is not None and method == "GET" and match.group(2) is None:
             return copy.deepcopy(self._session(match.group(1), status=404))
+        if match is not None and method == "POST" and match.group(2) is None:
+            self._session(match.group(1), status=404)
+            for name in form:
+                if name != "metadata":
+                    raise _StripeError(
+                        400,
+                        "invalid_request_error",
+                        f"Received unknown parameter: {name}",
+                        param=name,
+                    )
+            return self.set_metadata(match.group(1), form.get("metadata") or {})
         if match is not None and method == "POST" and match.group(2):
             session = self._session(match.group(1), status=404)
             if session["status"] != "open":
@@ -285,6 +442,110 @@ class FakeStripe:
             )
         raise _StripeError(fault[0], "api_error", "Sandbox: injected server error.")
 
+    # ------------------------------------------------------------ refunds
+
+    def _key_unused_elsewhere(self, key: str | None, here: Mapping[str, Any]) -> None:
+        """Stripe's idempotency keys are per account: one key, one endpoint."""
+        used = key is not None and key not in here
+        if used and (key in self._idempotent or key in self._idempotent_refunds):
+            raise _StripeError(
+                400,
+                "idempotency_error",
+                "Keys for idempotent requests can only be used for the same endpoint they were "
+                f"first used for ('{key}').",
+            )
+
+    def _create_refund(self, form: JSON, idempotency_key: str | None) -> JSON:
+        if idempotency_key is not None and idempotency_key in self._idempotent_refunds:
+            first_params, first_answer = self._idempotent_refunds[idempotency_key]
+            if first_params != form:
+                raise _StripeError(
+                    400,
+                    "idempotency_error",
+                    "Keys for idempotent requests can only be used with the same parameters "
+                    "they were first used with. Try using a key other than "
+                    f"'{idempotency_key}' if you meant to execute a different request.",
+                )
+            return copy.deepcopy(first_answer)  # Stripe replays the first answer
+        for name in form:
+            if name not in _REFUND_PARAMS:
+                raise _StripeError(
+                    400, "invalid_request_error", f"Received unknown parameter: {name}", param=name
+                )
+        intent = form.get("payment_intent")
+        if not intent:
+            raise _StripeError(
+                400,
+                "invalid_request_error",
+                "One of the following params should be provided for this request: "
+                "payment_intent or charge.",
+            )
+        paid = self.charges.get(str(intent))
+        if paid is None:
+            raise _StripeError(
+                400,
+                "invalid_request_error",
+                f"No such payment_intent: '{intent}'",
+                param="payment_intent",
+                code="resource_missing",
+            )
+        remaining = paid.amount - paid.refunded
+        amount = _integer(form, "amount", default=remaining)
+        if amount <= 0:
+            raise _StripeError(
+                400, "invalid_request_error", "Invalid positive integer", param="amount"
+            )
+        if remaining == 0:
+            raise _StripeError(
+                400,
+                "invalid_request_error",
+                f"Charge {paid.charge} has already been refunded.",
+                code="charge_already_refunded",
+            )
+        if amount > remaining:
+            raise _StripeError(
+                400,
+                "invalid_request_error",
+                f"Refund amount ({_money(amount, paid.currency)}) is greater than unrefunded "
+                f"amount on charge ({_money(remaining, paid.currency)})",
+                param="amount",
+                code="amount_too_large",
+            )
+        reason = form.get("reason")
+        if reason is not None and reason not in _REFUND_REASONS:
+            raise _StripeError(
+                400, "invalid_request_error", f"Invalid reason: {reason}", param="reason"
+            )
+        paid.refunded += amount
+        refund: JSON = {
+            "id": self._new_id("re_3", 23),
+            "object": "refund",
+            "amount": amount,
+            "balance_transaction": self._new_id("txn_3", 23),
+            "charge": paid.charge,
+            "created": int(self.clock()),
+            "currency": paid.currency,
+            "destination_details": {
+                "card": {
+                    "reference_status": "pending",
+                    "reference_type": "acquirer_reference_number",
+                    "type": "refund",
+                },
+                "type": "card",
+            },
+            "metadata": dict(form.get("metadata") or {}),
+            "payment_intent": paid.payment_intent,
+            "reason": reason,
+            "receipt_number": None,
+            "source_transfer_reversal": None,
+            "status": self.refund_status,
+            "transfer_reversal": None,
+        }
+        self.refunds[refund["id"]] = refund
+        if idempotency_key is not None:
+            self._idempotent_refunds[idempotency_key] = (form, copy.deepcopy(refund))
+        return copy.deepcopy(refund)
+
     # ------------------------------------------------------------ sessions
 
     def _create_session(self, form: JSON, idempotency_key: str | None) -> JSON:
@@ -318,7 +579,7 @@ class FakeStripe:
                 "Checkout Session creation.",
                 param="expires_at",
             )
-        session_id = self._new_id("cs_test_a1", 56)
+        session_id = self._new_id("cs_live_a1" if self.livemode else "cs_test_a1", 56)
         session: JSON = {
             "id": session_id,
             "object": "checkout.session",
@@ -340,7 +601,7 @@ class FakeStripe:
             "customer_email": form.get("customer_email"),
             "expires_at": expires_at,
             "invoice": None,
-            "livemode": False,
+            "livemode": self.livemode,
             "locale": form.get("locale"),
             "metadata": dict(form.get("metadata") or {}),
             "mode": mode,
@@ -478,6 +739,13 @@ def _lists_from_indexed(node: object) -> object:
     if converted and all(k.isdigit() for k in converted):
         return [converted[k] for k in sorted(converted, key=int)]
     return converted
+
+
+def _money(minor: int, currency: str) -> str:
+    """An amount as Stripe's error messages write it: `$10.00`."""
+    sign = _CURRENCY_SIGNS.get(currency.lower())
+    amount = f"{minor / 100:.2f}"
+    return f"{sign}{amount}" if sign else f"{amount} {currency.upper()}"
 
 
 def _required(form: Mapping[str, Any], name: str, *, where: str = "") -> Any:

@@ -52,6 +52,6 @@ async def test_old_sent_messages_and_webhook_ids_are_pruned_at_start(
     # the 3 recent sent rows, and the old pending one, sent meanwhile
     assert (sent, pending, ids) == (4, 0, 3)
     conn = sqlite3.connect(settings.store.path)
-    pending = conn.execute("SELECT payload FROM outbox WHERE chat_id = 8").fetchall()
+    old_pending = conn.execute("SELECT payload FROM outbox WHERE chat_id = 8").fetchall()
     conn.close()
-    assert pending == [('{"text": "still pending"}',)]  # not pruned, and sent since
+    assert old_pending == [('{"text": "still pending"}',)]  # not pruned, and sent since

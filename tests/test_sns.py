@@ -1,7 +1,8 @@
-"""Amazon SNS verification of Circle webhooks, with a test key and self-signed certificate.
+"""Amazon SNS verification of Circle webhooks, with a test key and a certificate shaped like SNS's.
 
-The certificate is served by an httpx.MockTransport at an Amazon-looking URL; the signer builds
-its canonical string on its own (sandbox/sns_signer.py), so acceptance is a real cross-check.
+The certificate (issued to sns.amazonaws.com by the sandbox's "Amazon" CA) is served by an
+httpx.MockTransport at an Amazon-looking URL; the signer builds its canonical string on its own
+(sandbox/sns_signer.py), so acceptance is a real cross-check.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import pytest
 import trio
 
 from itinerabot.circle.errors import SnsVerificationError
-from itinerabot.circle.sns import CertificateCache, SnsMessage, string_to_sign, verify_sns_message
+from itinerabot.circle.sns import (
+    CertificateCache,
+    SnsMessage,
+    check_signing_certificate,
+    check_topic_arn,
+    parse_sns_body,
+    string_to_sign,
+    verify_sns_message,
+)
 from itinerabot.circle.status import Outcome, parse_payment_intent_notification
 from sandbox.sns_signer import DEFAULT_CERT_URL, SnsSigner, circle_topic_arn, encode
 from tests.circle_spec import payment_intent, timeline_entry, validate
@@ -251,6 +260,9 @@ async def test_a_wrong_topic_is_refused_without_fetching(
         ("https://sns.us-east-1.amazonaws.com:8443/cert.pem", "port"),
         ("https://s3.amazonaws.com/cert.pem", "Amazon SNS host"),
         ("https://sns.us-east-1.amazonaws.com/cert.txt", ".pem"),
+        ("https://sns.us-east-1.amazonaws.com/cert.pem", "certificate path"),
+        ("https://sns.us-east-1.amazonaws.com/x/SimpleNotificationService-1.pem", "path"),
+        ("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-1.pem?a=b", "path"),
         ("file:///etc/ssl/cert.pem", "not https"),
         ("https://[::1/cert.pem", "not a URL"),
     ],
@@ -270,17 +282,66 @@ async def test_a_subscribe_url_off_amazons_hosts_is_refused(
     await refused(fields, certs, "SubscribeURL")
 
 
-async def test_a_china_region_host_is_allowed(signer: SnsSigner, server: CertServer) -> None:
-    china = SnsSigner(
+@pytest.mark.parametrize(
+    "host",
+    [
+        "sns.us-east-1.amazonaws.com",
+        "sns.us-west-2.amazonaws.com",
+        "sns.eu-central-1.amazonaws.com",
+        "sns.ap-southeast-2.amazonaws.com",
+        "sns.us-gov-west-1.amazonaws.com",
+        "sns.cn-north-1.amazonaws.com.cn",
+        "sns.cn-northwest-1.amazonaws.com.cn",
+    ],
+)
+async def test_the_regional_sns_hosts_are_accepted(
+    signer: SnsSigner, server: CertServer, host: str
+) -> None:
+    """Finding 5: the strict host pattern still takes every real SNS endpoint."""
+    regional = SnsSigner(
         signer.private_key,
         signer.certificate,
-        cert_url="https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-1.pem",
+        cert_url=f"https://{host}/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem",
     )
-    server.signer = china
+    server.signer = regional
     certs = CertificateCache(
         httpx.AsyncClient(transport=httpx.MockTransport(server)), now=lambda: NOW
     )
-    await verify(china.notification(CIRCLE_MESSAGE), certs)
+    await verify(regional.notification(CIRCLE_MESSAGE), certs)
+    assert server.fetches == 1
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "sns.s3.amazonaws.com",  # the S3 bucket named "sns", under Amazon's own TLS certificate
+        "sns.s3-external-1.amazonaws.com",
+        "sns.s3.us-east-1.amazonaws.com",
+        "sns.s3-us-west-2.amazonaws.com",
+        "sns.s3-website-us-east-1.amazonaws.com",
+        "sns.s3.dualstack.us-east-1.amazonaws.com",
+        "sns.execute-api.amazonaws.com",
+        "sns.us-east-1.amazonaws.com.cn",  # .com.cn is for the China regions only
+        "sns.cn-north-1.amazonaws.com",
+        "sns.amazonaws.com",
+    ],
+)
+async def test_a_certificate_on_an_s3_host_is_refused_before_any_fetch(host: str) -> None:
+    """Finding 5: a notification signed by whoever put a certificate in an S3 bucket is refused.
+
+    The forger's message is genuinely signed and their certificate, shaped like SNS's, is
+    served at the URL; the old host pattern accepted sns.s3.amazonaws.com and so the PDF.
+    """
+    forger = SnsSigner.generate(
+        not_before=NOW - timedelta(days=1),
+        cert_url=f"https://{host}/SimpleNotificationService-0123456789abcdef.pem",
+    )
+    server = CertServer(forger)
+    certs = CertificateCache(
+        httpx.AsyncClient(transport=httpx.MockTransport(server)), now=lambda: NOW
+    )
+    await refused(forger.notification(CIRCLE_MESSAGE), certs, "not on an Amazon SNS host")
+    assert server.fetches == 0
 
 
 @pytest.mark.parametrize("version", ["0", "3", "", "2 "])
@@ -324,7 +385,7 @@ async def test_missing_fields_are_refused(
     ("body", "why"),
     [
         (b"not json", "not JSON"),
-        (b"\xff", "not JSON"),
+        (b"\xff", "not UTF-8"),
         (b"[]", "not a JSON object"),
         (b'{"Type": "Gossip"}', "unknown Type"),
     ],
@@ -338,6 +399,48 @@ async def test_bodies_that_are_not_sns_messages_are_refused(
 async def test_non_string_fields_are_refused(signer: SnsSigner, certs: CertificateCache) -> None:
     fields = signer.notification(CIRCLE_MESSAGE)
     await refused({**fields, "Message": {"nested": True}}, certs, "not a string")
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"Type": ["Notification"]}', "unknown Type <list>"),
+        (b'{"Type": {"Notification": 1}}', "unknown Type <dict>"),
+        (b'{"Type": 1e999}', "unknown Type <float>"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"Type": "Notification", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "deeply"),
+        (b'{"Type": ' + b"9" * 5000 + b"}", "not JSON"),  # over Python's int-parsing limit
+        (b'{"Type": "Notification"\xc3\x28}', "not UTF-8"),
+        (b"\xef\xbb\xbf{}", "not JSON"),  # a byte-order mark
+        (b"", "not JSON"),
+    ],
+)
+async def test_hostile_bodies_are_refused_not_crashed_on(
+    certs: CertificateCache, server: CertServer, body: bytes, why: str
+) -> None:
+    """Finding 9: a non-string Type, deep nesting, huge numbers and bad UTF-8 are refusals
+    (SnsVerificationError, so the route answers 400), never another exception (a 500)."""
+    await refused(body, certs, why)
+    assert server.fetches == 0
+
+
+async def test_a_lone_surrogate_is_refused_before_any_fetch(
+    signer: SnsSigner, certs: CertificateCache, server: CertServer
+) -> None:
+    """Finding 9: "\\ud800" is valid JSON but no UTF-8; it used to fail at the signature."""
+    fields = signer.notification(CIRCLE_MESSAGE)
+    await refused({**fields, "Message": "paid \ud800"}, certs, "Message is not valid Unicode")
+    assert server.fetches == 0
+
+
+def test_a_refusal_quotes_at_most_a_short_excerpt() -> None:
+    """Finding 9: a refusal is one log line; a 60 KB Type or TopicArn must not make it 60 KB."""
+    with pytest.raises(SnsVerificationError) as info:
+        parse_sns_body(json.dumps({"Type": "N" * 60_000}).encode())
+    assert len(info.value.reason) < 100
+    with pytest.raises(SnsVerificationError) as info:
+        check_topic_arn("arn:aws:sns:" + "x" * 60_000, environment="sandbox")
+    assert len(info.value.reason) < 100
 
 
 async def test_a_signature_that_is_not_base64_is_refused(
@@ -365,6 +468,41 @@ async def test_a_certificate_outside_its_validity_is_refused(
         httpx.AsyncClient(transport=stale.certificate_transport()), now=lambda: NOW
     )
     await refused(stale.notification(CIRCLE_MESSAGE), certs, "expired or not yet valid")
+
+
+@pytest.mark.parametrize(
+    ("impostor", "why"),
+    [
+        ({"self_signed": True}, "issued by '', not Amazon"),  # the sandbox's old certificate
+        ({"common_name": "s3.amazonaws.com"}, "issued to 's3.amazonaws.com'"),
+        ({"common_name": "*.s3.amazonaws.com"}, "issued to '\\*.s3.amazonaws.com'"),
+        ({"common_name": "sns.amazonaws.com.evil.example"}, "not Amazon SNS"),
+    ],
+)
+async def test_a_certificate_that_is_not_the_sns_signing_certificate_is_refused(
+    impostor: dict[str, Any], why: str
+) -> None:
+    """Finding 5: a message correctly signed with a certificate served from an SNS URL, but
+    not Amazon SNS's signing certificate (issued to sns.amazonaws.com by Amazon), is refused,
+    and the refusal is not cached."""
+    other = SnsSigner.generate(not_before=NOW - timedelta(days=1), **impostor)
+    server = CertServer(other)
+    certs = CertificateCache(
+        httpx.AsyncClient(transport=httpx.MockTransport(server)), now=lambda: NOW
+    )
+    for _ in range(2):
+        error = await refused(other.notification(CIRCLE_MESSAGE), certs, why)
+        assert not error.retryable
+    assert server.fetches == 2
+
+
+def test_the_sandbox_certificate_is_shaped_like_amazons(signer: SnsSigner) -> None:
+    """Finding 5: what the check asks of a certificate, said in the terms of X.509."""
+    cert = signer.certificate
+    assert cert.subject.rfc4514_string() == "CN=sns.amazonaws.com"
+    assert "O=Amazon" in cert.issuer.rfc4514_string().split(",")
+    assert cert.issuer != cert.subject
+    check_signing_certificate(cert)
 
 
 async def test_the_certificate_is_fetched_once_and_cached(
@@ -465,5 +603,10 @@ def test_only_amazon_urls_and_real_certificates_can_be_pinned(signer: SnsSigner)
     certs = CertificateCache(httpx.AsyncClient(transport=signer.certificate_transport()))
     with pytest.raises(ValueError, match="Amazon SNS host"):
         certs.pin("https://evil.example/cert.pem", signer.cert_pem)
+    with pytest.raises(ValueError, match="Amazon SNS host"):
+        certs.pin("https://sns.s3.amazonaws.com/SimpleNotificationService-1.pem", signer.cert_pem)
     with pytest.raises(ValueError, match="not a PEM certificate"):
         certs.pin(signer.cert_url, b"garbage")
+    self_signed = SnsSigner.generate(self_signed=True)
+    with pytest.raises(ValueError, match="not Amazon"):
+        certs.pin(signer.cert_url, self_signed.cert_pem)

@@ -11,19 +11,21 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import stripe
 import trio
 
 from itinerabot.bot.handler import OutboxMessage
+from itinerabot.card.client import stripe_errors
+from itinerabot.card.paid import settle_taken, take_paid_session
+from itinerabot.card.verify import minor_units
 from itinerabot.clock import WallClock
 from itinerabot.config import StripeSettings
 from itinerabot.dialogue.types import InlineButton
+from itinerabot.errors import ServiceError
 from itinerabot.fulfilment import Fulfilment
-from itinerabot.models import Order, OrderStatus, Payment, PaymentMethod
+from itinerabot.models import Order, OrderStatus
 from itinerabot.store import Store
 from itinerabot.store import card_sessions as sessions
 from itinerabot.store import orders as order_rows
@@ -38,10 +40,6 @@ _PAYLOAD_RE = re.compile(r"^(ok|back)_(IB-[0-9A-Z]{6})$")
 CREATE_TIME_LIMIT = 20.0
 #: Stripe wants expires_at at least 30 minutes ahead; leave a margin for a slow retry
 _MIN_REMAINING = 35 * 60
-
-
-def minor_units(amount: Decimal) -> int:
-    return int((amount * 100).to_integral_exact())
 
 
 def deep_link(bot_username: str, payload: str) -> str:
@@ -77,22 +75,6 @@ def checkout_params(
         "success_url": deep_link(bot_username, RETURN_OK + ref),
         "cancel_url": deep_link(bot_username, RETURN_CANCEL + ref),
     }
-
-
-def payment_from_session(session: dict[str, Any], paid_at: datetime) -> Payment:
-    """The Payment record of a paid Checkout Session (a dict in Stripe's JSON shape)."""
-    amount = Decimal(int(session.get("amount_total") or 0)) / 100
-    intent = session.get("payment_intent")
-    if isinstance(intent, dict):
-        intent = intent.get("id")
-    return Payment(
-        method=PaymentMethod.CARD,
-        amount=amount.quantize(Decimal("0.01")),
-        currency=str(session.get("currency") or "usd").upper(),
-        provider_ref=str(session["id"]),
-        provider_payment_id=str(intent) if intent else None,
-        paid_at=paid_at,
-    )
 
 
 def pay_button(order: Order, url: str) -> OutboxMessage:
@@ -142,11 +124,10 @@ class CardPayments:
                 # updates wait while this runs: bound it (a retry resends the stored request)
                 with trio.fail_after(CREATE_TIME_LIMIT):
                     url = await self._session_url(order)
-            except (stripe.StripeError, trio.TooSlowError) as exc:
-                error = getattr(exc, "user_message", None) or str(exc) or "timed out"
+            except (ServiceError, trio.TooSlowError) as exc:
                 log.error(
                     "stripe: creating a checkout session failed",
-                    extra={"order": reference, "error": error},
+                    extra={"order": reference, "error": str(exc) or "timed out"},
                 )
                 return [
                     OutboxMessage.text(
@@ -174,10 +155,11 @@ class CardPayments:
             current = await self._store.run(
                 sessions.begin_attempt, order.id, f"itinerabot-{uuid.uuid4()}", params, now
             )
-        session = await self._client.v1.checkout.sessions.create_async(
-            current.params,  # type: ignore[arg-type]
-            {"idempotency_key": current.idempotency_key},
-        )
+        with stripe_errors("creating a checkout session"):
+            session = await self._client.v1.checkout.sessions.create_async(
+                current.params,  # type: ignore[arg-type]
+                {"idempotency_key": current.idempotency_key},
+            )
         assert session.url is not None
         await self._store.run(
             sessions.set_created, order.id, current.attempt, session.id, session.url
@@ -205,20 +187,34 @@ class CardPayments:
         if current is None or current.session_id is None:
             return [OutboxMessage.text(f"Order {reference} has no card payment yet.")]
         try:
-            session = await self._client.v1.checkout.sessions.retrieve_async(current.session_id)
-        except stripe.StripeError as exc:
+            with stripe_errors("retrieving a checkout session"):
+                found = await self._client.v1.checkout.sessions.retrieve_async(current.session_id)
+            session = found.to_dict()
+        except ServiceError as exc:
             log.warning(
-                "stripe: retrieving a session failed",
-                extra={"order": reference, "error": exc.user_message or str(exc)},
+                "stripe: retrieving a session failed", extra={"order": reference, "error": str(exc)}
             )
             session = None
-        if session is not None and session.payment_status == "paid":
-            await self._fulfilment.handle_successful_payment(
-                order.id,
-                payment_from_session(session.to_dict(), self._clock()),
+        if session is not None and session.get("id") == current.session_id:
+            taken = await self._store.run(
+                take_paid_session,
+                session,
+                livemode=self._settings.livemode,
+                event_livemode=None,
                 source="stripe-return",
+                now=self._clock(),
             )
-            return []  # "payment received" and the PDF are queued by fulfilment
+            settle_taken(taken, self._fulfilment)
+            if taken.verdict.payment is not None:
+                return []  # "payment received" and the PDF are queued by fulfilment
+            if taken.verdict.problems:
+                return [
+                    OutboxMessage.text(
+                        f"Stripe reports a card payment for {reference} that does not match "
+                        "the order, so the PDF cannot be sent for it. We have noted it and "
+                        "will look into it; you can also reply with /help."
+                    )
+                ]
         if kind == "back":
             return [pay_button(order, current.url)] if current.url else []
         return [

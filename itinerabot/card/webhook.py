@@ -1,8 +1,9 @@
 """`POST /webhooks/stripe`: Stripe's signed events, verified, de-duplicated, acted on.
 
 Only the raw body with a valid `Stripe-Signature` (the library's default tolerance) is
-accepted; anything else is 400 and changes nothing. Fulfilment only queues work, so the
-handler answers in milliseconds.
+accepted; anything else is 400 and changes nothing. A genuine event pays only the order the
+bot stored its session for, and only as `verify.judge_session` allows; any other claim is an
+anomaly, answered 200. Fulfilment only queues work, so the handler answers in milliseconds.
 """
 
 from __future__ import annotations
@@ -16,41 +17,36 @@ from typing import Any
 import stripe
 
 from itinerabot.bot.sender import Sender, keyboard_to_json
-from itinerabot.card.checkout import payment_from_session
+from itinerabot.card.paid import SOURCE, TakenSession, settle_taken, take_paid_session
+from itinerabot.card.refunds import take_refund_update
 from itinerabot.clock import WallClock
 from itinerabot.dialogue.types import InlineButton
-from itinerabot.fulfilment import Fulfilment, Recorded, record_payment
+from itinerabot.fulfilment import Fulfilment
 from itinerabot.models import Order
 from itinerabot.store import Store, misc, outbox
 from itinerabot.store import card_sessions as sessions
 from itinerabot.store import orders as order_rows
+from itinerabot.store.orders import OrderHead
 from itinerabot.web.app import Request, Response
 
 log = logging.getLogger(__name__)
 
-SOURCE = "stripe"
 _PAID = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 _FAILED = {"checkout.session.async_payment_failed": "failed", "checkout.session.expired": "expired"}
-
-
-def _find_order_id(conn: sqlite3.Connection, session: dict[str, Any]) -> int | None:
-    """The order a Checkout Session is for: by its metadata, else by the session id."""
-    ref = (session.get("metadata") or {}).get("order_reference") or session.get(
-        "client_reference_id"
-    )
-    order_id = order_rows.order_id_by_reference(conn, str(ref)) if ref else None
-    if order_id is None and session.get("id"):
-        found = sessions.by_session_id(conn, str(session["id"]))
-        order_id = found.order_id if found else None
-    return order_id
+#: a refund's status changed (a `pending` one succeeded or failed)
+_REFUND = {"refund.updated", "refund.failed"}
 
 
 def _record_unpaid_end(
     conn: sqlite3.Connection, session: dict[str, Any], status: str, now: datetime
 ) -> Order | None:
-    """Mark the session failed/expired; the order to tell about it, if still unpaid."""
-    order_id = _find_order_id(conn, session)
-    order = order_rows.get_order(conn, order_id) if order_id is not None else None
+    """Mark the session failed/expired; the order to tell about it, if still unpaid.
+
+    The order is the one the bot stored the session for: a session it never created (a
+    Payment Link, say) tells nobody, whatever its metadata says.
+    """
+    stored = sessions.by_session_id(conn, str(session["id"]))
+    order = order_rows.get_order(conn, stored.order_id) if stored is not None else None
     sessions.set_status(conn, str(session["id"]), status)
     if order is None or order.status.is_paid:
         return None
@@ -86,8 +82,11 @@ class StripeWebhook:
         sender: Sender,
         webhook_secret: str,
         clock: WallClock,
+        *,
+        livemode: bool,
     ) -> None:
         self._store = store
+        self._livemode = livemode
         self._fulfilment = fulfilment
         self._sender = sender
         self._secret = webhook_secret
@@ -95,7 +94,8 @@ class StripeWebhook:
 
     async def __call__(self, request: Request) -> Response:
         header = request.headers.get("stripe-signature")
-        if not header:
+        if not header or not header.isascii():
+            log.warning("stripe webhook without a usable Stripe-Signature refused")
             return Response.text(400, "missing Stripe-Signature")
         try:
             stripe.WebhookSignature.verify_header(
@@ -105,32 +105,38 @@ class StripeWebhook:
         except stripe.SignatureVerificationError:
             log.warning("stripe webhook with a bad signature refused")
             return Response.text(400, "bad signature")
-        except ValueError:
+        except (ValueError, RecursionError):
+            log.warning("signed stripe webhook whose body is not JSON refused")
             return Response.text(400, "body is not JSON")
         if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+            log.warning("signed stripe webhook that is not an event refused")
             return Response.text(400, "not a Stripe event")
-        taken = await self._store.run(_take_event, event, self._clock())
+        taken = await self._store.run(_take_event, event, self._livemode, self._clock())
         if taken is None:
             return Response.text(200, "already processed")
-        if isinstance(taken, Recorded):
-            self._fulfilment.settle(taken)
-        elif isinstance(taken, Order):
+        if isinstance(taken, TakenSession):
+            # an anomaly is answered 200 too: Stripe's retries would not change it
+            settle_taken(taken, self._fulfilment)
+        elif isinstance(taken, Order | OrderHead):  # news of a payment or a refund
             self._sender.notify(taken.chat_id)
         return Response.text(200, "ok")
 
 
 def _take_event(
-    conn: sqlite3.Connection, event: dict[str, Any], now: datetime
-) -> Recorded | Order | bool | None:
+    conn: sqlite3.Connection, event: dict[str, Any], livemode: bool, now: datetime
+) -> TakenSession | Order | OrderHead | bool | None:
     """Store the event id and everything the event means in one transaction.
 
-    None for an event seen before; a `Recorded` payment; the `Order` whose traveller is told
-    of a failed or expired payment; True for anything else taken.
+    None for an event seen before; a `TakenSession` for an event that claims a payment (paid,
+    or recorded as anomalies); the `Order` whose traveller is told of a failed or expired
+    payment, or the order whose refund changed; True for anything else taken.
     """
     if not misc.record_event(conn, SOURCE, str(event["id"]), now):
         return None
     kind = event.get("type", "")
     obj = (event.get("data") or {}).get("object") or {}
+    if kind in _REFUND and isinstance(obj, dict) and obj.get("object") == "refund":
+        return take_refund_update(conn, obj, now) or True
     if kind not in _PAID and kind not in _FAILED:
         return True
     if not isinstance(obj, dict) or not obj.get("id"):
@@ -138,12 +144,11 @@ def _take_event(
         return True
     if kind in _FAILED:
         return _record_unpaid_end(conn, obj, _FAILED[kind], now) or True
-    if obj.get("payment_status") not in ("paid", "no_payment_required"):
-        return True  # an async method is still settling: async_payment_succeeded follows
-    order_id = _find_order_id(conn, obj)
-    if order_id is None:
-        log.warning("paid stripe session of an unknown order", extra={"session": obj.get("id")})
-        return True
-    sessions.set_status(conn, str(obj["id"]), "complete")
-    payment = payment_from_session(obj, now)
-    return record_payment(conn, order_id, payment, f"stripe:{kind}", now)
+    return take_paid_session(
+        conn,
+        obj,
+        livemode=livemode,
+        event_livemode=event.get("livemode") is True,
+        source=f"{SOURCE}:{kind}",
+        now=now,
+    )
