@@ -7,6 +7,7 @@ ItinerabotError
 └── ServiceError                 a call to an outside service failed
     ├── TransientServiceError    worth retrying: network, timeout, 5xx, 429, garbage body
     │   ├── RateLimited          the service asked us to wait `retry_after` seconds
+    │   ├── OutcomeUnknown       the request may have reached the service; no answer came
     │   └── circle.MalformedResponse   Circle's body is not the expected JSON
     └── PermanentServiceError    retrying will not help: a refused request (4xx)
         ├── InvalidToken         the Telegram token was refused
@@ -54,6 +55,11 @@ class RateLimited(TransientServiceError):
     def __init__(self, service: str, retry_after: float, message: str = "rate limited") -> None:
         super().__init__(service, message, status=429)
         self.retry_after = retry_after
+
+
+class OutcomeUnknown(TransientServiceError):
+    """The request may have reached the service, but its answer was lost (a read timeout or
+    a connection broken after the request was sent). Repeating it may act twice."""
 
 
 class PermanentServiceError(ServiceError):

@@ -21,6 +21,7 @@ from itinerabot.dialogue.types import Keyboard
 from itinerabot.errors import (
     Conflict,
     InvalidToken,
+    OutcomeUnknown,
     PermanentServiceError,
     RateLimited,
     RecipientBlocked,
@@ -37,8 +38,31 @@ ALLOWED_UPDATES: tuple[str, ...] = ("message", "callback_query")
 SERVICE = "telegram"
 
 
+#: httpx errors raised before the whole request went out: Telegram cannot have acted on it.
+#: (A body that was not fully written is never acted on; httpcore even reads an early answer
+#: after a write error, so one that surfaces here had no answer.)
+_NOT_SENT: tuple[type[httpx.HTTPError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.LocalProtocolError,
+    httpx.UnsupportedProtocol,
+    httpx.ProxyError,
+)
+
+
 def convert_error(exc: tg_error.TelegramError) -> ServiceError:
-    """Map a python-telegram-bot error onto the project's tree."""
+    """Map a python-telegram-bot error onto the project's tree.
+
+    PTB's `HTTPXRequest` raises `TimedOut` for httpx timeouts and `NetworkError` for other
+    httpx errors, each `from` the httpx error, and a plain `NetworkError` (no httpx cause) for
+    an error answer it has no class for (5xx). So the cause tells whether the request may have
+    reached Telegram: an error answer, or an httpx error in `_NOT_SENT`, means Telegram did
+    not act (TransientServiceError); a read timeout, a connection lost after sending, or an
+    unreadable success answer means it may have (OutcomeUnknown).
+    """
     msg = str(exc.message) if hasattr(exc, "message") else str(exc)
     if isinstance(exc, tg_error.RetryAfter):
         retry = exc.retry_after
@@ -50,12 +74,23 @@ def convert_error(exc: tg_error.TelegramError) -> ServiceError:
         return Conflict(SERVICE, msg, status=409)
     if isinstance(exc, tg_error.Forbidden):
         return RecipientBlocked(SERVICE, msg, status=403)
-    if isinstance(exc, tg_error.BadRequest):
+    if isinstance(exc, tg_error.BadRequest | tg_error.ChatMigrated):
         return PermanentServiceError(SERVICE, msg, status=400)
-    if isinstance(exc, tg_error.ChatMigrated):
-        return PermanentServiceError(SERVICE, msg, status=400)
-    # NetworkError, TimedOut, and 5xx (PTB raises NetworkError for those)
-    return TransientServiceError(SERVICE, msg)
+    if isinstance(exc, tg_error.EndPointNotFound):
+        return PermanentServiceError(SERVICE, msg, status=404)
+    if isinstance(exc, tg_error.PassportDecryptionError):
+        return PermanentServiceError(SERVICE, msg)
+    cause = exc.__cause__
+    if isinstance(exc, tg_error.NetworkError):  # TimedOut included
+        # an error answer: a 5xx, whose cause (if any) is its unparseable body
+        answered = not isinstance(exc, tg_error.TimedOut) and (
+            cause is None or isinstance(cause, tg_error.TelegramError)
+        )
+        if answered or isinstance(cause, _NOT_SENT):
+            return TransientServiceError(SERVICE, msg)
+    # a read timeout or a connection lost after the request went out, an HTTP-layer failure
+    # PTB does not know, or a success answer that cannot be read: Telegram may have acted
+    return OutcomeUnknown(SERVICE, f"no answer, the request may have been taken: {msg}")
 
 
 async def _call(aw: Awaitable[T]) -> T:

@@ -1,8 +1,11 @@
 """The outgoing sender: the one task that sends to Telegram, draining the durable outbox.
 
-Each chat with pending rows gets a worker that sends them in order, about one message per
-second per chat and `global_rate` overall. 429 waits `retry_after`; network errors and 5xx
-back off; permanent errors (403 blocked, 400) are recorded and not retried.
+Each chat with pending rows gets a worker that sends them in order, paced by `Pacer`. A row
+is marked in flight before each send, and what Telegram did is recorded before the row is
+looked at again. Transient errors (network, 5xx, 429) are retried with capped backoff for
+`give_up_after` seconds from the row's first failure; refusals (403 blocked, 400) end the row
+at once; a send that may have reached Telegram unanswered is repeated at most once. Rows
+that end unsent (`failed`, `unconfirmed`) are the operator's to look at.
 """
 
 from __future__ import annotations
@@ -10,27 +13,35 @@ from __future__ import annotations
 import io
 import logging
 import math
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from functools import partial
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import qrcode
 import trio
 
-from itinerabot.bot.client import TelegramClient
+from itinerabot.bot.client import SERVICE, TelegramClient
+from itinerabot.bot.pacing import Pacer
+from itinerabot.bot.retries import Ending, backoff, ending_after
 from itinerabot.clock import WallClock
 from itinerabot.config import SenderSettings
 from itinerabot.dialogue.types import InlineButton, Keyboard
 from itinerabot.errors import (
+    OutcomeUnknown,
     PermanentServiceError,
     RateLimited,
+    ServiceError,
     StoreError,
-    TransientServiceError,
 )
 from itinerabot.store import Store, outbox
 from itinerabot.store import orders as order_rows
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: how often pending rows are looked for without a wake-up (rows a worker left behind)
 RESCAN_EVERY = 60.0
@@ -48,6 +59,9 @@ class Document:
 
 #: renders the PDF of an order (by id) for sending
 DocumentRenderer = Callable[[int], Awaitable[Document]]
+
+#: one ready Telegram call; returns the new message's id, if it posts one
+TelegramCall = Callable[[], Awaitable[int | None]]
 
 
 def keyboard_to_json(keyboard: Keyboard) -> list[list[dict[str, str]]]:
@@ -88,12 +102,10 @@ class Sender:
         self._render = render_document
         self._settings = settings
         self._clock = clock
+        self._pacer = Pacer(settings)
         self._wake_send, self._wake_recv = trio.open_memory_channel[int](math.inf)
         self._active: set[int] = set()
         self._recheck: set[int] = set()
-        #: per chat, when its pace is next free (a GCRA "theoretical arrival time")
-        self._chat_tat: dict[int, float] = {}
-        self._next_global = -math.inf
         self._stopping = trio.Event()
         self._nursery: trio.Nursery | None = None
 
@@ -107,8 +119,17 @@ class Sender:
     def busy(self) -> int:
         return len(self._active)
 
+    @property
+    def paced_chats(self) -> int:
+        """How many chats' paces are remembered (bounded: see `Pacer`)."""
+        return self._pacer.remembered_chats
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Send pending rows (those left by a previous run first) until `stop()`."""
+        """Send pending rows (those left by a previous run first) until `stop()`.
+
+        Raises StoreError if the store cannot be read at start-up.
+        """
+        await self._count_interrupted_sends()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for chat_id in await self._store.run(outbox.pending_chats):
@@ -122,14 +143,37 @@ class Sender:
                         except trio.EndOfChannel:
                             return
                         self._dispatch(chat_id)
-                    if idle.cancelled_caught:  # a safety net: rows a chat's worker gave up on
-                        for chat_id in await self._store.run(outbox.pending_chats):
-                            self._dispatch(chat_id)
+                    if idle.cancelled_caught:  # a safety net: rows a chat's worker left
+                        await self._rescan()
+
+    async def _rescan(self) -> None:
+        try:
+            chat_ids = await self._store.run(outbox.pending_chats)
+        except StoreError as exc:  # the rows are durable: the next rescan finds them
+            log.error("sender rescan failed: store error", extra={"error": str(exc)})
+            return
+        for chat_id in chat_ids:
+            self._dispatch(chat_id)
 
     def stop(self) -> None:
         """Finish the sends in flight, start no new ones; `run` returns when they are done."""
         self._stopping.set()
         self._wake_send.close()
+
+    async def _count_interrupted_sends(self) -> None:
+        """Rows a stopped process left in flight may have reached Telegram: each counts as
+        one send without an answer (the second such ends the row as unconfirmed)."""
+        counted = await self._store.run(
+            _count_interrupted, self._clock(), self._settings.give_up_after
+        )
+        for item, ending in counted:
+            if ending is None:
+                log.warning(
+                    "a send was interrupted; it is sent once more",
+                    extra={"chat": item.chat_id, "kind": item.kind, "order_id": item.order_id},
+                )
+            else:
+                self._log_ending(item, ending)
 
     def _dispatch(self, chat_id: int) -> None:
         if self._stopping.is_set() or self._nursery is None:
@@ -157,143 +201,196 @@ class Sender:
         finally:
             self._active.discard(chat_id)
             self._recheck.discard(chat_id)
-            if self._chat_tat.get(chat_id, math.inf) <= trio.current_time():
-                del self._chat_tat[chat_id]  # its pace is free again: forget the chat
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake at once when the sender is stopping."""
-        with trio.move_on_after(seconds):
-            await self._stopping.wait()
-
-    async def _pace(self, item: outbox.OutboxItem) -> None:
-        """Wait for the global pace and, for new messages, the chat's: one message per
-        `per_chat_interval` on average, with bursts of up to `per_chat_burst` (so "payment
-        received" and the PDF arrive together, not a second apart)."""
-        if item.kind in _PACED:
-            slack = (self._settings.per_chat_burst - 1) * self._settings.per_chat_interval
-            chat_free = self._chat_tat.get(item.chat_id, -math.inf) - slack
-            if chat_free > trio.current_time():
-                await trio.sleep_until(chat_free)
-        # the global slot is taken only when this chat may send: a chat waiting for its own
-        # pace holds no slot that other chats could use meanwhile
-        now = trio.current_time()
-        at = max(now, self._next_global)
-        self._next_global = at + 1.0 / self._settings.global_rate
-        if at > now:
-            await trio.sleep_until(at)
 
     async def _deliver(self, item: outbox.OutboxItem) -> None:
-        attempts = item.attempts
-        while not self._stopping.is_set():
-            await self._pace(item)
+        """Send one row until its outcome is recorded, or until stopping (it stays pending)."""
+        call = await self._prepare(item)
+        paced = item.chat_id if item.kind in _PACED else None
+        while call is not None and not self._stopping.is_set():
+            slot = await self._pacer.slot(paced)
             try:
-                message_id = await self._perform(item)
-            except RateLimited as exc:
-                log.warning(
-                    "telegram asked to wait",
-                    extra={"retry_after": exc.retry_after, "chat": item.chat_id},
-                )
-                self._next_global = max(self._next_global, trio.current_time() + exc.retry_after)
-                await self._pause(exc.retry_after)
-                continue
-            except TransientServiceError as exc:
-                attempts = await self._store.run(outbox.record_attempt, item.id, exc.message)
-                if attempts >= 20:  # replaced by give_up_after (in progress)
-                    await self._give_up(item, f"gave up after {attempts} attempts: {exc.message}")
-                    return
-                delay = min(self._settings.backoff_cap, 2.0 ** min(attempts, 16))
-                log.warning(
-                    "send failed, will retry",
-                    extra={
-                        "chat": item.chat_id,
-                        "kind": item.kind,
-                        "attempt": attempts,
-                        "retry_in": delay,
-                        "error": exc.message,
-                    },
-                )
-                await self._pause(delay)
-                continue
-            except PermanentServiceError as exc:
-                await self._give_up(item, exc.message)
-                return
-            except StoreError as exc:  # e.g. reading the order to render: worth another try
+                await self._store.run(outbox.begin_send, item.id)
+            except StoreError as exc:  # nothing was sent: no send goes out unannounced
                 log.warning("send postponed: store error", extra={"error": str(exc)})
-                await self._pause(self._settings.backoff_cap)
+                await self._pause_until(trio.current_time() + self._settings.backoff_cap)
                 continue
+            try:
+                message_id = await call()
             except trio.Cancelled:
-                raise
-            except Exception as exc:  # one bad row must not stop every chat's messages
-                log.exception(
-                    "send failed on a bug", extra={"chat": item.chat_id, "kind": item.kind}
-                )
-                await self._give_up(item, f"{exc.__class__.__name__}: {exc}")
+                raise  # left in flight: the next start counts it as a send without an answer
+            except ServiceError as exc:
+                if await self._after_failure(item, exc, slot):
+                    continue
                 return
-            if item.kind in _PACED:
-                sent_at = trio.current_time()
-                tat = max(self._chat_tat.get(item.chat_id, sent_at), sent_at)
-                self._chat_tat[item.chat_id] = tat + self._settings.per_chat_interval
-            await self._record(item, message_id)
+            except Exception as exc:  # a bug; the message may be out, so it is not sent again
+                log.exception("send failed on a bug", extra={"chat": item.chat_id})
+                await self._end(item, Ending("failed", f"{type(exc).__name__}: {exc}"))
+                return
+            if paced is not None:
+                self._pacer.sent(paced, slot)
+            # Telegram took it: from here on the row is never sent again, whatever the store says
+            await self._settle(_record_sent, item, message_id, self._clock())
             return
 
-    async def _record(self, item: outbox.OutboxItem, message_id: int | None) -> None:
-        """Mark a row sent. It was sent: never raise, or the row would be sent again."""
-        for _ in range(5):
+    async def _prepare(self, item: outbox.OutboxItem) -> TelegramCall | None:
+        """The row's Telegram call, its PDF or QR code rendered; None if the row was ended
+        (it cannot be rendered) or the sender is stopping."""
+        while not self._stopping.is_set():
             try:
-                await self._store.run(_record_sent, item, message_id, self._clock())
-                return
-            except StoreError as exc:
-                log.warning("could not record a sent message yet", extra={"error": str(exc)})
-                await self._pause(1.0)
-        log.error(
-            "a sent message is not recorded; it may be sent again after a restart",
-            extra={"chat": item.chat_id, "kind": item.kind},
-        )
+                return await self._call_for(item)
+            except StoreError as exc:  # reading the order to render: worth another try
+                log.warning("send postponed: store error", extra={"error": str(exc)})
+                await self._pause_until(trio.current_time() + self._settings.backoff_cap)
+            except trio.Cancelled:
+                raise
+            except PermanentServiceError as exc:  # e.g. the order is not paid
+                await self._end(item, Ending("failed", exc.message))
+                return None
+            except Exception as exc:  # one bad row must not stop every chat's messages
+                log.exception("cannot prepare a message (a bug)", extra={"chat": item.chat_id})
+                await self._end(item, Ending("failed", f"{type(exc).__name__}: {exc}"))
+                return None
+        return None
 
-    async def _give_up(self, item: outbox.OutboxItem, error: str) -> None:
+    async def _after_failure(self, item: outbox.OutboxItem, exc: ServiceError, slot: float) -> bool:
+        """Record a failed send; wait and return True to send again, or False if it ended."""
+        answered = trio.current_time()
+        if isinstance(exc, RateLimited):
+            self._pacer.hold(exc.retry_after)
+        if isinstance(exc, OutcomeUnknown) and item.kind in _PACED:
+            self._pacer.sent(item.chat_id, slot)  # it may be in the chat: it counts
+        failures, ending = await self._settle(
+            _record_failure, item, exc, self._clock(), self._settings.give_up_after
+        )
+        if ending is not None:
+            self._log_ending(item, ending)
+            return False
+        if isinstance(exc, RateLimited):
+            delay = exc.retry_after
+        else:
+            delay = backoff(failures.attempts, self._settings.backoff_cap)
+        log.warning(
+            "send failed, will retry",
+            extra={
+                "chat": item.chat_id,
+                "kind": item.kind,
+                "attempt": failures.attempts,
+                "retry_in": delay,
+                "error": exc.message,
+            },
+        )
+        await self._pause_until(answered + delay)
+        return True
+
+    async def _settle(
+        self,
+        record: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Record what Telegram did, trying until the store takes it (1, 2, 4 … backoff_cap s).
+
+        The row is not looked at again before this returns, so a send that cannot be
+        recorded is never repeated. It goes on while stopping, within the runtime's shutdown
+        grace; a process that stops first leaves the row in flight, and the next start counts
+        it as a send without an answer.
+        """
+        delay = 1.0
+        while True:
+            try:
+                return await self._store.run(record, *args, **kwargs)
+            except StoreError as exc:
+                log.error(
+                    "cannot record a send yet; it is not sent again meanwhile",
+                    extra={"error": str(exc), "retry_in": delay},
+                )
+            await trio.sleep(delay)
+            delay = min(delay * 2, self._settings.backoff_cap)
+
+    async def _pause_until(self, deadline: float) -> None:
+        """Sleep until `deadline` (trio time), but wake at once when the sender is stopping."""
+        with trio.move_on_at(deadline):
+            await self._stopping.wait()
+
+    async def _end(self, item: outbox.OutboxItem, ending: Ending) -> None:
+        await self._settle(_end, item, ending)
+        self._log_ending(item, ending)
+
+    def _log_ending(self, item: outbox.OutboxItem, ending: Ending) -> None:
         log.error(
-            "send failed for good",
+            "send failed for good" if ending.status == "failed" else "send unconfirmed",
             extra={
                 "chat": item.chat_id,
                 "kind": item.kind,
                 "order_id": item.order_id,
-                "error": error,
+                "error": ending.error,
             },
         )
-        await self._store.run(_record_failed, item, error)
 
-    async def _perform(self, item: outbox.OutboxItem) -> int | None:
+    async def _call_for(self, item: outbox.OutboxItem) -> TelegramCall:
         p = item.payload
         tg = self._telegram
         match item.kind:
             case "text":
                 keyboard = keyboard_from_json(p.get("keyboard"))
-                return await tg.send_text(
-                    item.chat_id, p["text"], keyboard, html=bool(p.get("html"))
-                )
+                html = bool(p.get("html"))
+                return partial(tg.send_text, item.chat_id, p["text"], keyboard, html=html)
             case "photo_qr":
                 png = await trio.to_thread.run_sync(qr_png, p["data"])
-                return await tg.send_photo(item.chat_id, png, p.get("caption", ""), "qr.png")
+                return partial(tg.send_photo, item.chat_id, png, p.get("caption", ""), "qr.png")
             case "remove_buttons":
-                await tg.remove_buttons(item.chat_id, int(p["message_id"]))
-                return None
+                return partial(tg.remove_buttons, item.chat_id, int(p["message_id"]))
             case "answer_callback":
-                await tg.answer_callback(p["callback_id"], p.get("text"))
-                return None
+                return partial(tg.answer_callback, p["callback_id"], p.get("text"))
             case "document" | "document_copy":
                 assert item.order_id is not None
                 doc = await self._render(item.order_id)
-                return await tg.send_document(item.chat_id, doc.content, doc.filename, doc.caption)
-        raise PermanentServiceError("telegram", f"unknown outbox kind {item.kind!r}")
+                return partial(
+                    tg.send_document, item.chat_id, doc.content, doc.filename, doc.caption
+                )
+        raise PermanentServiceError(SERVICE, f"unknown outbox kind {item.kind!r}")
 
 
-def _record_sent(conn: Any, item: outbox.OutboxItem, message_id: int | None, at: Any) -> None:
+# ---------------------------------------------------------------- store functions
+
+
+def _record_sent(
+    conn: sqlite3.Connection, item: outbox.OutboxItem, message_id: int | None, at: datetime
+) -> None:
     outbox.mark_sent(conn, item.id, message_id, at)
     if item.kind == "document" and item.order_id is not None and message_id is not None:
         order_rows.mark_delivered(conn, item.order_id, message_id, at)
 
 
-def _record_failed(conn: Any, item: outbox.OutboxItem, error: str) -> None:
-    outbox.mark_failed(conn, item.id, error)
+def _record_failure(
+    conn: sqlite3.Connection,
+    item: outbox.OutboxItem,
+    exc: ServiceError,
+    at: datetime,
+    give_up_after: float,
+) -> tuple[outbox.Failures, Ending | None]:
+    unknown = isinstance(exc, OutcomeUnknown)
+    failures = outbox.record_failure(conn, item.id, exc.message, at, unknown=unknown)
+    ending = ending_after(exc, failures, at, give_up_after)
+    if ending is not None:
+        _end(conn, item, ending)
+    return failures, ending
+
+
+def _end(conn: sqlite3.Connection, item: outbox.OutboxItem, ending: Ending) -> None:
+    if ending.status == "unconfirmed":
+        outbox.mark_unconfirmed(conn, item.id, ending.error)
+    else:
+        outbox.mark_failed(conn, item.id, ending.error)
     if item.kind == "document" and item.order_id is not None:
-        order_rows.mark_delivery_failed(conn, item.order_id, error)
+        order_rows.mark_delivery_failed(conn, item.order_id, ending.error)
+
+
+def _count_interrupted(
+    conn: sqlite3.Connection, at: datetime, give_up_after: float
+) -> list[tuple[outbox.OutboxItem, Ending | None]]:
+    stopped = OutcomeUnknown(SERVICE, "the bot stopped while this was being sent")
+    return [
+        (item, _record_failure(conn, item, stopped, at, give_up_after)[1])
+        for item in outbox.interrupted(conn)
+    ]

@@ -1,0 +1,52 @@
+"""When the sender tries a failed send again, and when it stops trying: pure rules, no I/O.
+
+Transient failures are retried with capped exponential backoff until `give_up_after` seconds
+have passed since the row's first failure; a refusal ends the row at once; a second send
+without an answer ends it as unconfirmed (so a message goes out at most twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from itinerabot.errors import PermanentServiceError, ServiceError
+from itinerabot.store.outbox import Failures
+
+#: sends without an answer after which a row is not sent again: one repeat at most
+MAX_UNKNOWN_OUTCOMES = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a row ends unsent: `failed` or `unconfirmed`, and the error the operator reads."""
+
+    status: str
+    error: str
+
+
+def backoff(attempts: int, cap: float) -> float:
+    """Seconds to wait after a row's `attempts`-th failed send: 1, 2, 4 … at most `cap`."""
+    return min(cap, 2.0 ** min(max(attempts - 1, 0), 32))
+
+
+def ending_after(
+    exc: ServiceError, failures: Failures, now: datetime, give_up_after: float
+) -> Ending | None:
+    """How a row ends after a failed send (`failures` includes it), or None to send again."""
+    if isinstance(exc, PermanentServiceError):
+        return Ending("failed", exc.message)
+    if failures.unknown_outcomes >= MAX_UNKNOWN_OUTCOMES:
+        return Ending(
+            "unconfirmed",
+            f"sent {failures.unknown_outcomes} times without an answer from Telegram, so it may"
+            " have arrived (even twice) and is not sent again; check the chat and resend it"
+            f" if it is missing (last: {exc.message})",
+        )
+    failing_for = (now - failures.first_failed_at).total_seconds()
+    if failing_for >= give_up_after:
+        return Ending(
+            "failed",
+            f"gave up after {failures.attempts} attempts in {failing_for:.0f} s: {exc.message}",
+        )
+    return None
