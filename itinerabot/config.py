@@ -198,6 +198,12 @@ class CircleSettings(_Section):
         return self
 
 
+class ShopSettings(_Section):
+    #: where travellers reach the shop (an e-mail address, a Telegram @username, a URL): told
+    #: to a traveller who is owed money back, e.g. to give the address for a USDC refund
+    support_contact: str | None = Field(default=None, min_length=3, max_length=200)
+
+
 class LoggingSettings(_Section):
     format: Literal["text", "json"] = "text"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -214,6 +220,7 @@ class Settings(_Section):
     sender: SenderSettings = SenderSettings()
     stripe: StripeSettings = StripeSettings(enabled=False)
     circle: CircleSettings = CircleSettings(enabled=False)
+    shop: ShopSettings = ShopSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @model_validator(mode="after")

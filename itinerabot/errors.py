@@ -4,6 +4,8 @@ ItinerabotError
 ├── ConfigError                  bad or missing configuration (exit 2, one line per problem)
 ├── StoreError                   the SQLite store failed or has an unknown schema
 ├── circle.SnsVerificationError  a webhook message that is not a genuine SNS message
+├── operator.Refused             an operator command cannot do what was asked (one sentence)
+│   └── operator.UnknownOrder    no order has the reference given
 └── ServiceError                 a call to an outside service failed
     ├── TransientServiceError    worth retrying: network, timeout, 5xx, 429, garbage body
     │   ├── RateLimited          the service asked us to wait `retry_after` seconds

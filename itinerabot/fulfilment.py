@@ -67,13 +67,33 @@ def shortfall(order: OrderHead, payment: Payment) -> str | None:
     return None
 
 
+def how_to_get_it_back(method: PaymentMethod, support: str | None) -> str:
+    """The sentence that tells a traveller how money owed back reaches them."""
+    if method == PaymentMethod.CARD:
+        return "It will be refunded to your card."
+    if method == PaymentMethod.USDC:
+        where = f"write to {support}" if support else "reply here with /help"
+        return (
+            "We will send it back in USDC: to receive it, "
+            f"{where} with your order reference and the address and network to send it to."
+        )
+    return "It will be refunded."
+
+
 def record_payment(
-    conn: sqlite3.Connection, order_id: int, payment: Payment, source: str, now: datetime
+    conn: sqlite3.Connection,
+    order_id: int,
+    payment: Payment,
+    source: str,
+    now: datetime,
+    *,
+    support: str | None = None,
 ) -> Recorded:
     """The transition itself, inside the caller's transaction: awaiting payment → paid, and
     "payment received" plus the PDF queued in the outbox. Only the first call for an order
     changes anything. A payment that does not cover the price pays nothing (an anomaly); a
-    second, different payment of a paid order is recorded as owed back and the chat told."""
+    second, different payment of a paid order, and whatever was paid above the price, are
+    recorded as owed back and the chat told (`support` says where to ask for it)."""
     order = order_rows.get_order_head(conn, order_id)
     if order is None:
         return Recorded(order_id, payment, source, None, fresh=False)
@@ -94,7 +114,9 @@ def record_payment(
         ref = earlier.provider_ref if earlier is not None else None
         extra_id = None
         if ref is not None and ref != payment.provider_ref:
-            extra_id = _second_payment(conn, order, payment, now)
+            extra_id = _second_payment(conn, order, payment, now, support)
+        elif ref is not None:  # the same payment seen again, maybe with more money on it
+            extra_id = _overpaid(conn, order, payment, now, support)
         return Recorded(
             order_id,
             payment,
@@ -117,21 +139,67 @@ def record_payment(
         order_id=order_id,
     )
     outbox.enqueue(conn, order.chat_id, "document", {}, created_at=now, order_id=order_id)
-    return Recorded(order_id, payment, source, order, fresh=True)
+    extra_id = _overpaid(conn, order, payment, now, support)
+    return Recorded(order_id, payment, source, order, fresh=True, extra_payment_id=extra_id)
+
+
+def _overpaid(
+    conn: sqlite3.Connection,
+    order: OrderHead,
+    payment: Payment,
+    now: datetime,
+    support: str | None,
+) -> int | None:
+    """Record what `payment` brought above the price as owed back (raised if more arrived on
+    the same intent since), and tell the chat; the extra payment's id when it is new or grew."""
+    excess = payment.amount - order.price
+    if excess <= 0:
+        return None
+    above = Payment(
+        method=payment.method,
+        amount=excess,
+        currency=payment.currency,
+        provider_ref=payment.provider_ref,
+        paid_at=payment.paid_at,
+        provider_payment_id=payment.provider_payment_id,
+        tx_hash=payment.tx_hash,
+    )
+    extra_id = money.record_extra_payment(conn, order.id, above, ExtraKind.OVERPAID, now)
+    if extra_id is None:
+        known = money.find_extra_payment(
+            conn, payment.method, payment.provider_ref, ExtraKind.OVERPAID
+        )
+        if known is None or not money.raise_extra_payment(
+            conn, known.id, excess, payment.provider_payment_id
+        ):
+            return None
+        extra_id = known.id
+    outbox.enqueue(
+        conn,
+        order.chat_id,
+        "text",
+        {
+            "text": f"Order {order.reference}: {_amount(payment)} arrived, "
+            f"{_amount(above)} more than the price. " + how_to_get_it_back(payment.method, support)
+        },
+        created_at=now,
+        order_id=order.id,
+    )
+    return extra_id
 
 
 def _second_payment(
-    conn: sqlite3.Connection, order: OrderHead, payment: Payment, now: datetime
+    conn: sqlite3.Connection,
+    order: OrderHead,
+    payment: Payment,
+    now: datetime,
+    support: str | None,
 ) -> int | None:
     """Record a second payment of a paid order as owed back, and tell the chat (once)."""
     extra_id = money.record_extra_payment(conn, order.id, payment, ExtraKind.SECOND, now)
     if extra_id is None:
         return None  # this very payment was recorded before: told already
-    how = {
-        PaymentMethod.CARD: "It will be refunded to your card.",
-        PaymentMethod.USDC: "We will send it back: please reply with /help to tell us the "
-        "address and network to refund it to.",
-    }.get(payment.method, "It will be refunded.")
+    how = how_to_get_it_back(payment.method, support)
     outbox.enqueue(
         conn,
         order.chat_id,
@@ -154,10 +222,14 @@ class Fulfilment:
         store: Store,
         sender: Sender,
         clock: WallClock,
+        *,
+        support_contact: str | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
         self._clock = clock
+        #: where a traveller owed money back is told to write (settings.shop.support_contact)
+        self.support_contact = support_contact
         #: called with the order id when an order becomes paid (e.g. to stop its poller)
         self.paid_listeners: list[Callable[[int], None]] = []
         #: called with the extra payment's id when money arrived for an order already paid
@@ -172,7 +244,14 @@ class Fulfilment:
         unknown order). Safe to call concurrently from any task; never blocks on Telegram.
         Raises StoreError if the store cannot be written (the caller's retry is then safe).
         """
-        recorded = await self._store.run(record_payment, order_id, payment, source, self._clock())
+        recorded = await self._store.run(
+            record_payment,
+            order_id,
+            payment,
+            source,
+            self._clock(),
+            support=self.support_contact,
+        )
         return self.settle(recorded)
 
     def settle(self, recorded: Recorded) -> bool:
@@ -211,13 +290,16 @@ class Fulfilment:
                     "source": recorded.source,
                 },
             )
-        elif recorded.extra_payment_id is not None:
+        if recorded.extra_payment_id is not None:
+            second = recorded.earlier_ref not in (None, payment.provider_ref)
             log.warning(
-                "second payment for an order already paid: owed back",
+                "second payment for an order already paid: owed back"
+                if second
+                else "paid above the price: the difference is owed back",
                 extra={
                     "order": order.reference,
                     "first": recorded.earlier_ref,
-                    "second": payment.provider_ref,
+                    "ref": payment.provider_ref,
                     "amount": _amount(payment),
                     "source": recorded.source,
                 },

@@ -119,7 +119,8 @@ class OrderStatus(enum.StrEnum):
     """Durable order states. Only these transitions exist:
 
     awaiting_payment → paid → delivered | delivery_failed;  awaiting_payment → cancelled;
-    cancelled → paid (a payment that lands after a /cancel is never lost).
+    cancelled → paid (a payment that lands after a /cancel is never lost);
+    delivery_failed → paid (the operator's `itinerabot orders resend` tries again).
     """
 
     AWAITING_PAYMENT = "awaiting_payment"

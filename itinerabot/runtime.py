@@ -143,7 +143,7 @@ async def _serve(
     sender = Sender(
         store, telegram, document_renderer(store, settings.pdf.page_size), settings.sender, clock
     )
-    fulfilment = Fulfilment(store, sender, clock)
+    fulfilment = Fulfilment(store, sender, clock, support_contact=settings.shop.support_contact)
     async with AsyncExitStack() as stack:
         actions = await payments.wire(
             stack,

@@ -25,6 +25,7 @@ class ExtraKind(enum.StrEnum):
 
     PARTIAL = "partial"  # an intent ended underpaid: what arrived is owed back
     SECOND = "second"  # the order was already paid another way (or by another session)
+    OVERPAID = "overpaid"  # the part of a payment above the price (USDC: any amount may arrive)
 
 
 class RefundStatus(enum.StrEnum):
@@ -113,6 +114,32 @@ def record_extra_payment(
         ),
     )
     return cur.lastrowid if cur.rowcount == 1 else None
+
+
+def raise_extra_payment(
+    conn: sqlite3.Connection, extra_id: int, amount: Decimal, provider_payment_id: str | None
+) -> bool:
+    """Raise an extra payment's amount to `amount` (more arrived on the same intent); True if
+    it grew. Amounts are compared as decimals, never as text."""
+    row = conn.execute("SELECT amount FROM extra_payments WHERE id = ?", (extra_id,)).fetchone()
+    if row is None or Decimal(row[0]) >= amount:
+        return False
+    conn.execute(
+        "UPDATE extra_payments SET amount = ?,"
+        " provider_payment_id = COALESCE(?, provider_payment_id) WHERE id = ?",
+        (str(amount), provider_payment_id, extra_id),
+    )
+    return True
+
+
+def find_extra_payment(
+    conn: sqlite3.Connection, method: PaymentMethod, provider_ref: str, kind: ExtraKind
+) -> ExtraPayment | None:
+    row = conn.execute(
+        "SELECT * FROM extra_payments WHERE method = ? AND provider_ref = ? AND kind = ?",
+        (method.value, provider_ref, kind.value),
+    ).fetchone()
+    return _extra(row) if row else None
 
 
 def _anomaly(row: sqlite3.Row) -> Anomaly:

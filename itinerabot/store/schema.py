@@ -125,7 +125,8 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (source, provider_ref, reason)
     );
     -- money that arrived but did not pay its order: a partial payment of an intent that
-    -- ended, or a second payment of an order already paid. Each is owed back.
+    -- ended, a second payment of an order already paid, or what was paid above the price.
+    -- Each is owed back.
     CREATE TABLE extra_payments (
         id                  INTEGER PRIMARY KEY,
         order_id            INTEGER NOT NULL REFERENCES orders (id),
@@ -136,7 +137,7 @@ MIGRATIONS: tuple[str, ...] = (
         provider_ref        TEXT NOT NULL,
         provider_payment_id TEXT,
         created_at          TEXT NOT NULL,
-        UNIQUE (method, provider_ref)
+        UNIQUE (method, provider_ref, kind)
     );
     -- refunds asked of Stripe or Circle (the idempotency key is stored before the call)
     CREATE TABLE refunds (
@@ -155,6 +156,9 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at         TEXT NOT NULL
     );
     CREATE INDEX refunds_by_order ON refunds (order_id);
+    -- one refund under way per extra payment, whoever asks (the bot or the operator)
+    CREATE UNIQUE INDEX refunds_one_open_per_extra ON refunds (extra_payment_id)
+        WHERE extra_payment_id IS NOT NULL AND status IN ('requested', 'pending');
     CREATE INDEX extra_payments_by_order ON extra_payments (order_id);
     CREATE INDEX anomalies_by_order ON anomalies (order_id);
     """,
