@@ -610,3 +610,20 @@ def test_only_amazon_urls_and_real_certificates_can_be_pinned(signer: SnsSigner)
     self_signed = SnsSigner.generate(self_signed=True)
     with pytest.raises(ValueError, match="not Amazon"):
         certs.pin(signer.cert_url, self_signed.cert_pem)
+
+
+async def test_a_genuine_message_older_than_its_id_is_remembered_is_refused(
+    signer: SnsSigner, certs: CertificateCache, server: CertServer
+) -> None:
+    """Review (SNS replay): once a MessageId is pruned (store.webhook_ids_retention_days), a
+    captured genuine message could be replayed; its signed Timestamp now ends that."""
+    max_age = timedelta(days=29)
+    old = signer.notification(CIRCLE_MESSAGE, timestamp=NOW - timedelta(days=30))
+    with trio.fail_after(10), pytest.raises(SnsVerificationError, match="older than 29 days"):
+        await verify_sns_message(encode(old), environment="sandbox", certs=certs, max_age=max_age)
+    assert server.fetches == 0  # refused before any certificate is fetched
+    recent = signer.notification(CIRCLE_MESSAGE, timestamp=NOW - timedelta(days=28))
+    message = await verify_sns_message(
+        encode(recent), environment="sandbox", certs=certs, max_age=max_age
+    )
+    assert message.message == CIRCLE_MESSAGE

@@ -13,7 +13,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
@@ -126,6 +126,10 @@ class CertificateCache:
         self._locks: dict[str, trio.Lock] = {}
         self.fetches = 0  # how many times a certificate was downloaded
 
+    def now(self) -> datetime:
+        """The wall clock certificates (and message ages) are checked against."""
+        return self._now()
+
     def pin(self, url: str, pem: bytes) -> None:
         """Use the certificate `pem` for `url` from now on, without ever fetching it.
 
@@ -206,7 +210,11 @@ class CertificateCache:
 
 
 async def verify_sns_message(
-    body: bytes, *, environment: str, certs: CertificateCache
+    body: bytes,
+    *,
+    environment: str,
+    certs: CertificateCache,
+    max_age: timedelta | None = None,
 ) -> SnsMessage:
     """Verify an SNS POST body for Circle's topic in `environment` ("sandbox" or "prod").
 
@@ -215,7 +223,9 @@ async def verify_sns_message(
     Circle's, SigningCertURL (and SubscribeURL) are https on an Amazon SNS endpoint, then the
     certificate is Amazon SNS's and the signature matches it. Raises SnsVerificationError for
     anything wrong, and nothing else whatever the body; nothing is fetched for a message that
-    fails the checks before the signature.
+    fails the checks before the signature. A message whose Timestamp is older than `max_age`
+    (by the certificates' clock) is refused: past the time its MessageId is remembered, a
+    captured genuine message could otherwise be replayed.
     """
     fields = parse_sns_body(body)
     kind = fields["Type"]
@@ -233,6 +243,8 @@ async def verify_sns_message(
     except (binascii.Error, ValueError) as exc:
         raise SnsVerificationError("Signature is not base64") from exc
     timestamp = _timestamp(fields["Timestamp"])
+    if max_age is not None and timestamp < certs.now() - max_age:
+        raise SnsVerificationError(f"message is older than {max_age.days} days (a replay?)")
     key = await certs.public_key(cert_url)
     try:
         key.verify(signature, string_to_sign(fields).encode(), padding.PKCS1v15(), hash_factory())
