@@ -81,6 +81,8 @@ async def wire(
     if settings.stripe.enabled:
         from itinerabot.card.checkout import CardPayments
         from itinerabot.card.client import build_stripe_client
+        from itinerabot.card.reconcile import SessionReconciler
+        from itinerabot.card.refund_service import CardRefunds
         from itinerabot.card.webhook import StripeWebhook
 
         assert settings.stripe.webhook_secret is not None
@@ -96,12 +98,16 @@ async def wire(
             livemode=settings.stripe.livemode,
         )
         app.route("/webhooks/stripe", {"POST"}, webhook)
-        if settings.stripe.refunds == "automatic":
-            from itinerabot.card.auto_refunds import AutomaticCardRefunds
-
-            refunder = AutomaticCardRefunds(store, client, sender, clock)
+        # both always run: refunds pending at Stripe are looked up whoever asked for them
+        automatic = settings.stripe.refunds == "automatic"
+        refunder = CardRefunds(store, client, sender, clock, automatic=automatic)
+        if automatic:
             fulfilment.extra_listeners.append(refunder.extra_payment)
-            services.append(("card refunds", refunder.run))
+        services.append(("card refunds", refunder.run))
+        reconciler = SessionReconciler(
+            store, client, fulfilment, sender, clock, livemode=settings.stripe.livemode
+        )
+        services.append(("card reconciler", reconciler.run))
     if settings.circle.enabled:
         from itinerabot.circle.client import CircleClient
         from itinerabot.circle.poller import UsdcPoller

@@ -4,6 +4,8 @@
 or in process with `in_process_http_client(fake)`. Tests then `complete()` or `expire()` a session
 and `deliver_event()` the resulting event, signed with `stripe.WebhookSignature`. Sessions the
 bot never created (a Payment Link's, another product's) come from `foreign_session()`.
+Refunds are created, listed (`GET /v1/refunds?payment_intent=`) and retrieved; idempotency keys
+are kept 24 hours of the fake's clock, as Stripe keeps them, then run as new requests.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 import stripe
+import trio
 
 from sandbox.serve import (
     InProcessTransport,
@@ -62,7 +65,14 @@ _REFUND_PARAMS = frozenset(
         "origin", "refund_application_fee", "reverse_transfer", "expand",
     }
 )  # fmt: skip
+# Parameters of GET /v1/refunds
+_REFUND_LIST_PARAMS = frozenset(
+    {"payment_intent", "charge", "limit", "starting_after", "ending_before", "created", "expand"}
+)
 _REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+#: Stripe keeps an idempotency key (and the answer saved with it) for about 24 hours; a key
+#: sent again after that runs as a new request
+IDEMPOTENCY_KEY_LIFETIME = 24 * 3600
 _CURRENCY_SIGNS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 
@@ -137,8 +147,10 @@ class FakeStripe:
         self.refund_status = "succeeded"
         self._idempotent: dict[str, tuple[JSON, JSON]] = {}  # key -> (params, session)
         self._idempotent_refunds: dict[str, tuple[JSON, JSON]] = {}  # key -> (params, answer)
+        self._key_saved_at: dict[str, float] = {}  # key -> when its first request ran
         self._faults: list[list[int]] = []  # [status, remaining]
         self._lost_answers = 0
+        self._delays: list[list[float]] = []  # [seconds, remaining]
         self._random = random.Random(seed)
 
     # ------------------------------------------------------------ control
@@ -148,9 +160,16 @@ class FakeStripe:
         self._faults.append([status, count])
 
     def clear_faults(self) -> None:
-        """Forget the injected failures and lost answers still to come."""
+        """Forget the injected failures, lost and delayed answers still to come."""
         self._faults.clear()
         self._lost_answers = 0
+        self._delays.clear()
+
+    def delay_next_answers(self, seconds: float, count: int = 1) -> None:
+        """Carry out the next `count` API requests at once, then hold each answer `seconds`
+        (trio time) before sending it: a slow network, or a Stripe slow to answer. Longer
+        than the client's read timeout, the client gives up (it cannot tell what happened)."""
+        self._delays.append([seconds, count])
 
     def lose_next_answers(self, count: int = 1) -> None:
         """Carry out the next `count` API requests, then answer 500 as if the answer was lost
@@ -268,8 +287,23 @@ class FakeStripe:
             raise ValueError(f"refund {refund_id} is {refund['status']}, not pending")
         refund["status"] = status
         if status == "failed":
-            refund["failure_reason"] = "expired_or_canceled_card"
+            self._refund_failed(refund, "expired_or_canceled_card")
         return self.event("refund.updated", refund)
+
+    def return_refund(self, refund_id: str, reason: str = "lost_or_stolen_card") -> JSON:
+        """The card's bank sent back a refund that had succeeded: Stripe marks it failed, puts
+        the money back on the account's balance, and sends refund.failed (returned)."""
+        refund = self.refunds[refund_id]
+        if refund["status"] != "succeeded":
+            raise ValueError(f"refund {refund_id} is {refund['status']}, not succeeded")
+        refund["status"] = "failed"
+        self._refund_failed(refund, reason)
+        return self.event("refund.failed", refund)
+
+    def _refund_failed(self, refund: JSON, reason: str) -> None:
+        refund["failure_reason"] = reason
+        refund["failure_balance_transaction"] = self._new_id("txn_3", 23)
+        self.charges[refund["payment_intent"]].refunded -= int(refund["amount"])
 
     def set_metadata(self, session_id: str, metadata: Mapping[str, str]) -> JSON:
         """Update a session's metadata, as `POST /v1/checkout/sessions/{id}` (or the Dashboard)
@@ -362,7 +396,9 @@ class FakeStripe:
             form = decode_form(body.decode("utf-8") or scope.get("query_string", b"").decode())
             self._authenticate(header(scope, "authorization"))
             self._take_fault()
-            result = self._route(method, path, form, header(scope, "idempotency-key"))
+            key = header(scope, "idempotency-key")
+            self._forget_if_expired(key)
+            result = self._route(method, path, form, key)
             if self._lost_answers > 0:
                 self._lost_answers -= 1
                 raise _StripeError(500, "api_error", "Sandbox: the answer was lost.")
@@ -372,6 +408,7 @@ class FakeStripe:
             status, result = 400, _StripeError(400, "invalid_request_error", str(exc)).body
         self.requests.append(StripeRequest(method, path, headers, form, status))
         request_id = "req_" + "".join(self._random.choices(string.ascii_letters, k=14))
+        await self._take_delay()  # done and recorded: only the answer is late
         await send_json(send, status, result, headers=[("request-id", request_id)])
 
     def _route(self, method: str, path: str, form: JSON, idempotency_key: str | None) -> JSON:
@@ -381,6 +418,20 @@ class FakeStripe:
         if path == "/v1/refunds" and method == "POST":
             self._key_unused_elsewhere(idempotency_key, self._idempotent_refunds)
             return self._create_refund(form, idempotency_key)
+        if path == "/v1/refunds" and method == "GET":
+            return self._list_refunds(form)
+        refund = re.fullmatch(r"/v1/refunds/([^/]+)", path)
+        if refund is not None and method == "GET":
+            found = self.refunds.get(refund.group(1))
+            if found is None:
+                raise _StripeError(
+                    404,
+                    "invalid_request_error",
+                    f"No such refund: '{refund.group(1)}'",
+                    param="id",
+                    code="resource_missing",
+                )
+            return copy.deepcopy(found)
         match = re.fullmatch(r"/v1/checkout/sessions/([^/]+)(/expire)?", path)
         if match is not None and method == "GET" and match.group(2) is None:
             return copy.deepcopy(self._session(match.group(1), status=404))
@@ -425,6 +476,24 @@ class FakeStripe:
             raise _StripeError(
                 401, "invalid_request_error", f"Invalid API Key provided: {key[:8]}********"
             )
+
+    async def _take_delay(self) -> None:
+        if not self._delays:
+            return
+        delay = self._delays[0]
+        delay[1] -= 1
+        if delay[1] <= 0:
+            self._delays.pop(0)
+        await trio.sleep(delay[0])
+
+    def _forget_if_expired(self, key: str | None) -> None:
+        """Stripe forgets a key about 24 h after its first request."""
+        if key is None or key not in self._key_saved_at:
+            return
+        if self.clock() - self._key_saved_at[key] >= IDEMPOTENCY_KEY_LIFETIME:
+            del self._key_saved_at[key]
+            self._idempotent.pop(key, None)
+            self._idempotent_refunds.pop(key, None)
 
     def _take_fault(self) -> None:
         if not self._faults:
@@ -544,7 +613,56 @@ class FakeStripe:
         self.refunds[refund["id"]] = refund
         if idempotency_key is not None:
             self._idempotent_refunds[idempotency_key] = (form, copy.deepcopy(refund))
+            self._key_saved_at[idempotency_key] = self.clock()
         return copy.deepcopy(refund)
+
+    def _list_refunds(self, form: JSON) -> JSON:
+        """GET /v1/refunds: newest first, filtered by payment_intent or charge, paged."""
+        for name in form:
+            if name not in _REFUND_LIST_PARAMS:
+                raise _StripeError(
+                    400, "invalid_request_error", f"Received unknown parameter: {name}", param=name
+                )
+        limit = _integer(form, "limit", default=10)
+        if not 1 <= limit <= 100:
+            raise _StripeError(
+                400,
+                "invalid_request_error",
+                "This value must be greater than or equal to 1 and less than or equal to 100.",
+                param="limit",
+            )
+        intent, charge = form.get("payment_intent"), form.get("charge")
+        if intent is not None and intent not in self.charges:
+            raise _StripeError(
+                400,
+                "invalid_request_error",
+                f"No such payment_intent: '{intent}'",
+                param="payment_intent",
+                code="resource_missing",
+            )
+        found = [
+            r
+            for r in reversed(self.refunds.values())
+            if intent in (None, r["payment_intent"]) and charge in (None, r["charge"])
+        ]
+        after = form.get("starting_after")
+        if after is not None:
+            ids = [r["id"] for r in found]
+            if after not in ids:
+                raise _StripeError(
+                    400,
+                    "invalid_request_error",
+                    f"No such refund: '{after}'",
+                    param="starting_after",
+                    code="resource_missing",
+                )
+            found = found[ids.index(after) + 1 :]
+        return {
+            "object": "list",
+            "data": copy.deepcopy(found[:limit]),
+            "has_more": len(found) > limit,
+            "url": "/v1/refunds",
+        }
 
     # ------------------------------------------------------------ sessions
 
@@ -621,6 +739,7 @@ class FakeStripe:
         self.sessions[session_id] = session
         if idempotency_key is not None:
             self._idempotent[idempotency_key] = (form, session)
+            self._key_saved_at[idempotency_key] = self.clock()
         return copy.deepcopy(session)
 
     def _line_items_total(self, form: JSON) -> tuple[int, str]:

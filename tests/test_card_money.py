@@ -388,7 +388,7 @@ async def test_a_second_card_payment_is_refunded_at_stripe_once(
         at_stripe["id"],
         intent,
     )
-    refund_posts = [r for r in bot.stripe.requests if r.path == "/v1/refunds"]
+    refund_posts = [r for r in bot.stripe.requests if (r.method, r.path) == ("POST", "/v1/refunds")]
     assert {r.headers["idempotency-key"] for r in refund_posts} == {refund.idempotency_key}
 
 
@@ -444,7 +444,9 @@ async def test_transient_refund_failures_are_retried_with_backoff(
         assert await deliver(bot, bot.stripe.complete(second)) == [200]
         await eventually(lambda: bool(bot.stripe.refunds))
         (at_stripe,) = bot.stripe.refunds.values()
-    refund_posts = [r.status for r in bot.stripe.requests if r.path == "/v1/refunds"]
+    refund_posts = [
+        r.status for r in bot.stripe.requests if (r.method, r.path) == ("POST", "/v1/refunds")
+    ]
     assert refund_posts == [500, 500, 200]
     # the mock clock does not move while the webhook is handled: asked at +0, +5, +15
     assert at_stripe["created"] == START.timestamp() + paid_twice_at + 15

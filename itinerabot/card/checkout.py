@@ -19,6 +19,7 @@ import trio
 from itinerabot.bot.handler import OutboxMessage
 from itinerabot.card.client import stripe_errors
 from itinerabot.card.paid import settle_taken, take_paid_session
+from itinerabot.card.unpaid import ended_text, new_payment_offer, take_unpaid_end
 from itinerabot.card.verify import minor_units
 from itinerabot.clock import WallClock
 from itinerabot.config import StripeSettings
@@ -38,6 +39,11 @@ RETURN_CANCEL = "back_"
 _PAYLOAD_RE = re.compile(r"^(ok|back)_(IB-[0-9A-Z]{6})$")
 #: longest a "Pay by card" tap may wait for Stripe, seconds (updates queue meanwhile)
 CREATE_TIME_LIMIT = 20.0
+#: longest a deep-link return waits for Stripe, seconds (wanted as a setting:
+#: stripe.return_time_limit); past it the webhook or the reconciler delivers
+RETURN_TIME_LIMIT = 5.0
+#: at most one retrieve per order this often, seconds
+RETURN_RETRIEVE_EVERY = 10.0
 #: Stripe wants expires_at at least 30 minutes ahead; leave a margin for a slow retry
 _MIN_REMAINING = 35 * 60
 
@@ -105,6 +111,7 @@ class CardPayments:
         self._clock = clock
         self._bot = bot_username
         self._lock = trio.Lock()
+        self._throttle = RetrieveThrottle(RETURN_RETRIEVE_EVERY)
 
     async def pay_by_card(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]:
         """The URL button of this order's open Checkout Session, created if needed."""
@@ -170,7 +177,14 @@ class CardPayments:
         return session.url
 
     async def deep_link_return(self, chat_id: int, payload: str) -> Sequence[OutboxMessage]:
-        """The traveller came back from Checkout: fulfil at once if Stripe says it is paid."""
+        """The traveller came back from Checkout: fulfil at once if Stripe says it is paid.
+
+        Stripe is asked only about a session still open in the store, at most once per order
+        every RETURN_RETRIEVE_EVERY seconds and for at most RETURN_TIME_LIMIT seconds (updates
+        wait meanwhile); otherwise, or on a time-out, the payment is "not confirmed yet" and
+        the webhook or the reconciler delivers it. Coming back with `back_` from a session
+        that ended offers a new payment.
+        """
         match = _PAYLOAD_RE.match(payload)
         if match is None:
             return [OutboxMessage.text("Welcome back! Send /start to make a new itinerary.")]
@@ -186,43 +200,102 @@ class CardPayments:
             ]
         if current is None or current.session_id is None:
             return [OutboxMessage.text(f"Order {reference} has no card payment yet.")]
-        try:
-            with stripe_errors("retrieving a checkout session"):
-                found = await self._client.v1.checkout.sessions.retrieve_async(current.session_id)
-            session = found.to_dict()
-        except ServiceError as exc:
-            log.warning(
-                "stripe: retrieving a session failed", extra={"order": reference, "error": str(exc)}
-            )
-            session = None
-        if session is not None and session.get("id") == current.session_id:
-            taken = await self._store.run(
-                take_paid_session,
-                session,
-                livemode=self._settings.livemode,
-                event_livemode=None,
-                source="stripe-return",
-                now=self._clock(),
-            )
-            settle_taken(taken, self._fulfilment)
-            if taken.verdict.payment is not None:
-                return []  # "payment received" and the PDF are queued by fulfilment
-            if taken.verdict.problems:
-                return [
-                    OutboxMessage.text(
-                        f"Stripe reports a card payment for {reference} that does not match "
-                        "the order, so the PDF cannot be sent for it. We have noted it and "
-                        "will look into it; you can also reply with /help."
-                    )
-                ]
+        if current.status == "complete":  # complete at Stripe, yet the order is unpaid
+            return [_mismatch(reference)]
+        if current.status == "open" and self._throttle.may_retrieve(order.id):
+            answer = await self._ask_stripe(order, current.session_id)
+            if answer is not None:
+                return answer
+            current = await self._store.run(sessions.by_session_id, current.session_id)
+            assert current is not None
         if kind == "back":
-            return [pay_button(order, current.url)] if current.url else []
+            return [self._pay_again(order, current)]
         return [
             OutboxMessage.text(
                 f"Your card payment for {reference} is not confirmed yet. If you completed it, "
-                "the PDF arrives here in a moment; otherwise tap the pay button again."
+                "the PDF arrives here as soon as Stripe confirms it; otherwise tap the pay "
+                "button again."
             )
         ]
+
+    async def _ask_stripe(self, order: Order, session_id: str) -> list[OutboxMessage] | None:
+        """Retrieve the session (time-limited) and take what Stripe says: the reply, or None
+        when Stripe could not tell in time or the session is still open."""
+        session = None
+        with trio.move_on_after(RETURN_TIME_LIMIT) as limit:
+            try:
+                with stripe_errors("retrieving a checkout session"):
+                    found = await self._client.v1.checkout.sessions.retrieve_async(session_id)
+                session = found.to_dict()
+            except ServiceError as exc:
+                log.warning(
+                    "stripe: retrieving a session failed",
+                    extra={"order": order.reference, "error": str(exc)},
+                )
+        if limit.cancelled_caught:
+            log.warning(
+                "stripe: retrieving a session timed out",
+                extra={"order": order.reference, "limit": RETURN_TIME_LIMIT},
+            )
+        if session is None or session.get("id") != session_id:
+            return None
+        if session.get("status") == "expired":
+            ended = await self._store.run(
+                take_unpaid_end, session_id, "expired", self._clock(), tell=False
+            )
+            return [new_payment_offer(order, ended_text(order, "expired"))] if ended else None
+        if session.get("status") != "complete":
+            return None
+        taken = await self._store.run(
+            take_paid_session,
+            session,
+            livemode=self._settings.livemode,
+            event_livemode=None,
+            source="stripe-return",
+            now=self._clock(),
+        )
+        settle_taken(taken, self._fulfilment)
+        if taken.verdict.payment is not None:
+            return []  # "payment received" and the PDF are queued by fulfilment
+        if taken.verdict.problems:
+            return [_mismatch(order.reference)]
+        return None  # a delayed method still settling
+
+    def _pay_again(self, order: Order, current: sessions.CardSession) -> OutboxMessage:
+        """Back from Checkout unpaid: the same page while it is open, else a new payment."""
+        remaining = current.expires_at - self._clock().timestamp()
+        if current.status == "open" and current.url and remaining > 60:
+            return pay_button(order, current.url)
+        return new_payment_offer(
+            order,
+            f"The card payment page for order {order.reference} is closed. Nothing was "
+            "charged. You can start a new payment:",
+        )
+
+
+class RetrieveThrottle:
+    """At most one retrieve per order every `every` seconds of trio's clock (a traveller
+    tapping the link again and again); remembers only the orders of the last `every` s."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._last: dict[int, float] = {}
+
+    def may_retrieve(self, order_id: int) -> bool:
+        now = trio.current_time()
+        self._last = {o: t for o, t in self._last.items() if now - t < self._every}
+        if order_id in self._last:
+            return False
+        self._last[order_id] = now
+        return True
+
+
+def _mismatch(reference: str) -> OutboxMessage:
+    return OutboxMessage.text(
+        f"Stripe reports a card payment for {reference} that does not match the order, so "
+        "the PDF cannot be sent for it. We have noted it and will look into it; you can also "
+        "reply with /help."
+    )
 
 
 def _order_and_session(

@@ -64,9 +64,13 @@ def take_paid_session(
             now=now,
             order_id=filed_under,
         )
+    if stored is not None and (
+        verdict.payment is not None or (session.get("status") == "complete" and not verdict.waiting)
+    ):
+        # ended at Stripe, paid or not: nothing more to look up (the reconciler skips it)
+        sessions.set_status(conn, session_id, "complete")
     recorded = None
     if verdict.payment is not None and verdict.order_id is not None:
-        sessions.set_status(conn, session_id, "complete")
         recorded = record_payment(conn, verdict.order_id, verdict.payment, source, now)
     return TakenSession(session_id, verdict, recorded)
 

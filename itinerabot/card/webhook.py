@@ -16,16 +16,14 @@ from typing import Any
 
 import stripe
 
-from itinerabot.bot.sender import Sender, keyboard_to_json
+from itinerabot.bot.sender import Sender
 from itinerabot.card.paid import SOURCE, TakenSession, settle_taken, take_paid_session
-from itinerabot.card.refunds import take_refund_update
+from itinerabot.card.refund_record import take_refund_update
+from itinerabot.card.unpaid import take_unpaid_end
 from itinerabot.clock import WallClock
-from itinerabot.dialogue.types import InlineButton
 from itinerabot.fulfilment import Fulfilment
 from itinerabot.models import Order
-from itinerabot.store import Store, misc, outbox
-from itinerabot.store import card_sessions as sessions
-from itinerabot.store import orders as order_rows
+from itinerabot.store import Store, misc
 from itinerabot.store.orders import OrderHead
 from itinerabot.web.app import Request, Response
 
@@ -35,41 +33,6 @@ _PAID = {"checkout.session.completed", "checkout.session.async_payment_succeeded
 _FAILED = {"checkout.session.async_payment_failed": "failed", "checkout.session.expired": "expired"}
 #: a refund's status changed (a `pending` one succeeded or failed)
 _REFUND = {"refund.updated", "refund.failed"}
-
-
-def _record_unpaid_end(
-    conn: sqlite3.Connection, session: dict[str, Any], status: str, now: datetime
-) -> Order | None:
-    """Mark the session failed/expired; the order to tell about it, if still unpaid.
-
-    The order is the one the bot stored the session for: a session it never created (a
-    Payment Link, say) tells nobody, whatever its metadata says.
-    """
-    stored = sessions.by_session_id(conn, str(session["id"]))
-    order = order_rows.get_order(conn, stored.order_id) if stored is not None else None
-    sessions.set_status(conn, str(session["id"]), status)
-    if order is None or order.status.is_paid:
-        return None
-    latest = sessions.latest(conn, order.id)
-    if latest is not None and latest.session_id != session["id"]:
-        return None  # a newer attempt is under way; this old page does not matter
-    what = "expired" if status == "expired" else "did not go through"
-    label = f"Pay {order.price:.2f} {order.currency} by card"
-    outbox.enqueue(
-        conn,
-        order.chat_id,
-        "text",
-        {
-            "text": f"The card payment for order {order.reference} {what}. "
-            "Nothing was charged. You can start a new payment:",
-            "keyboard": keyboard_to_json(
-                ((InlineButton(label, data=f"pay:card:{order.reference}"),),)
-            ),
-        },
-        created_at=now,
-        order_id=order.id,
-    )
-    return order
 
 
 class StripeWebhook:
@@ -143,7 +106,7 @@ def _take_event(
         log.warning("stripe event without a session", extra={"event": event.get("id")})
         return True
     if kind in _FAILED:
-        return _record_unpaid_end(conn, obj, _FAILED[kind], now) or True
+        return take_unpaid_end(conn, str(obj["id"]), _FAILED[kind], now) or True
     return take_paid_session(
         conn,
         obj,

@@ -273,6 +273,18 @@ def refunds_in(conn: sqlite3.Connection, statuses: tuple[RefundStatus, ...]) -> 
     return [_refund(r) for r in rows.fetchall()]
 
 
+#: the statuses a refund may be in when it moves to each status: forward only. A refund
+#: never goes back to requested or pending, and failed is final (Stripe's is; a late
+#: `refund.updated` must not undo a `refund.failed`). Succeeded moves on only to failed, and
+#: only when the provider reports it failed after all (`returned`).
+_MAY_COME_FROM: dict[RefundStatus, tuple[RefundStatus, ...]] = {
+    RefundStatus.REQUESTED: (RefundStatus.REQUESTED,),
+    RefundStatus.PENDING: (RefundStatus.REQUESTED, RefundStatus.PENDING),
+    RefundStatus.SUCCEEDED: (RefundStatus.REQUESTED, RefundStatus.PENDING),
+    RefundStatus.FAILED: (RefundStatus.REQUESTED, RefundStatus.PENDING),
+}
+
+
 def set_refund_result(
     conn: sqlite3.Connection,
     refund_id: int,
@@ -281,10 +293,85 @@ def set_refund_result(
     *,
     provider_refund_id: str | None = None,
     error: str | None = None,
-) -> None:
-    """Record what the provider answered; a succeeded refund is never overwritten."""
+    returned: bool = False,
+) -> RefundStatus | None:
+    """Record what the provider answered, in the state order above: requested → pending →
+    succeeded or failed, never backwards. `returned` (a provider event whose status is
+    failed) also lets a succeeded refund become failed: a card refund the bank sent back.
+
+    The provider's refund id is stored whenever it was missing, even if the status may not
+    change. Returns the status the refund had if this call changed it, else None.
+    """
+    row = conn.execute("SELECT status FROM refunds WHERE id = ?", (refund_id,)).fetchone()
+    if row is None:
+        return None
+    before = RefundStatus(row["status"])
+    allowed = _MAY_COME_FROM[status]
+    if returned and status == RefundStatus.FAILED:
+        allowed = (*allowed, RefundStatus.SUCCEEDED)
+    if before not in allowed:
+        if provider_refund_id is not None:
+            conn.execute(
+                "UPDATE refunds SET provider_refund_id = ? WHERE id = ?"
+                " AND provider_refund_id IS NULL",
+                (provider_refund_id, refund_id),
+            )
+        return None
     conn.execute(
         "UPDATE refunds SET status = ?, provider_refund_id = COALESCE(?, provider_refund_id),"
-        " error = ?, updated_at = ? WHERE id = ? AND status != 'succeeded'",
-        (status.value, provider_refund_id, error, now.isoformat(), refund_id),
+        " error = ?, updated_at = ? WHERE id = ? AND status = ?",
+        (status.value, provider_refund_id, error, now.isoformat(), refund_id, before.value),
     )
+    return before
+
+
+#: the error of a refund replaced by a new one: "superseded by refund #<id>: <why>"
+_SUPERSEDED = "superseded by refund #"
+
+
+def supersede_refund(
+    conn: sqlite3.Connection, refund_id: int, now: datetime, why: str
+) -> Refund | None:
+    """Replace a refund still `requested` whose idempotency key is too old to send again:
+    mark it failed ("superseded by refund #N: why") and store refund N, for the same payment
+    and amount, with a fresh key. The new refund; None if the old one is no longer requested.
+    """
+    old = get_refund(conn, refund_id)
+    if old is None or old.status != RefundStatus.REQUESTED:
+        return None
+    # failed first: an extra payment has at most one refund under way (a unique index)
+    conn.execute(
+        "UPDATE refunds SET status = 'failed', updated_at = ? WHERE id = ?",
+        (now.isoformat(), refund_id),
+    )
+    new = begin_refund(
+        conn,
+        order_id=old.order_id,
+        method=old.method,
+        provider_ref=old.provider_ref,
+        amount=old.amount,
+        currency=old.currency,
+        now=now,
+        extra_payment_id=old.extra_payment_id,
+    )
+    conn.execute(
+        "UPDATE refunds SET error = ? WHERE id = ?", (f"{_SUPERSEDED}{new.id}: {why}", refund_id)
+    )
+    return new
+
+
+def current_refund(conn: sqlite3.Connection, refund_id: int) -> Refund | None:
+    """The refund that stands for `refund_id` now: itself, or the newest refund that
+    superseded it (`supersede_refund`)."""
+    refund = get_refund(conn, refund_id)
+    while refund is not None and refund.status == RefundStatus.FAILED:
+        head, _, _ = (refund.error or "").removeprefix(_SUPERSEDED).partition(":")
+        if not (refund.error or "").startswith(_SUPERSEDED) or not (
+            head.isascii() and head.isdigit()
+        ):
+            break
+        newer = get_refund(conn, int(head))
+        if newer is None or newer.id <= refund.id:  # ids grow: no loop
+            break
+        refund = newer
+    return refund
