@@ -21,6 +21,7 @@ from telegram import error as tg_error
 
 from itinerabot.bot.client import convert_error, open_telegram
 from itinerabot.bot.pacing import Pacer
+from itinerabot.bot.retries import ending_after
 from itinerabot.config import SenderSettings
 from itinerabot.errors import (
     Conflict,
@@ -513,3 +514,105 @@ def test_live_step_keyboard_reads_two_index_entries_not_the_outbox(tmp_path: Pat
     assert outbox.live_step_keyboard(conn, CHAT) is None
     assert outbox.live_step_keyboard(conn, CHAT + 1) == 40 + (CHAT + 1) % 10
     conn.close()
+
+
+def queue_text(path: Path, chat_id: int, text: str) -> None:
+    """A row written by another process (the operator's CLI): nobody wakes the sender."""
+    conn = connect(path)
+    conn.execute("BEGIN")
+    outbox.enqueue(conn, chat_id, "text", {"text": text}, created_at=START)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+async def test_rows_queued_without_a_wake_up_go_out_within_a_minute_on_a_busy_bot(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Review (sender 1): the rescan ran only after 60 s without any wake-up, so on a bot
+    with steady traffic a PDF queued by `itinerabot orders resend` was never sent."""
+    async with running_bot(tmp_path) as bot:
+        began = trio.current_time()  # the sender's schedule of rescans starts here
+        queue_text(bot.settings.store.path, CHAT, "queued by the operator")
+        for n in range(20):  # another traveller's messages, every 10 s for 200 s
+            queue_text(bot.settings.store.path, CHAT + 1, f"busy {n}")
+            bot.rt.sender.notify(CHAT + 1)
+            await trio.sleep(10)
+        sent = [c for c in bot.api.calls_to("sendMessage") if c.params["chat_id"] == CHAT]
+    assert len(sent) == 1
+    assert 60 <= sent[0].at - began < 61  # the first rescan, on its fixed schedule
+
+
+async def test_no_send_starts_after_stop_and_none_is_left_in_flight(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Review (sender 5): calls waiting for a slot when `stop()` came still sent, and the
+    grace period then cut them in flight, spending their one allowed repeat."""
+    settings = make_settings(tmp_path, sender={"global_rate": 5})
+    path = settings.store.path
+    for chat in range(100):
+        queue_text(path, 9000 + chat, "backlog")
+    async with running_bot(tmp_path, settings=settings) as bot:
+        await trio.sleep(2)
+        bot.rt.shutdown()
+        stopped_at = trio.current_time()
+        await bot.stopped.wait()
+    late = [c for c in bot.api.calls_to("sendMessage") if c.at > stopped_at]
+    assert late == []
+    conn = sqlite3.connect(path)
+    in_flight = conn.execute("SELECT COUNT(*) FROM outbox WHERE in_flight = 1").fetchone()[0]
+    sent = conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'sent'").fetchone()[0]
+    conn.close()
+    assert in_flight == 0
+    assert 5 <= sent <= 15  # about 5 a second for 2 s; the rest waits for the next start
+
+
+async def test_a_429_pauses_every_send_even_those_already_waiting_for_a_slot(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Review (sender 6): a 429's retry_after delayed only slots booked after it, so sends
+    that already held one went out inside Telegram's pause."""
+    fakes = Fakes.make()
+    settings = make_settings(tmp_path, sender={"global_rate": 1})
+    for chat in range(6):
+        queue_text(settings.store.path, 9100 + chat, "hello")
+    fakes.api.fail_next("sendMessage", status=429, retry_after=5)
+    async with running_bot(tmp_path, fakes, settings=settings) as bot:
+        await eventually(lambda: len(bot.api.calls_to("sendMessage")) >= 7)
+        calls = bot.api.calls_to("sendMessage")
+    refused_at = calls[0].at
+    assert calls[0].status == 429
+    # nothing goes out in the 5 s after the 429, then one a second again
+    assert [round(c.at - refused_at, 3) for c in calls[1:]] == [5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+
+
+async def test_a_copy_of_the_pdf_delivers_an_order_whose_delivery_had_failed(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Review (sender 7): the PDF button's copy reached the chat, but the order stayed
+    delivery_failed and `itinerabot orders` kept asking for a resend."""
+    fakes = Fakes.make()
+    fakes.api.block(CHAT)
+    path = tmp_path / "bot.sqlite3"
+    order_id = store_order(path)
+    async with running_bot(tmp_path, fakes) as bot:
+        await bot.rt.fulfilment.handle_successful_payment(order_id, card_payment(), source="t")
+        await eventually(lambda: status_of(path, order_id) == OrderStatus.DELIVERY_FAILED)
+        fakes.api.blocked.discard(CHAT)  # the traveller unblocked the bot and tapped "PDF"
+        conn = connect(path)
+        conn.execute("BEGIN")
+        outbox.enqueue(conn, CHAT, "document_copy", {}, created_at=START, order_id=order_id)
+        conn.execute("COMMIT")
+        conn.close()
+        bot.rt.sender.notify(CHAT)
+        await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
+        await eventually(lambda: status_of(path, order_id) == OrderStatus.DELIVERED)
+
+
+def test_a_refused_token_keeps_the_messages_for_when_it_is_fixed() -> None:
+    """Review (sender, minor): a token revoked in BotFather ended every pending PDF at once,
+    each order delivery_failed; they now wait (with backoff) until the token is fixed."""
+    failures = outbox.Failures(attempts=1, unknown_outcomes=0, first_failed_at=START)
+    refused = InvalidToken("telegram", "the bot token was refused (401/404)", status=401)
+    assert ending_after(refused, failures, START + timedelta(hours=1), 86400) is None
+    blocked = RecipientBlocked("telegram", "Forbidden: bot was blocked by the user", status=403)
+    assert ending_after(blocked, failures, START, 86400) is not None

@@ -36,6 +36,8 @@ class Pacer:
         self._slack = (settings.per_chat_burst - 1) * settings.per_chat_interval
         self._spacing = 1.0 / settings.global_rate
         self._next_global = -math.inf
+        #: no slot before this trio time (Telegram answered 429 with retry_after)
+        self._hold_until = -math.inf
         #: per chat, its tat: only chats whose tat is in the future (see the class docstring)
         self._chat_tat: dict[int, float] = {}
         #: (tat, chat) for every tat written and not yet passed, soonest first
@@ -50,12 +52,15 @@ class Pacer:
                 await trio.sleep_until(chat_free)
         # the global slot is taken only when this chat may send: a chat waiting for its own
         # pace holds no slot that other chats could use meanwhile
-        now = trio.current_time()
-        at = max(now, self._next_global)
-        self._next_global = at + self._spacing
-        if at > now:
-            await trio.sleep_until(at)
-        return at
+        while True:
+            now = trio.current_time()
+            at = max(now, self._next_global, self._hold_until)
+            self._next_global = at + self._spacing
+            if at > now:
+                await trio.sleep_until(at)
+            if at >= self._hold_until:
+                return at
+            # a 429 came while this call waited for its slot: book again after the pause
 
     def sent(self, chat_id: int, slot: float) -> None:
         """A new message to `chat_id` (may have) reached Telegram in the slot `slot`."""
@@ -66,8 +71,10 @@ class Pacer:
         self._forget_past()  # a zero interval makes the new tat already past
 
     def hold(self, seconds: float) -> None:
-        """Give no slot to anybody for `seconds` (Telegram answered 429)."""
-        self._next_global = max(self._next_global, trio.current_time() + seconds)
+        """Give no slot to anybody for `seconds` (Telegram answered 429), including calls
+        already waiting for a slot booked before the 429."""
+        self._hold_until = max(self._hold_until, trio.current_time() + seconds)
+        self._next_global = max(self._next_global, self._hold_until)
 
     @property
     def remembered_chats(self) -> int:

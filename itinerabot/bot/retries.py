@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from itinerabot.errors import PermanentServiceError, ServiceError
+from itinerabot.errors import InvalidToken, PermanentServiceError, ServiceError
 from itinerabot.store.outbox import Failures
 
 #: sends without an answer after which a row is not sent again: one repeat at most
@@ -34,7 +34,8 @@ def ending_after(
     exc: ServiceError, failures: Failures, now: datetime, give_up_after: float
 ) -> Ending | None:
     """How a row ends after a failed send (`failures` includes it), or None to send again."""
-    if isinstance(exc, PermanentServiceError):
+    # a refused token is the bot's problem, not the message's: keep the row until it is fixed
+    if isinstance(exc, PermanentServiceError) and not isinstance(exc, InvalidToken):
         return Ending("failed", exc.message)
     if failures.unknown_outcomes >= MAX_UNKNOWN_OUTCOMES:
         return Ending(

@@ -46,6 +46,8 @@ T = TypeVar("T")
 #: how often pending rows are looked for without a wake-up (rows a worker left behind)
 RESCAN_EVERY = 60.0
 
+_DOCUMENTS = frozenset({"document", "document_copy"})
+
 #: kinds that post a new message and so count against Telegram's per-chat pace
 _PACED = frozenset({"text", "photo_qr", "document", "document_copy"})
 
@@ -108,6 +110,8 @@ class Sender:
         self._recheck: set[int] = set()
         self._stopping = trio.Event()
         self._nursery: trio.Nursery | None = None
+        #: the cancel scopes of calls waiting for a send slot, cancelled by `stop()`
+        self._slot_waits: set[trio.CancelScope] = set()
 
     def notify(self, chat_id: int) -> None:
         """Wake the sender for a chat whose outbox rows are committed (a no-op once stopping:
@@ -136,15 +140,19 @@ class Sender:
                 self._dispatch(chat_id)
             task_status.started()
             async with self._wake_recv:
+                # a fixed schedule, not an idle timer: on a busy bot wake-ups never stop, and
+                # rows queued without one (the operator's resend) must still go out
+                next_rescan = trio.current_time() + RESCAN_EVERY
                 while True:
-                    with trio.move_on_after(RESCAN_EVERY) as idle:
+                    with trio.move_on_at(next_rescan):
                         try:
                             chat_id = await self._wake_recv.receive()
                         except trio.EndOfChannel:
                             return
                         self._dispatch(chat_id)
-                    if idle.cancelled_caught:  # a safety net: rows a chat's worker left
-                        await self._rescan()
+                        continue
+                    await self._rescan()  # a safety net: rows nobody woke the sender for
+                    next_rescan = trio.current_time() + RESCAN_EVERY
 
     async def _rescan(self) -> None:
         try:
@@ -159,6 +167,8 @@ class Sender:
         """Finish the sends in flight, start no new ones; `run` returns when they are done."""
         self._stopping.set()
         self._wake_send.close()
+        for waiting in list(self._slot_waits):  # nobody waiting for a slot sends any more
+            waiting.cancel()
 
     async def _count_interrupted_sends(self) -> None:
         """Rows a stopped process left in flight may have reached Telegram: each counts as
@@ -207,7 +217,9 @@ class Sender:
         call = await self._prepare(item)
         paced = item.chat_id if item.kind in _PACED else None
         while call is not None and not self._stopping.is_set():
-            slot = await self._pacer.slot(paced)
+            slot = await self._wait_for_slot(paced)
+            if slot is None:  # stopping: the row stays pending, nothing was sent
+                return
             try:
                 await self._store.run(outbox.begin_send, item.id)
             except StoreError as exc:  # nothing was sent: no send goes out unannounced
@@ -231,6 +243,17 @@ class Sender:
             # Telegram took it: from here on the row is never sent again, whatever the store says
             await self._settle(_record_sent, item, message_id, self._clock())
             return
+
+    async def _wait_for_slot(self, chat_id: int | None) -> float | None:
+        """The pacer's slot, or None when the sender stops meanwhile (no send starts then)."""
+        scope = trio.CancelScope()
+        self._slot_waits.add(scope)
+        try:
+            with scope:
+                slot = await self._pacer.slot(chat_id)
+        finally:
+            self._slot_waits.discard(scope)
+        return None if scope.cancelled_caught or self._stopping.is_set() else slot
 
     async def _prepare(self, item: outbox.OutboxItem) -> TelegramCall | None:
         """The row's Telegram call, its PDF or QR code rendered; None if the row was ended
@@ -358,7 +381,8 @@ def _record_sent(
     conn: sqlite3.Connection, item: outbox.OutboxItem, message_id: int | None, at: datetime
 ) -> None:
     outbox.mark_sent(conn, item.id, message_id, at)
-    if item.kind == "document" and item.order_id is not None and message_id is not None:
+    # a copy (the PDF button, `orders resend`) delivers an order whose delivery had failed too
+    if item.kind in _DOCUMENTS and item.order_id is not None and message_id is not None:
         order_rows.mark_delivered(conn, item.order_id, message_id, at)
 
 

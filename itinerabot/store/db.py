@@ -24,8 +24,13 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
-    """Open (and migrate) the database at `path` for use from any one thread at a time."""
+def connect(path: Path | str, *, migrate_schema: bool = True) -> sqlite3.Connection:
+    """Open (and migrate) the database at `path` for use from any one thread at a time.
+
+    With `migrate_schema=False` (the operator's commands, which may run beside an older or
+    newer `serve`) nothing is migrated: a store whose schema is not exactly this program's
+    raises StoreError instead.
+    """
     try:
         conn = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=30.0
@@ -36,22 +41,44 @@ def connect(path: Path | str) -> sqlite3.Connection:
         # survives a power loss (NORMAL may lose the last commits in WAL mode)
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
-        migrate(conn)
+        if migrate_schema:
+            migrate(conn)
+        else:
+            _check_current(conn)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the store at {path}: {exc}") from exc
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply every migration the database has not seen, each in its own transaction."""
+def _check_current(conn: sqlite3.Connection) -> None:
     (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version > len(MIGRATIONS):
+    if version != len(MIGRATIONS):
         raise StoreError(
-            f"the store has schema version {version}, newer than this program knows"
-            f" ({len(MIGRATIONS)}); refusing to touch it"
+            f"the store has schema version {version} and this program knows {len(MIGRATIONS)}:"
+            " run this version's `itinerabot serve` once to migrate it (or use the matching"
+            " itinerabot)"
         )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply every migration the database has not seen, each in its own transaction.
+
+    The version is read again inside each write transaction, so two processes starting at
+    once never apply the same migration twice.
+    """
+    while True:
         conn.execute("BEGIN IMMEDIATE")
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > len(MIGRATIONS):
+            conn.execute("ROLLBACK")
+            raise StoreError(
+                f"the store has schema version {version}, newer than this program knows"
+                f" ({len(MIGRATIONS)}); refusing to touch it"
+            )
+        if version == len(MIGRATIONS):
+            conn.execute("COMMIT")
+            return
+        number, script = version + 1, MIGRATIONS[version]
         try:
             for statement in _statements(script):
                 conn.execute(statement)
@@ -182,12 +209,13 @@ class Store:
 
 
 @asynccontextmanager
-async def open_store(path: Path | str) -> AsyncIterator[Store]:
+async def open_store(path: Path | str, *, migrate_schema: bool = True) -> AsyncIterator[Store]:
     """Open (and migrate) the store, run its writer, and close both on the way out.
 
-    Raises StoreError if the database cannot be opened or has a newer schema.
+    Raises StoreError if the database cannot be opened or has a newer schema (or, with
+    `migrate_schema=False`, any schema but this program's).
     """
-    conn = await trio.to_thread.run_sync(connect, path)
+    conn = await trio.to_thread.run_sync(partial(connect, path, migrate_schema=migrate_schema))
     store = Store(conn)
     try:
         async with trio.open_nursery() as nursery:

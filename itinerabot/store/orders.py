@@ -153,10 +153,18 @@ def get_payment(conn: sqlite3.Connection, order_id: int) -> Payment | None:
 
 
 def mark_delivered(conn: sqlite3.Connection, order_id: int, message_id: int, at: datetime) -> bool:
+    """A PDF of the order reached the chat: paid (or failed delivery) → delivered."""
     cur = conn.execute(
         "UPDATE orders SET status = ?, delivered_at = ?, document_message_id = ?"
-        " WHERE id = ? AND status = ?",
-        (OrderStatus.DELIVERED.value, at.isoformat(), message_id, order_id, OrderStatus.PAID.value),
+        " WHERE id = ? AND status IN (?, ?)",
+        (
+            OrderStatus.DELIVERED.value,
+            at.isoformat(),
+            message_id,
+            order_id,
+            OrderStatus.PAID.value,
+            OrderStatus.DELIVERY_FAILED.value,
+        ),
     )
     return cur.rowcount == 1
 
