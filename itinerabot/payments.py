@@ -57,7 +57,8 @@ class Payments:
         return await self.card.deep_link_return(chat_id, payload)
 
     async def resume(self) -> None:
-        """Bring back the pollers of intents that were open when the process last stopped."""
+        """Bring back the pollers of intents still in their window when the process last
+        stopped (the late watcher, a service, takes the others in its first round)."""
         if self.usdc is not None:
             await self.usdc.resume()
 
@@ -110,6 +111,7 @@ async def wire(
         services.append(("card reconciler", reconciler.run))
     if settings.circle.enabled:
         from itinerabot.circle.client import CircleClient
+        from itinerabot.circle.late import LateWatcher
         from itinerabot.circle.poller import UsdcPoller
         from itinerabot.circle.sns import CertificateCache
         from itinerabot.circle.tracker import IntentTracker
@@ -129,8 +131,10 @@ async def wire(
             store, circle, fulfilment, sender, clock, card_enabled=settings.stripe.enabled
         )
         poller = UsdcPoller(tracker, settings.circle.poll_interval)
-        usdc = UsdcPayments(tracker, poller, pollers, settings.circle)
+        late = LateWatcher(tracker, settings.circle)
+        usdc = UsdcPayments(tracker, poller, late, pollers, settings.circle)
         fulfilment.paid_listeners.append(usdc.order_paid)
+        services.append(("circle late watcher", late.run))
         app.route(
             "/webhooks/circle",
             {"POST", "HEAD"},

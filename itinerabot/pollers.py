@@ -6,8 +6,8 @@ watches; at most one per key. Each runs inside one cancel scope that is both its
 since ten thousand pollers sleep at once. A poller may return a follow-up (the hand-off to
 fulfilment), and `on_timeout` runs when the window ends; both run after the poller is
 finished and deregistered, so cancelling that poller can no longer cut them short.
-Cancelling the nursery ends every poller at once; their state is in the store, so a restart
-brings them back.
+One-off payment work (`run_soon`) runs here too. Cancelling the nursery ends all of it at
+once; its state is in the store, so a restart brings the pollers back.
 """
 
 from __future__ import annotations
@@ -57,16 +57,31 @@ class PollerNursery:
         """Start `poller(*args)` under the nursery unless one runs for `key`; True if started.
 
         The poller is moved on at trio time `deadline` (its window), then `on_timeout` runs.
+        After shutdown nothing starts (False): the poller's state is in the store.
         """
         if self._nursery is None:
             raise RuntimeError("the poller nursery is not running")
         if key in self._scopes:
             return False
         scope = trio.CancelScope(deadline=deadline)
+        try:
+            self._nursery.start_soon(
+                self._guard, key, scope, poller, args, on_timeout, name=f"poller {key}"
+            )
+        except RuntimeError:  # the nursery has closed: we are shutting down
+            return False
         self._scopes[key] = scope
-        self._nursery.start_soon(
-            self._guard, key, scope, poller, args, on_timeout, name=f"poller {key}"
-        )
+        return True
+
+    def run_soon(self, work: Callable[..., Awaitable[object]], *args: Any, name: str) -> bool:
+        """Run one-off payment work `work(*args)` under the nursery (not a poller: no key,
+        no window); its failure is logged. False after shutdown (its state is in the store)."""
+        if self._nursery is None:
+            raise RuntimeError("the poller nursery is not running")
+        try:
+            self._nursery.start_soon(self._guard_work, work, args, name, name=name)
+        except RuntimeError:  # the nursery has closed: we are shutting down
+            return False
         return True
 
     def cancel(self, key: int) -> bool:
@@ -109,3 +124,13 @@ class PollerNursery:
             raise
         except Exception:
             log.exception("poller hand-off failed", extra={"poller": key})
+
+    async def _guard_work(
+        self, work: Callable[..., Awaitable[object]], args: tuple[Any, ...], name: str
+    ) -> None:
+        try:
+            await work(*args)
+        except trio.Cancelled:
+            raise
+        except Exception:
+            log.exception("payment work crashed", extra={"work": name})

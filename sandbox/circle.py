@@ -1,9 +1,11 @@
 """Fake Circle payment-intents API: intents that follow a script, faults on demand, SNS envelopes.
 
-`FakeCircle` is an ASGI app answering `/v1/paymentIntents` (create, get, list) and
-`/v1/notifications/subscriptions` with the shapes of ../shared/reference/circle-openapi.json.
+`FakeCircle` is an ASGI app answering `/v1/paymentIntents` (create, get, list, expire, refund)
+and `/v1/notifications/subscriptions` with the shapes of ../shared/reference/circle-openapi.json.
 Each intent walks its `Script` (created → pending with an address → complete/paid, or underpaid,
-expired, never paid) as it is checked or as trio time passes.
+expired, never paid) as it is checked or as trio time passes. Like Circle's, an intent expires
+8 hours after creation (`expiresOn`), and once it has ended (complete, expired, failed,
+refunded) no scripted payment lands on it any more.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ __all__ = [
     "Script",
     "Step",
     "expired_script",
+    "late_paid_script",
     "never_paid_script",
     "paid_script",
+    "underpaid_then_expired_script",
     "underpaid_then_paid_script",
 ]
 
@@ -53,6 +57,10 @@ FAULT_KINDS: tuple[FaultKind, ...] = ("rate_limit", "server_error", "slow", "gar
 
 _CHAINS = frozenset(get_args(Chain))
 _CENT = Decimal("0.01")
+#: latest statuses after which an intent takes no further payment
+_ENDED = frozenset({"complete", "expired", "failed", "refunded"})
+#: Circle's default lifetime of a payment intent
+INTENT_LIFETIME = 8 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,9 @@ class Step:
 Script = tuple[Step, ...]
 
 
-def paid_script(*, pending_after: int = 1, paid_after: int = 3, by_time: bool = False) -> Script:
+def paid_script(
+    *, pending_after: float = 1, paid_after: float = 3, by_time: bool = False
+) -> Script:
     """created → pending (address) at check `pending_after` → complete/paid at check `paid_after`.
 
     With `by_time`, the numbers are seconds of trio time since creation instead of checks.
@@ -85,11 +95,17 @@ def paid_script(*, pending_after: int = 1, paid_after: int = 3, by_time: bool = 
     )
 
 
+def late_paid_script(paid_at: float, *, pending_after: float = 1) -> Script:
+    """pending (address) `pending_after` seconds after creation, paid in full `paid_at`
+    seconds after creation (trio time): for a payment made long after the poll window."""
+    return paid_script(pending_after=pending_after, paid_after=paid_at, by_time=True)
+
+
 def underpaid_then_paid_script(
     *,
-    pending_after: int = 1,
-    underpaid_after: int = 2,
-    paid_after: int = 4,
+    pending_after: float = 1,
+    underpaid_after: float = 2,
+    paid_after: float = 4,
     share_first: Decimal = Decimal("0.5"),
     by_time: bool = False,
 ) -> Script:
@@ -101,14 +117,31 @@ def underpaid_then_paid_script(
     )
 
 
+def underpaid_then_expired_script(
+    *,
+    pending_after: float = 1,
+    underpaid_after: float = 2,
+    expired_after: float = 5,
+    share_first: Decimal = Decimal("0.5"),
+    by_time: bool = False,
+) -> Script:
+    """pending → pending/underpaid (`share_first` of the amount arrives) → expired: money
+    arrived that pays nothing."""
+    return (
+        _step("pending", pending_after, by_time),
+        _step("pending", underpaid_after, by_time, context="underpaid", paid_share=share_first),
+        _step("expired", expired_after, by_time),
+    )
+
+
 def expired_script(
-    *, pending_after: int = 1, expired_after: int = 5, by_time: bool = False
+    *, pending_after: float = 1, expired_after: float = 5, by_time: bool = False
 ) -> Script:
     """pending → expired, nothing paid."""
     return (_step("pending", pending_after, by_time), _step("expired", expired_after, by_time))
 
 
-def never_paid_script(*, pending_after: int = 1, by_time: bool = False) -> Script:
+def never_paid_script(*, pending_after: float = 1, by_time: bool = False) -> Script:
     """pending for ever."""
     return (_step("pending", pending_after, by_time),)
 
@@ -132,8 +165,14 @@ class _Intent:
     script: Script
     created_at: float  # trio time
     idempotency_key: str
+    expires_at: float  # trio time
+    expires_on: str  # the same moment on the wall clock, shown from the first pending step
     applied: int = 0
     checks: int = 0
+
+    @property
+    def ended(self) -> bool:
+        return str(self.body["timeline"][0]["status"]) in _ENDED
 
 
 @dataclass
@@ -174,6 +213,7 @@ class FakeCircle:
         max_page_size: int = 50,
         retry_after: int = 1,
         slow_seconds: float = 120.0,
+        intent_lifetime: float = INTENT_LIFETIME,
     ) -> None:
         self.api_key = api_key
         self.clock = clock
@@ -183,6 +223,7 @@ class FakeCircle:
         self.max_page_size = max_page_size
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
+        self.intent_lifetime = intent_lifetime
         self.requests_total = 0
         self.list_calls = 0
         self.gets: collections.Counter[str] = collections.Counter()
@@ -190,6 +231,11 @@ class FakeCircle:
         self.faults_injected: collections.Counter[str] = collections.Counter()
         self.subscriptions: list[JSON] = []
         self.payments: dict[str, JSON] = {}  # crypto payments by id, with transactionHash
+        #: crypto refunds by id, as answered, plus the request's destination
+        self.refunds: dict[str, JSON] = {}
+        self._refunds_by_key: dict[str, str] = {}
+        #: (trio time, intent id) of each expire request for a known intent (even refused)
+        self.expire_requests: list[tuple[float, str]] = []
         self._intents: dict[str, _Intent] = {}
         self._by_key: dict[str, str] = {}
         self._next_scripts: collections.deque[Script] = collections.deque()
@@ -351,6 +397,12 @@ class FakeCircle:
         match = re.fullmatch(r"/v1/paymentIntents/([^/]+)", path)
         if match is not None and method == "GET":
             return 200, {"data": self._get(match.group(1))}
+        match = re.fullmatch(r"/v1/paymentIntents/([^/]+)/expire", path)
+        if match is not None and method == "POST":
+            return 201, {"data": self._expire(match.group(1))}
+        match = re.fullmatch(r"/v1/paymentIntents/([^/]+)/refund", path)
+        if match is not None and method == "POST":
+            return 201, {"data": self._refund(match.group(1), _json_body(body))}
         match = re.fullmatch(r"/v1/payments/([^/]+)", path)
         if match is not None and method == "GET":
             payment = self.payments.get(match.group(1))
@@ -394,7 +446,11 @@ class FakeCircle:
             "merchantWalletId": request.get("merchantWalletId", self.merchant_wallet_id),
         }
         script = self._next_scripts.popleft() if self._next_scripts else self.default_script
-        self._intents[intent_id] = _Intent(body, script, trio.current_time(), key)
+        expires = self.clock().astimezone(UTC) + timedelta(seconds=self.intent_lifetime)
+        created = trio.current_time()
+        self._intents[intent_id] = _Intent(
+            body, script, created, key, created + self.intent_lifetime, _iso(expires)
+        )
         self._by_key[key] = intent_id
         return 201, {"data": copy.deepcopy(body)}
 
@@ -445,15 +501,79 @@ class FakeCircle:
         self._run_due_steps(intent)
 
     def _run_due_steps(self, intent: _Intent) -> None:
-        elapsed = trio.current_time() - intent.created_at
-        while intent.applied < len(intent.script):
+        now = trio.current_time()
+        elapsed = now - intent.created_at
+        while intent.applied < len(intent.script) and not intent.ended:
             step = intent.script[intent.applied]
             due = (step.after_checks is not None and intent.checks >= step.after_checks) or (
                 step.after_seconds is not None and elapsed >= step.after_seconds
             )
             if not due:
-                return
+                break
+            timed = step.after_seconds is not None and (
+                intent.created_at + step.after_seconds < intent.expires_at
+            )
+            if now >= intent.expires_at and not timed:
+                break  # the intent expired before this step could happen
             self._apply(intent, step)
+        if now >= intent.expires_at and not intent.ended:
+            self._add_entry(intent, {"status": "expired", "time": intent.expires_on})
+
+    def _expire(self, intent_id: str) -> JSON:
+        intent = self._intents.get(intent_id)
+        if intent is None:
+            raise _CircleError(404, 404, "Not found.")
+        self.expire_requests.append((trio.current_time(), intent_id))
+        self._run_due_steps(intent)
+        if intent.ended:
+            raise _CircleError(400, 2, "The payment intent has already ended.")
+        self._add_entry(intent, {"status": "expired", "time": self._now()})
+        return copy.deepcopy(intent.body)
+
+    def _refund(self, intent_id: str, request: JSON) -> JSON:
+        """A crypto refund: at least one settled payment, at most what is left to refund;
+        the intent becomes `refunded` and takes no new payment. Same key, same answer."""
+        intent = self._intents.get(intent_id)
+        if intent is None:
+            raise _CircleError(404, 404, "Not found.")
+        problems = _refund_problems(request)
+        if problems:
+            raise _CircleError(400, 2, "Invalid entity.", errors=problems)
+        key = str(request["idempotencyKey"])
+        if key in self._refunds_by_key:
+            known = self.refunds[self._refunds_by_key[key]]
+            return {k: copy.deepcopy(v) for k, v in known.items() if k != "destination"}
+        self._run_due_steps(intent)
+        body = intent.body
+        paid = Decimal(body["amountPaid"]["amount"])
+        refunded = Decimal(body["amountRefunded"]["amount"])
+        amount = Decimal(request["toAmount"]["amount"]).quantize(_CENT)
+        if paid <= 0:
+            raise _CircleError(400, 2, "The payment intent has no settled payment to refund.")
+        if amount > paid - refunded:
+            raise _CircleError(400, 2, "The refund amount exceeds the amount left to refund.")
+        now = self._now()
+        refund_id = str(self._uuid())
+        method = body["paymentMethods"][0]
+        refund: JSON = {
+            "id": refund_id,
+            "type": "refund",
+            "status": "pending",
+            "amount": {"currency": request["amount"]["currency"]},
+            "merchantId": self.client_id,
+            "merchantWalletId": self.merchant_wallet_id,
+            "paymentIntentId": intent_id,
+            "settlementAmount": {"amount": str(amount), "currency": "USD"},
+            "depositAddress": {"chain": method["chain"], "address": method.get("address", "")},
+            "createDate": now,
+            "updateDate": now,
+        }
+        self.refunds[refund_id] = {**refund, "destination": dict(request["destination"])}
+        self._refunds_by_key[key] = refund_id
+        body["amountRefunded"]["amount"] = str(refunded + amount)
+        body["refundIds"].append(refund_id)
+        self._add_entry(intent, {"status": "refunded", "time": now})
+        return copy.deepcopy(refund)
 
     def _apply(self, intent: _Intent, step: Step) -> None:
         body = intent.body
@@ -462,8 +582,7 @@ class FakeCircle:
         if step.status == "pending" and methods and "address" not in methods[0]:
             for method in methods:
                 method["address"] = "0x" + "".join(self._random.choices("0123456789abcdef", k=40))
-            expires = self.clock().astimezone(UTC) + timedelta(hours=8)
-            body["expiresOn"] = _iso(expires)
+            body["expiresOn"] = intent.expires_on
             body["fees"] = [
                 {"type": "blockchainLeaseFee", "amount": "0.00", "currency": "USD"},
             ]
@@ -488,9 +607,12 @@ class FakeCircle:
         entry: JSON = {"status": step.status, "time": now}
         if step.context is not None:
             entry["context"] = step.context
-        body["timeline"].insert(0, entry)  # newest first, as Circle's docs show it
-        body["updateDate"] = now
+        self._add_entry(intent, entry)
         intent.applied += 1
+
+    def _add_entry(self, intent: _Intent, entry: JSON) -> None:
+        intent.body["timeline"].insert(0, entry)  # newest first, as Circle's docs show it
+        intent.body["updateDate"] = entry["time"]
 
     def _subscribe(self, request: JSON) -> JSON:
         endpoint = request.get("endpoint")
@@ -545,6 +667,33 @@ def _problem(location: str, message: str) -> JSON:
         "invalidValue": None,
         "constraints": {},
     }
+
+
+def _refund_problems(request: JSON) -> list[JSON]:
+    """What Circle would refuse in a CryptoRefundCreationRequest."""
+    problems: list[JSON] = []
+    try:
+        uuid.UUID(str(request.get("idempotencyKey")))
+    except ValueError:
+        problems.append(_problem("idempotencyKey", "must be a UUID"))
+    destination = request.get("destination")
+    if not isinstance(destination, dict) or not destination.get("address"):
+        problems.append(_problem("destination.address", "may not be empty"))
+    elif destination.get("chain") not in _CHAINS:
+        problems.append(_problem("destination.chain", "is not supported"))
+    amount = request.get("amount")
+    if not isinstance(amount, dict) or amount.get("currency") not in ("USD", "ETH", "BTC"):
+        problems.append(_problem("amount.currency", "is not a supported currency"))
+    to_amount = request.get("toAmount")
+    if not isinstance(to_amount, dict) or to_amount.get("currency") not in ("USD", "ETH", "BTC"):
+        problems.append(_problem("toAmount.currency", "is not a supported currency"))
+    else:
+        try:
+            if Decimal(str(to_amount.get("amount"))) <= 0:
+                problems.append(_problem("toAmount.amount", "must be greater than 0"))
+        except InvalidOperation:
+            problems.append(_problem("toAmount.amount", "must be a decimal string"))
+    return problems
 
 
 def _creation_problems(request: JSON) -> list[JSON]:

@@ -22,14 +22,23 @@ import trio.testing
 from pydantic import SecretStr
 
 from itinerabot.circle.budget import RequestBudget
-from itinerabot.circle.client import CircleClient, parse_retry_after, payment_intent_request
+from itinerabot.circle.client import (
+    CircleClient,
+    crypto_refund_request,
+    parse_retry_after,
+    payment_intent_request,
+)
 from itinerabot.circle.errors import CircleApiError, MalformedResponse
 from itinerabot.circle.status import Outcome
 from itinerabot.config import CircleSettings
 from itinerabot.errors import ConfigError, RateLimited, TransientServiceError
+from sandbox.circle import FakeCircle as SandboxCircle
+from sandbox.circle import underpaid_then_expired_script
+from sandbox.serve import InProcessTransport
 from tests.circle_spec import (
     ADDRESS,
     INTENT_ID,
+    operation_examples,
     payment_intent,
     timeline_entry,
     validate,
@@ -191,6 +200,131 @@ async def test_create_subscription_and_get_payment() -> None:
     assert created == subscription
     assert payment_request.url.path == f"/v1/payments/{payment['id']}"
     assert paid.transaction_hash == payment["transactionHash"]
+
+
+# --- expire and refund (findings 4: a superseded intent is expired; USDC is refunded) -----------
+
+
+async def test_expire_posts_to_the_intent_and_returns_it_as_circle_shows_it() -> None:
+    timeline = [
+        timeline_entry("created", "2022-07-21T20:13:35.579331Z"),
+        timeline_entry("expired", "2022-07-21T20:19:24.859052Z"),
+    ]
+    body = intent_body(timeline=timeline)
+    validate_operation("/v1/paymentIntents/{id}/expire", "post", body, response=201)
+    fake = FakeCircle([answer(201, body)])
+    async with make_client(fake) as client:
+        view = await client.expire_payment_intent(INTENT_ID)
+    (request,) = fake.requests
+    assert request.method == "POST"
+    assert request.url == f"https://api-sandbox.circle.com/v1/paymentIntents/{INTENT_ID}/expire"
+    validate_operation("/v1/paymentIntents/{id}/expire", "post", json.loads(request.content))
+    assert view.id == INTENT_ID and view.outcome is Outcome.EXPIRED
+
+
+async def test_expire_refused_by_circle_is_an_api_error() -> None:
+    refusal = {"code": 2, "message": "The payment intent has already ended."}
+    fake = FakeCircle([answer(400, refusal)])
+    async with make_client(fake) as client:
+        with pytest.raises(CircleApiError) as caught:
+            await client.expire_payment_intent(INTENT_ID)
+    assert (caught.value.status, caught.value.code) == (400, 2)
+    assert caught.value.message == "The payment intent has already ended."
+
+
+async def test_refund_sends_a_crypto_refund_request_that_fits_circles_schema() -> None:
+    example = operation_examples("/v1/paymentIntents/{id}/refund", "post", 201)["response"]
+    fake = FakeCircle([answer(201, example)])
+    async with make_client(fake) as client:
+        refund = await client.refund_payment_intent(
+            INTENT_ID,
+            idempotency_key=IDEMPOTENCY_KEY,
+            address=ADDRESS,
+            chain="ETH",
+            amount=Decimal("5"),
+        )
+    (request,) = fake.requests
+    assert request.method == "POST"
+    assert request.url.path == f"/v1/paymentIntents/{INTENT_ID}/refund"
+    body = json.loads(request.content)
+    validate("CryptoRefundCreationRequest", body)
+    validate_operation("/v1/paymentIntents/{id}/refund", "post", body)
+    assert body == {
+        "idempotencyKey": IDEMPOTENCY_KEY,
+        "destination": {"address": ADDRESS, "chain": "ETH"},
+        "amount": {"currency": "USD"},
+        "toAmount": {"amount": "5.00", "currency": "USD"},
+    }
+    assert (refund.id, refund.status) == (example["data"]["id"], "pending")
+    assert refund.payment_intent_id == example["data"]["paymentIntentId"]
+
+
+def test_a_refund_needs_a_positive_amount_in_cents_an_address_and_a_chain() -> None:
+    good = {"idempotency_key": IDEMPOTENCY_KEY, "address": ADDRESS, "chain": "ETH"}
+    for amount in (Decimal(0), Decimal("-1"), Decimal("1.001"), Decimal("NaN")):
+        with pytest.raises(ValueError):
+            crypto_refund_request(amount=amount, **good)
+    for missing in ("address", "chain"):
+        with pytest.raises(ValueError, match="address and chain"):
+            crypto_refund_request(amount=Decimal(1), **{**good, missing: ""})
+
+
+async def test_the_sandbox_answers_expire_and_refund_in_circles_shapes(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sandbox = SandboxCircle(
+        api_key=API_KEY,
+        clock=lambda: NOW,
+        default_script=underpaid_then_expired_script(
+            pending_after=1, underpaid_after=2, expired_after=3
+        ),
+    )
+    async with httpx.AsyncClient(
+        transport=InProcessTransport(sandbox),
+        base_url="https://api-sandbox.circle.com",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as http:
+        create = {
+            "idempotencyKey": IDEMPOTENCY_KEY,
+            "amount": {"amount": "10.00", "currency": "USD"},
+            "settlementCurrency": "USD",
+            "paymentMethods": [{"type": "blockchain", "chain": "ETH"}],
+        }
+        other = dict(create, idempotencyKey="5c4b7f0e-0d2a-4b7e-9d6e-1f2a3b4c5d6e")
+        paid_in_part = (await http.post("/v1/paymentIntents", json=create)).json()["data"]["id"]
+        unpaid = (await http.post("/v1/paymentIntents", json=other)).json()["data"]["id"]
+        for _ in range(3):  # pending, underpaid 5.00, expired
+            await http.get(f"/v1/paymentIntents/{paid_in_part}")
+        expired = await http.post(f"/v1/paymentIntents/{unpaid}/expire", json={})
+        again = await http.post(f"/v1/paymentIntents/{unpaid}/expire", json={})
+        request = {
+            "idempotencyKey": "a2f2a5a8-3c2e-4b4f-9d0b-8a8f5f3f1c11",
+            "destination": {"address": ADDRESS, "chain": "ETH"},
+            "amount": {"currency": "USD"},
+            "toAmount": {"amount": "5.00", "currency": "USD"},
+        }
+        refunded = await http.post(f"/v1/paymentIntents/{paid_in_part}/refund", json=request)
+        repeated = await http.post(f"/v1/paymentIntents/{paid_in_part}/refund", json=request)
+        nothing_paid = await http.post(
+            f"/v1/paymentIntents/{unpaid}/refund",
+            json=dict(request, idempotencyKey="0d7e1c36-57b3-4a3c-8f7e-3d1b5c8a9e21"),
+        )
+        intent = (await http.get(f"/v1/paymentIntents/{paid_in_part}")).json()
+    assert expired.status_code == 201
+    validate_operation("/v1/paymentIntents/{id}/expire", "post", expired.json(), response=201)
+    assert expired.json()["data"]["timeline"][0]["status"] == "expired"
+    assert again.status_code == 400  # it has ended already
+    assert refunded.status_code == repeated.status_code == 201
+    validate_operation("/v1/paymentIntents/{id}/refund", "post", refunded.json(), response=201)
+    assert refunded.json() == repeated.json()  # the same key: the same refund
+    assert nothing_paid.status_code == 400
+    validate("PaymentIntent", intent["data"])
+    assert intent["data"]["amountRefunded"] == {"amount": "5.00", "currency": "USD"}
+    assert intent["data"]["refundIds"] == [refunded.json()["data"]["id"]]
+    assert intent["data"]["timeline"][0]["status"] == "refunded"
+    (recorded,) = sandbox.refunds.values()
+    assert recorded["destination"] == {"address": ADDRESS, "chain": "ETH"}
+    assert [i for _, i in sandbox.expire_requests] == [unpaid, unpaid]
 
 
 async def test_ids_that_would_change_the_path_are_refused_before_sending() -> None:

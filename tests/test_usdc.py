@@ -74,14 +74,11 @@ async def test_pending_then_complete_fulfils_once_after_the_poller_ended(
     fakes.circle.script_next(paid_script(pending_after=1, paid_after=4))
     async with running_bot(tmp_path, fakes) as bot:
         calls: list[tuple[int, bool]] = []
-        fulfilment = bot.rt.fulfilment
-        real = fulfilment.handle_successful_payment
-
-        async def spy(order_id: int, payment: object, *, source: str) -> bool:
-            calls.append((order_id, bot.rt.pollers.is_running(order_id)))
-            return await real(order_id, payment, source=source)  # type: ignore[arg-type]
-
-        fulfilment.handle_successful_payment = spy  # type: ignore[method-assign]
+        # told once the payment is committed (before the USDC side hears of it): by then
+        # the poller must be gone
+        bot.rt.fulfilment.paid_listeners.insert(
+            0, lambda order_id: calls.append((order_id, bot.rt.pollers.is_running(order_id)))
+        )
         order_id, intent = await pay_usdc(bot)
         await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
         await trio.sleep(300)
@@ -236,7 +233,7 @@ async def test_shutdown_mid_poll_then_restart_resumes_with_the_time_left(
     assert len(fakes.api.sent_documents()) == 1
 
 
-async def test_deadline_passed_while_down_gets_one_final_check(
+async def test_deadline_passed_while_down_is_checked_at_once_on_restart(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
     fakes = Fakes.make()

@@ -1,7 +1,9 @@
 """Circle: USDC payment intents over Circle's v1 API, and Amazon SNS-delivered webhooks.
 
 `status` parses Circle's JSON (pure), `budget` paces requests, `client` talks HTTP, `sns` verifies
-webhook messages. Errors raised here belong to the project tree in `itinerabot.errors`:
+webhook messages. `usdc` creates intents; `poller` (the 30 s window), `late` (after it) and
+`webhook` watch them; `tracker` acts on what they see, `record` writes it; `refunds` sends
+USDC back. Errors raised here belong to the project tree in `itinerabot.errors`:
 
     ServiceError
     ├── TransientServiceError

@@ -24,9 +24,11 @@ from itinerabot.circle.http import H11Pool, HttpPort, HttpxPort, RawResponse
 from itinerabot.circle.status import (
     PaymentIntentView,
     PaymentView,
+    RefundView,
     TimelineEntry,
     parse_payment_intent_response,
     parse_payment_response,
+    parse_refund_response,
     unwrap_data,
 )
 from itinerabot.config import CircleSettings
@@ -44,7 +46,8 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 
 
 class CircleClient:
-    """Talks to Circle's v1 API: payment intents, payments and notification subscriptions.
+    """Talks to Circle's v1 API: payment intents (create, get, expire, refund), payments and
+    notification subscriptions.
 
     Raises, from every method: `RateLimited` (429; the shared budget is paused for
     `retry_after` seconds as well), `TransientServiceError` (5xx, network error, timeout),
@@ -166,6 +169,41 @@ class CircleClient:
         """The latest timeline entry (by `time`) of an intent, with its context; None if empty."""
         return (await self.get_payment_intent(intent_id)).latest
 
+    async def expire_payment_intent(self, intent_id: str) -> PaymentIntentView:
+        """Ask Circle to end an intent now (`POST /v1/paymentIntents/{id}/expire`), so no
+        payment can land on it; returns the intent as Circle then shows it. One request, no
+        retry. Raises as the class says: CircleApiError if Circle refuses (an intent that has
+        already ended, for one), MalformedResponse also for an answer about another id.
+        """
+        data = await self._request(
+            "POST", f"/v1/paymentIntents/{_checked_id(intent_id)}/expire", json={}
+        )
+        view = parse_payment_intent_response(data)
+        if view.id != intent_id:
+            raise MalformedResponse(f"expired payment intent {intent_id}, got {view.id}")
+        return view
+
+    async def refund_payment_intent(
+        self,
+        intent_id: str,
+        *,
+        idempotency_key: str,
+        address: str,
+        chain: str,
+        amount: Decimal,
+    ) -> RefundView:
+        """Send `amount` USDC paid on the intent back to `address` on `chain`
+        (`POST /v1/paymentIntents/{id}/refund`, a crypto refund). One request, no retry:
+        retrying with the same `idempotency_key` (a UUID) is safe. Raises as the class says.
+        """
+        body = crypto_refund_request(
+            idempotency_key=idempotency_key, address=address, chain=chain, amount=amount
+        )
+        data = await self._request(
+            "POST", f"/v1/paymentIntents/{_checked_id(intent_id)}/refund", json=body
+        )
+        return parse_refund_response(data)
+
     async def get_payment(self, payment_id: str) -> PaymentView:
         """Fetch one crypto payment (for its `transactionHash`). One request, no retry."""
         return parse_payment_response(
@@ -226,6 +264,28 @@ def payment_intent_request(
         "paymentMethods": [{"type": "blockchain", "chain": chain}],
         # Not in the OpenAPI schema (which allows extra properties); current docs send it.
         "type": "transient",
+    }
+
+
+def crypto_refund_request(
+    *, idempotency_key: str, address: str, chain: str, amount: Decimal
+) -> dict[str, Any]:
+    """The JSON body of `POST /v1/paymentIntents/{id}/refund` (CryptoRefundCreationRequest):
+    `amount` in USD (USDC is settled as USD) to `address` on `chain`."""
+    if not amount.is_finite() or amount <= 0:
+        raise ValueError("amount must be a positive number")
+    cents = amount.quantize(Decimal("0.01"))
+    if cents != amount:
+        raise ValueError("amount must have at most two decimal places")
+    if not address or not chain:
+        raise ValueError("a crypto refund needs the destination address and chain")
+    return {
+        "idempotencyKey": idempotency_key,
+        "destination": {"address": address, "chain": chain},
+        # the source currency: what the intent settled in
+        "amount": {"currency": "USD"},
+        # what reaches the payer, in the currency they paid (USDC is Circle's "USD")
+        "toAmount": {"amount": f"{cents:f}", "currency": "USD"},
     }
 
 

@@ -2,7 +2,8 @@
 paid, ends, or the window closes, on trio's clock with no drift (checks at t0, t0+30, …).
 
 A failed check (429, 5xx, timeout, garbage) is logged and the next tick comes as usual. On
-a paid intent the poller leaves its scope first, then hands the order to fulfilment.
+a paid intent the poller leaves its scope first, then hands the order to fulfilment, retrying
+the hand-off until it commits. When the window closes, the late watcher takes the intent over.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ import trio
 
 from itinerabot.circle.status import Outcome, PaymentIntentView
 from itinerabot.circle.tracker import IntentTracker
-from itinerabot.errors import ServiceError, StoreError
+from itinerabot.errors import ServiceError, StoreError, TransientServiceError
 from itinerabot.pollers import FollowUp
 
 log = logging.getLogger(__name__)
 
-NOT_CONFIRMED = (
-    "We have not seen a confirmed USDC payment for order {reference} in time. If you have sent "
-    "it, it will still be picked up once it is confirmed. Otherwise you can pay again:"
-)
+#: the hand-off of a paid intent is retried after 1, 2, 4 … seconds, at most this far apart
+HAND_OFF_BACKOFF = 1.0
+HAND_OFF_BACKOFF_CAP = 60.0
 
 
 #: what a pending intent without an address shows: nothing to tell the chat yet
@@ -54,7 +54,7 @@ class UsdcPoller:
         self, order_id: int, intent_id: str, first_check: float | None = None
     ) -> FollowUp:
         """Poll `intent_id` until it is paid or ends; run inside its window by the poller
-        nursery (the window's end is `window_ended`).
+        nursery (at the window's end the late watcher's `take_over` runs).
 
         Checks at `first_check` (default: now) and every interval after it. Returns the
         hand-off to fulfilment when the intent is paid: the poller nursery runs it once this
@@ -62,13 +62,13 @@ class UsdcPoller:
         """
         tracker = self._tracker
         told = _NOTHING_TOLD
-        tick = trio.current_time() if first_check is None else first_check
-        await trio.sleep_until(tick)
+        origin, k = trio.current_time() if first_check is None else first_check, 0
+        await trio.sleep_until(origin)
         while True:
             view = await self.check(intent_id)
             if view is not None:
                 if view.outcome == Outcome.PAID:
-                    return partial(tracker.observe, order_id, view, source="circle-poller")
+                    return partial(self.hand_off, order_id, view)
                 # only a change is worth a trip to the store; a sleeping poller keeps just
                 # the hash of what it last saw (10 000 of them sleep at once)
                 news = hash((view.address, view.outcome, view.amount_paid))
@@ -82,28 +82,37 @@ class UsdcPoller:
                         return None  # paid another way, gone, expired or failed: done
                     told = news
             view = None  # a sleeping poller keeps no answer alive
-            tick = _next_tick(tick, self._interval, trio.current_time())
-            await trio.sleep_until(tick)
+            k = next_tick(origin, k, self._interval, trio.current_time())
+            await trio.sleep_until(origin + k * self._interval)
 
-    async def window_ended(self, order_id: int, intent_id: str) -> None:
-        """The window closed unpaid: say so; the intent stays open to a late webhook."""
-        log.warning(
-            "USDC payment not confirmed in time",
-            extra={"order_id": order_id, "intent": intent_id},
-        )
-        await self._tracker.tell(intent_id, "timed_out", order_id, NOT_CONFIRMED)
+    async def hand_off(self, order_id: int, view: PaymentIntentView) -> None:
+        """Record a paid intent's payment, retried with capped backoff until it commits.
 
-    async def final_check(self, order_id: int, intent_id: str) -> FollowUp:
-        """One last check for an intent whose window passed while the bot was down."""
-        view = await self.check(intent_id)
-        if view is not None:
-            await self._tracker.observe(order_id, view, source="circle-startup-check")
-        return None
+        A store or transient failure is logged and tried again; the intent stays open in the
+        store meanwhile, so a shutdown here leaves it to the restart (or the late watcher).
+        """
+        tracker = self._tracker
+        payment = await tracker.payment_of(view)
+        delay = HAND_OFF_BACKOFF
+        while True:
+            try:
+                await tracker.record_paid(order_id, view.id, payment, source="circle-poller")
+                return
+            except (StoreError, TransientServiceError) as exc:
+                log.warning(
+                    "recording a paid USDC intent failed; retrying",
+                    extra={"intent": view.id, "error": str(exc), "retry_in": delay},
+                )
+            await trio.sleep(delay)
+            delay = min(delay * 2, HAND_OFF_BACKOFF_CAP)
 
 
-def _next_tick(tick: float, interval: float, now: float) -> float:
-    """The next point of the grid tick + k·interval after `now` (ticks missed are skipped)."""
-    tick += interval
-    if tick < now:
-        tick += math.ceil((now - tick) / interval) * interval
-    return tick
+def next_tick(origin: float, k: int, interval: float, now: float) -> int:
+    """The index of the next point of the grid origin + k·interval after point `k`: k + 1, or
+    the first not before `now` when ticks were missed. Each point is computed from the origin,
+    never summed, so a window of n intervals ends exactly on the nth point."""
+    k += 1
+    late = now - (origin + k * interval)
+    if late > 0:
+        k += math.ceil(late / interval)
+    return k

@@ -94,6 +94,18 @@ class PaymentView:
     raw: dict[str, Any] = field(repr=False, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class RefundView:
+    """A crypto refund (Circle's CryptoPayment of type `refund`): its id and status
+    (`pending`, `confirmed`, `paid` (sent), `failed`, …, kept as Circle sent it)."""
+
+    id: str
+    status: str
+    payment_intent_id: str | None
+    amount: Decimal | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
 def outcome_of(
     latest: TimelineEntry | None, *, amount: Decimal, amount_paid: Decimal | None
 ) -> Outcome:
@@ -230,6 +242,26 @@ def parse_payment_response(body: object) -> PaymentView:
         transaction_hash=tx_hash,
         amount=amount,
         currency=currency,
+        raw=data,
+    )
+
+
+def parse_refund_response(body: object) -> RefundView:
+    """Parse Circle's `{"data": {...}}` answer to a refund request. Raises MalformedResponse
+    if it is not one (no id or status, or not of type `refund`)."""
+    data = _mapping(unwrap_data(body), "refund")
+    if data.get("type", "refund") != "refund":
+        raise MalformedResponse("the answer to a refund is not a refund")
+    intent_id = data.get("paymentIntentId")
+    amount_obj = data.get("amount")
+    amount = None
+    if isinstance(amount_obj, Mapping) and amount_obj.get("amount") is not None:
+        amount = _decimal(amount_obj.get("amount"), "refund amount")
+    return RefundView(
+        id=_string(data, "id"),
+        status=_string(data, "status"),
+        payment_intent_id=intent_id if isinstance(intent_id, str) else None,
+        amount=amount,
         raw=data,
     )
 

@@ -1,5 +1,6 @@
 """Paying with USDC: create the intent once (idempotency key stored first), start its poller,
-and bring pollers back after a restart with the time that remains of their window.
+and bring pollers back after a restart with the time that remains of their window. After the
+window, or once the order is paid another way, the late watcher owns the intent.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from functools import partial
 import trio
 
 from itinerabot.bot.handler import OutboxMessage
+from itinerabot.circle.late import LateWatcher
 from itinerabot.circle.poller import UsdcPoller
-from itinerabot.circle.tracker import IntentTracker, chain_name
+from itinerabot.circle.record import chain_name
+from itinerabot.circle.tracker import IntentTracker
 from itinerabot.config import CircleSettings
 from itinerabot.errors import ServiceError
 from itinerabot.models import Order, OrderStatus
@@ -35,11 +38,13 @@ class UsdcPayments:
         self,
         tracker: IntentTracker,
         poller: UsdcPoller,
+        late: LateWatcher,
         pollers: PollerNursery,
         settings: CircleSettings,
     ) -> None:
         self._tracker = tracker
         self._poller = poller
+        self._late = late
         self._pollers = pollers
         self._settings = settings
         self._lock = trio.Lock()
@@ -105,7 +110,7 @@ class UsdcPayments:
             deadline = self._tracker.clock().timestamp() + self._settings.poll_window
             await store.run(intents.set_created, order.id, current.attempt, view.id, deadline)
             log.info("payment intent created", extra={"order": reference, "intent": view.id})
-            self.start_poller(order.id, view.id, deadline)
+            self.start_poller(order.id, view.id, None)  # the whole window, exactly
         return [
             OutboxMessage.text(
                 f"Paying {order.price:.2f} USDC on {chain_name(self._settings.chain)} for order "
@@ -122,12 +127,15 @@ class UsdcPayments:
         *,
         first_check_in: float = 0.0,
     ) -> bool:
-        """Start the intent's poller (unless it runs) for what remains of its window."""
+        """Start the intent's poller (unless it runs) for what remains of its window (all of
+        it when `deadline_epoch` is None: a new intent, timed on trio's clock alone); an
+        intent whose window has passed is the late watcher's. True if a poller started."""
         remaining = self._settings.poll_window
         if deadline_epoch is not None:
             remaining = deadline_epoch - self._tracker.clock().timestamp()
         if remaining <= 0:
-            return self._pollers.start(order_id, self._poller.final_check, order_id, intent_id)
+            self._late.nudge()
+            return False
         now = trio.current_time()
         return self._pollers.start(
             order_id,
@@ -136,20 +144,28 @@ class UsdcPayments:
             intent_id,
             now + min(first_check_in, remaining),
             deadline=now + remaining,
-            on_timeout=partial(self._poller.window_ended, order_id, intent_id),
+            on_timeout=partial(self._late.take_over, order_id, intent_id),
         )
 
     def order_paid(self, order_id: int) -> None:
-        """An order was paid (any way): its USDC poller, if one runs, has nothing left to do."""
+        """An order was paid (any way): its 30 s poller has nothing left to do, and any other
+        intent it has open is expired at Circle at once (work under the poller nursery) and
+        left to the late watcher until final."""
         self._pollers.cancel(order_id)
+        self._pollers.run_soon(
+            self._late.expire_superseded, order_id, name=f"expire superseded {order_id}"
+        )
 
     async def resume(self) -> int:
-        """At start-up: every open intent gets its poller back (or one final check).
+        """At start-up: every intent still in its window gets its poller back; returns how many.
 
         Their first checks are spread over one interval, so a restart with thousands of
-        open intents does not send them all to Circle in the same instant.
+        open intents does not send them all to Circle in the same instant. Intents whose
+        window passed while the bot was down are in the late watcher's first round, which
+        runs at once.
         """
-        rows = await self._tracker.store.run(intents.open_intents)
+        now = self._tracker.clock().timestamp()
+        rows = await self._tracker.store.run(intents.windowed_intents, now)
         spread = self._settings.poll_interval / max(len(rows), 1)
         for i, (order_id, intent_id, deadline) in enumerate(rows):
             self.start_poller(order_id, intent_id, deadline, first_check_in=i * spread)

@@ -2,20 +2,21 @@
 
 HEAD answers 200 (Circle checks the endpoint). A POST is acted on only when its SNS signature
 verifies against an Amazon-hosted certificate and its TopicArn is Circle's; repeated
-MessageIds are ignored. A paid intent cancels its poller at once and is fulfilled.
+MessageIds are ignored. What the intent shows is recorded first; only then is its poller
+stopped. A failure to record answers 503, so SNS delivers the message again.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 import httpx
 
 from itinerabot.circle.errors import MalformedResponse, SnsVerificationError
-from itinerabot.circle.sns import CertificateCache, verify_sns_message
+from itinerabot.circle.sns import CertificateCache, SnsMessage, verify_sns_message
 from itinerabot.circle.status import parse_payment_intent_notification
 from itinerabot.circle.tracker import IntentTracker
+from itinerabot.errors import StoreError, TransientServiceError
 from itinerabot.pollers import PollerNursery
 from itinerabot.store import circle_intents as intents
 from itinerabot.store import misc
@@ -24,13 +25,6 @@ from itinerabot.web.app import Request, Response
 log = logging.getLogger(__name__)
 
 SOURCE = "circle-sns"
-
-
-def _seen(conn: sqlite3.Connection, message_id: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM webhook_events WHERE source = ? AND event_id = ?", (SOURCE, message_id)
-    ).fetchone()
-    return row is not None
 
 
 class CircleWebhook:
@@ -62,8 +56,20 @@ class CircleWebhook:
             if exc.retryable:
                 return Response.text(503, "cannot verify now; deliver again")
             return Response.text(400, "not a genuine notification")
+        try:
+            return await self._take(msg)
+        except (StoreError, TransientServiceError) as exc:
+            log.error(
+                "circle notification not recorded; SNS will deliver it again",
+                extra={"message_id": msg.message_id, "error": str(exc)},
+            )
+            return Response.text(503, "cannot record now; deliver again")
+
+    async def _take(self, msg: SnsMessage) -> Response:
+        """Act on a genuine message once. Raises StoreError or TransientServiceError when it
+        could not be recorded (its MessageId is then not remembered either)."""
         store = self._tracker.store
-        if await store.run(_seen, msg.message_id):
+        if await store.run(intents.event_seen, SOURCE, msg.message_id):
             return Response.text(200, "already processed")
         if msg.type == "SubscriptionConfirmation":
             assert msg.subscribe_url is not None
@@ -87,15 +93,13 @@ class CircleWebhook:
             except MalformedResponse as exc:
                 log.warning("circle notification not understood", extra={"error": exc.message})
                 return Response.text(400, "malformed notification")
-            if view is not None:
-                row = await store.run(intents.by_intent_id, view.id)
-                if row is None:
-                    log.info(
-                        "notification for an unknown payment intent", extra={"intent": view.id}
-                    )
-                else:
-                    if view.outcome.is_final:
-                        self._pollers.cancel(row.order_id)  # no further GETs for this intent
-                    await self._tracker.observe(row.order_id, view, source="circle-webhook")
+            row = None if view is None else await store.run(intents.by_intent_id, view.id)
+            if view is not None and row is None:
+                log.info("notification for an unknown payment intent", extra={"intent": view.id})
+            elif view is not None and row is not None:
+                await self._tracker.observe(row.order_id, view, source="circle-webhook")
+                if view.outcome.is_final and row.status == "polling":
+                    # recorded: this intent's poller has nothing left to find
+                    self._pollers.cancel(row.order_id)
         await store.run(misc.record_event, SOURCE, msg.message_id, self._tracker.clock())
         return Response.text(200, "ok")

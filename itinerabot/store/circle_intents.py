@@ -1,5 +1,6 @@
 """Circle payment intents per order and attempt: written before the create call, then the
-intent id and the poller's absolute deadline, so pollers come back after a restart.
+intent id, the poller's absolute deadline and Circle's `expiresOn`, so watching resumes
+after a restart and the operator's CLI reads the same state as `serve`.
 """
 
 from __future__ import annotations
@@ -8,8 +9,18 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-#: statuses: creating → polling → paid | expired | failed | timed_out (still open to a webhook)
-OPEN = ("creating", "polling", "timed_out")
+#: an intent's life in the store:
+#:   creating → polling        the 30 s poller watches it, until its window's `deadline_epoch`
+#:   polling → timed_out       the window ended unpaid: the late watcher checks it until expiry
+#:   polling | timed_out → superseded
+#:                             the order was paid another way: Circle was asked to expire it,
+#:                             and the late watcher checks it until Circle says it is final
+#:   → paid | expired | failed | refunded   what Circle said last (final)
+#:   → lapsed                  checked until `expiresOn` + margin, never final at Circle
+OPEN = ("creating", "polling", "timed_out", "superseded")
+_OPEN_MARKS = ", ".join("?" for _ in OPEN)
+#: order statuses of an order that has been paid (see OrderStatus.is_paid)
+_PAID_ORDER = ("paid", "delivered", "delivery_failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +34,8 @@ class IntentRow:
     address: str | None
     chain: str | None
     notified_paid: str | None
+    expires_on: datetime | None
+    created_at: datetime
 
 
 def _row(row: sqlite3.Row) -> IntentRow:
@@ -36,7 +49,13 @@ def _row(row: sqlite3.Row) -> IntentRow:
         address=row["address"],
         chain=row["chain"],
         notified_paid=row["notified_paid"],
+        expires_on=_when(row["expires_on"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
     )
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def latest(conn: sqlite3.Connection, order_id: int) -> IntentRow | None:
@@ -81,8 +100,27 @@ def set_created(
 def set_status(conn: sqlite3.Connection, intent_id: str, status: str) -> bool:
     """Move an open intent to `status`; False if it had already ended."""
     cur = conn.execute(
-        f"UPDATE circle_intents SET status = ? WHERE intent_id = ? AND status IN {OPEN}",
-        (status, intent_id),
+        f"UPDATE circle_intents SET status = ? WHERE intent_id = ? AND status IN ({_OPEN_MARKS})",
+        (status, intent_id, *OPEN),
+    )
+    return cur.rowcount == 1
+
+
+def end_window(conn: sqlite3.Connection, intent_id: str) -> bool:
+    """polling → timed_out; True only for the call that moved it (so the chat is told once)."""
+    cur = conn.execute(
+        "UPDATE circle_intents SET status = 'timed_out' WHERE intent_id = ? AND status = 'polling'",
+        (intent_id,),
+    )
+    return cur.rowcount == 1
+
+
+def supersede(conn: sqlite3.Connection, intent_id: str) -> bool:
+    """polling | timed_out → superseded (Circle has answered the request to expire it)."""
+    cur = conn.execute(
+        "UPDATE circle_intents SET status = 'superseded'"
+        " WHERE intent_id = ? AND status IN ('polling', 'timed_out')",
+        (intent_id,),
     )
     return cur.rowcount == 1
 
@@ -96,8 +134,19 @@ def set_address(conn: sqlite3.Connection, intent_id: str, address: str, chain: s
     return cur.rowcount == 1
 
 
+def set_expires_on(conn: sqlite3.Connection, intent_id: str, expires_on: datetime) -> None:
+    """Record Circle's `expiresOn` (kept up to date: it is when the late watcher stops)."""
+    value = expires_on.isoformat()
+    conn.execute(
+        "UPDATE circle_intents SET expires_on = ? WHERE intent_id = ?"
+        " AND (expires_on IS NULL OR expires_on != ?)",
+        (value, intent_id, value),
+    )
+
+
 def set_notified_paid(conn: sqlite3.Connection, intent_id: str, amount: str) -> bool:
-    """Remember the underpaid amount told to the chat; True if it is a new amount."""
+    """Remember the partial amount last seen on the intent; True if it is a new amount (so
+    the chat is told once per amount). It is also what a lapsed intent owes back."""
     cur = conn.execute(
         "UPDATE circle_intents SET notified_paid = ? WHERE intent_id = ?"
         " AND (notified_paid IS NULL OR notified_paid != ?)",
@@ -106,15 +155,81 @@ def set_notified_paid(conn: sqlite3.Connection, intent_id: str, amount: str) -> 
     return cur.rowcount == 1
 
 
-def open_intents(conn: sqlite3.Connection) -> list[tuple[int, str, float]]:
-    """(order id, intent id, deadline) of each intent whose order still awaits payment and
-    whose poller should run; deadline 0 for one whose window already ended (check it once).
-    Plain tuples: a restart may bring back tens of thousands."""
+def windowed_intents(conn: sqlite3.Connection, now_epoch: float) -> list[tuple[int, str, float]]:
+    """(order id, intent id, deadline) of each intent whose 30 s poller should run: polling,
+    its window not over at `now_epoch`, its order still awaiting payment. Plain tuples: a
+    restart may bring back tens of thousands."""
     rows = conn.execute(
-        "SELECT ci.order_id, ci.intent_id,"
-        " CASE ci.status WHEN 'polling' THEN COALESCE(ci.deadline_epoch, 0) ELSE 0 END"
+        "SELECT ci.order_id, ci.intent_id, ci.deadline_epoch"
         " FROM circle_intents ci JOIN orders o ON o.id = ci.order_id"
-        " WHERE ci.status IN ('polling', 'timed_out') AND ci.intent_id IS NOT NULL"
-        " AND o.status IN ('awaiting_payment', 'cancelled')"
+        " WHERE ci.status = 'polling' AND ci.intent_id IS NOT NULL"
+        " AND ci.deadline_epoch > ? AND o.status IN ('awaiting_payment', 'cancelled')",
+        (now_epoch,),
     ).fetchall()
     return [(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class LateIntent:
+    """An open intent the late watcher looks after (see `late_intents`)."""
+
+    order_id: int
+    intent_id: str
+    status: str
+    address: str | None
+    expires_on: datetime | None
+    created_at: datetime
+    notified_paid: str | None
+    #: the order was paid by another payment (card, another intent): expire this one
+    superseded: bool
+
+
+def late_intents(conn: sqlite3.Connection, now_epoch: float) -> list[LateIntent]:
+    """Open intents no 30 s poller watches: window over (timed_out, or polling past its
+    deadline because the bot was down), superseded, or of an order paid another way."""
+    rows = conn.execute(
+        "SELECT ci.order_id, ci.intent_id, ci.status, ci.address, ci.expires_on, ci.created_at,"
+        " ci.notified_paid, o.status IN (?, ?, ?) AND COALESCE(p.provider_ref, '') !="
+        " ci.intent_id AS superseded"
+        " FROM circle_intents ci JOIN orders o ON o.id = ci.order_id"
+        " LEFT JOIN payments p ON p.order_id = ci.order_id"
+        " WHERE ci.status IN ('polling', 'timed_out', 'superseded') AND ci.intent_id IS NOT NULL"
+        " AND (ci.status != 'polling' OR COALESCE(ci.deadline_epoch, 0) <= ?"
+        " OR o.status IN (?, ?, ?))"
+        " ORDER BY ci.order_id, ci.attempt",
+        (*_PAID_ORDER, now_epoch, *_PAID_ORDER),
+    ).fetchall()
+    return [
+        LateIntent(
+            order_id=r["order_id"],
+            intent_id=r["intent_id"],
+            status=r["status"],
+            address=r["address"],
+            expires_on=_when(r["expires_on"]),
+            created_at=datetime.fromisoformat(r["created_at"]),
+            notified_paid=r["notified_paid"],
+            superseded=bool(r["superseded"]),
+        )
+        for r in rows
+    ]
+
+
+def superseded_of(conn: sqlite3.Connection, order_id: int) -> list[str]:
+    """Ids of the order's intents still open in the store, now that the order is paid by
+    some other payment (an intent that paid the order itself is not among them)."""
+    rows = conn.execute(
+        "SELECT ci.intent_id FROM circle_intents ci JOIN payments p ON p.order_id = ci.order_id"
+        " WHERE ci.order_id = ? AND ci.intent_id IS NOT NULL AND ci.intent_id != p.provider_ref"
+        " AND ci.status IN ('polling', 'timed_out')",
+        (order_id,),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def event_seen(conn: sqlite3.Connection, source: str, event_id: str) -> bool:
+    """True if the webhook event `event_id` of `source` was taken before (see
+    misc.record_event, which records it once it has been acted on)."""
+    row = conn.execute(
+        "SELECT 1 FROM webhook_events WHERE source = ? AND event_id = ?", (source, event_id)
+    ).fetchone()
+    return row is not None
