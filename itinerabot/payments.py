@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import httpx
@@ -138,6 +139,14 @@ async def wire(
         app.route(
             "/webhooks/circle",
             {"POST", "HEAD"},
-            CircleWebhook(tracker, pollers, certs, sns_http, settings.circle.environment),
+            CircleWebhook(
+                tracker,
+                pollers,
+                certs,
+                sns_http,
+                settings.circle.environment,
+                # a day short of the time ids are remembered: no replay once one is pruned
+                max_age=timedelta(days=settings.store.webhook_ids_retention_days - 1),
+            ),
         )
     return Payments(card, usdc, services)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import trio
@@ -25,7 +26,7 @@ from sandbox.circle import (
 )
 from sandbox.sns_signer import circle_topic_arn, encode
 from tests.circle_spec import validate
-from tests.harness import CHAT, Bot, Fakes, eventually, running_bot
+from tests.harness import CHAT, START, Bot, Fakes, eventually, running_bot
 from tests.test_card import dump
 from tests.test_fulfilment import status_of, store_order
 
@@ -420,3 +421,28 @@ async def test_card_payment_stops_the_usdc_poller_of_the_same_order(
         await trio.sleep(600)
     assert len(fakes.circle_gets(intent)) == checks == 2
     assert len(bot.api.sent_documents(CHAT)) == 1
+
+
+async def test_a_genuine_notification_older_than_its_id_is_remembered_is_refused(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Review (SNS replay): a captured genuine "paid" notification, replayed after its
+    MessageId was pruned (store.webhook_ids_retention_days), would be taken again."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(paid_script(pending_after=0, paid_after=99))
+    async with running_bot(tmp_path, fakes) as bot:
+        order_id, intent = await pay_usdc(bot)
+        bot.rt.pollers.cancel(order_id)  # only the webhook could pay it now
+        fakes.circle.advance(intent)
+        sent_at = START - timedelta(days=bot.settings.store.webhook_ids_retention_days)
+        body = encode(
+            bot.sns.notification(fakes.circle.notification_message(intent), timestamp=sent_at)
+        )
+        before = what_the_webhook_writes(bot)
+        async with bot.web() as web:
+            answer = await web.post("/webhooks/circle", content=body)
+        await trio.sleep(5)
+        after = what_the_webhook_writes(bot)
+    assert answer.status_code == 400
+    assert after == before
+    assert bot.api.sent_documents(CHAT) == []

@@ -9,6 +9,7 @@ stopped. A failure to record answers 503, so SNS delivers the message again.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import httpx
 
@@ -37,19 +38,27 @@ class CircleWebhook:
         certs: CertificateCache,
         http: httpx.AsyncClient,
         environment: str,
+        *,
+        max_age: timedelta | None = None,
     ) -> None:
+        """`max_age`: messages signed longer ago are refused (set it below the time MessageIds
+        are remembered, so a captured message cannot be replayed once its id is pruned)."""
         self._tracker = tracker
         self._pollers = pollers
         self._certs = certs
         self._http = http
         self._environment = environment
+        self._max_age = max_age
 
     async def __call__(self, request: Request) -> Response:
         if request.method == "HEAD":
             return Response(200)
         try:
             msg = await verify_sns_message(
-                request.body, environment=self._environment, certs=self._certs
+                request.body,
+                environment=self._environment,
+                certs=self._certs,
+                max_age=self._max_age,
             )
         except SnsVerificationError as exc:
             log.warning("circle webhook refused", extra={"reason": exc.reason})

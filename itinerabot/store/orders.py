@@ -114,8 +114,8 @@ def cancel_if_unpaid(conn: sqlite3.Connection, chat_id: int, reference: str) -> 
 def mark_paid(conn: sqlite3.Connection, order_id: int, payment: Payment, source: str) -> bool:
     """Move an unpaid order to paid and record its payment. False if it was already paid."""
     cur = conn.execute(
-        f"UPDATE orders SET status = ?, paid_at = ? WHERE id = ? AND status IN {_UNPAID}",
-        (OrderStatus.PAID.value, payment.paid_at.isoformat(), order_id),
+        "UPDATE orders SET status = ?, paid_at = ? WHERE id = ? AND status IN (?, ?)",
+        (OrderStatus.PAID.value, payment.paid_at.isoformat(), order_id, *_UNPAID),
     )
     if cur.rowcount != 1:
         return False
