@@ -1,4 +1,4 @@
-"""The `itinerabot` command: serve, check-config, render, circle subscribe, demo.
+"""The `itinerabot` command: serve, check-config, render, circle subscribe, orders, demo.
 
 A user never sees a traceback for a mistake of theirs: bad config, a missing file or secret,
 a refused token each print one clear line per problem (exit 2, or 1 for a refused token).
@@ -9,17 +9,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, get_args
 
 import trio
 
 from itinerabot import __version__
-from itinerabot.config import Settings, load_config
+from itinerabot.config import Chain, Settings, load_config
 from itinerabot.errors import ConfigError, InvalidToken, ItinerabotError, StoreError
 from itinerabot.logs import setup_logging
+
+if TYPE_CHECKING:
+    from itinerabot.models import Order, Payment
 
 log = logging.getLogger("itinerabot")
 
@@ -67,12 +72,56 @@ def _parser() -> argparse.ArgumentParser:
     cs.add_argument("url", help="public https URL of /webhooks/circle")
     cs.add_argument("--config", "-c", type=Path, default=Path("config.yaml"))
 
+    _orders_parser(sub)
+
     d = sub.add_parser(
         "demo", help="SANDBOX: buy one itinerary by card and one in USDC from local fakes"
     )
     d.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the PDFs")
     d.add_argument("--keep", action="store_true", help="keep the work folder (config, store, log)")
     return p
+
+
+def _orders_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    o = sub.add_parser(
+        "orders",
+        help="operator: what needs attention; show, resend or refund an order",
+        description="Without a task: list what needs attention (anomalies, money owed back,"
+        " failed refunds and deliveries), oldest first. Works while serve is running.",
+    )
+    _config_option(o, Path("config.yaml"))
+    o.add_argument("--json", action="store_true", help="the list as JSON, for machines")
+    tasks = o.add_subparsers(dest="orders_command", metavar="TASK")
+
+    show = tasks.add_parser("show", help="one order's whole history")
+    show.add_argument("reference", metavar="REF")
+    _config_option(show)
+
+    resend = tasks.add_parser("resend", help="send a paid order's PDF again")
+    resend.add_argument("reference", metavar="REF")
+    _config_option(resend)
+
+    refund = tasks.add_parser(
+        "refund",
+        help="refund a payment of an order (by default the one extra payment owed back)",
+    )
+    refund.add_argument("reference", metavar="REF")
+    which = refund.add_mutually_exclusive_group()
+    which.add_argument("--extra", type=int, metavar="ID", help="this extra payment")
+    which.add_argument("--payment", action="store_true", help="the order's own payment")
+    refund.add_argument("--amount", metavar="X", help="refund only X (default: all that is left)")
+    refund.add_argument("--address", metavar="A", help="USDC: the traveller's address")
+    refund.add_argument("--chain", metavar="C", choices=get_args(Chain), help="USDC: its chain")
+    refund.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    _config_option(refund)
+
+
+def _config_option(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    """--config on `orders` and again on each task, so it may come before or after the task
+    (a task's SUPPRESS default keeps the value given before it)."""
+    parser.add_argument(
+        "--config", "-c", type=Path, default=default, help="YAML config file (default: config.yaml)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _render(args)
             case "circle":
                 return _circle_subscribe(load_config(args.config), args.url)
+            case "orders":
+                return _orders(load_config(args.config), args)
             case "demo":
                 return _demo(args.out, keep=args.keep)
     except ConfigError as exc:
@@ -142,7 +193,6 @@ def _report(exc: BaseException) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from itinerabot.models import Payment
     from itinerabot.pdf import PageSize, render_itinerary, sample_order
 
     payment: Payment | None
@@ -153,26 +203,41 @@ def _render(args: argparse.Namespace) -> int:
         if args.config.exists() and args.page_size is None:
             page_size = load_config(args.config).pdf.page_size
     else:
-        from itinerabot.store.db import connect
-        from itinerabot.store.orders import get_order_by_reference, get_payment
-
         settings = load_config(args.config)
         page_size = args.page_size or settings.pdf.page_size
         if not settings.store.path.exists():
             print(f"no store at {settings.store.path}", file=sys.stderr)
             return EXIT_FAILURE
-        conn = connect(settings.store.path)
-        found = get_order_by_reference(conn, args.order.strip().upper())
-        if found is None:
+        try:
+            stored = _stored_order(settings.store.path, args.order.strip().upper())
+        except StoreError as exc:
+            print(f"store error: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        if stored is None:
             print(f"no order {args.order} in {settings.store.path}", file=sys.stderr)
             return EXIT_FAILURE
-        order, payment = found, get_payment(conn, found.id)
-        conn.close()
+        order, payment = stored
     issued = payment.paid_at if payment is not None else order.created_at
     pdf = render_itinerary(order, payment, page_size=page_size, issued_at=issued)
     args.out.write_bytes(pdf)
     print(f"wrote {args.out} ({len(pdf)} bytes)")
     return 0
+
+
+def _stored_order(path: Path, reference: str) -> tuple[Order, Payment | None] | None:
+    """The order and its payment, read without migrating or writing the store (a `serve`
+    of another version may be running on it). Raises StoreError."""
+    from itinerabot.store.orders import get_order_by_reference, get_payment
+    from itinerabot.store.readonly import open_read_only
+
+    conn = open_read_only(path)
+    try:
+        found = get_order_by_reference(conn, reference)
+        return None if found is None else (found, get_payment(conn, found.id))
+    except sqlite3.Error as exc:
+        raise StoreError(f"reading {path}: {exc}") from exc
+    finally:
+        conn.close()
 
 
 def _circle_subscribe(settings: Settings, url: str) -> int:
@@ -193,6 +258,35 @@ def _circle_subscribe(settings: Settings, url: str) -> int:
         print(f"circle: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
+
+
+def _orders(settings: Settings, args: argparse.Namespace) -> int:
+    from itinerabot.operator import commands
+    from itinerabot.operator.history import normalise_reference
+    from itinerabot.operator.refund import RefundRequest, parse_amount
+
+    reference = normalise_reference(getattr(args, "reference", ""))
+    match args.orders_command:
+        case None:
+            return commands.run(lambda: commands.list_attention(settings, as_json=args.json))
+        case "show":
+            return commands.run(lambda: commands.show_order(settings, reference))
+        case "resend":
+            return commands.run(lambda: commands.resend(settings, reference))
+
+    def refund() -> int:
+        request = RefundRequest(
+            reference=reference,
+            extra_payment_id=args.extra,
+            whole_payment=args.payment,
+            amount=parse_amount(args.amount) if args.amount is not None else None,
+            address=args.address,
+            chain=args.chain,
+            enabled=commands.enabled_methods(settings),
+        )
+        return commands.refund(settings, request, confirmed=args.yes)
+
+    return commands.run(refund)
 
 
 def _demo(out: Path, *, keep: bool) -> int:

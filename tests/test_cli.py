@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from itinerabot.store.schema import MIGRATIONS
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
 
@@ -87,8 +90,62 @@ def test_not_yaml(tmp_path: Path) -> None:
 def test_help_lists_the_commands() -> None:
     r = run_cli("--help")
     assert r.returncode == 0
-    for command in ("serve", "check-config", "render", "circle"):
+    for command in ("serve", "check-config", "render", "circle", "orders"):
         assert command in r.stdout
+
+
+def test_orders_help_lists_its_tasks() -> None:
+    r = run_cli("orders", "--help")
+    assert r.returncode == 0
+    assert "--json" in r.stdout
+    for task in ("show", "resend", "refund"):
+        assert task in r.stdout
+    r = run_cli("orders", "refund", "--help")
+    for option in ("--extra", "--payment", "--amount", "--address", "--chain", "--yes"):
+        assert option in r.stdout
+
+
+def test_orders_without_a_store_is_one_line_in_a_real_process(tmp_path: Path) -> None:
+    """The operator's first run, before serve ever created the store."""
+    cfg = tmp_path / "c.yaml"
+    store = tmp_path / "absent.sqlite3"
+    cfg.write_text(
+        f"telegram: {{token: '123:{'a' * 30}'}}\n"
+        "stripe: {secret_key: sk_test_x, webhook_secret: whsec_x}\n"
+        f"store: {{path: '{store}'}}\n"
+    )
+    r = run_cli("orders", "--config", str(cfg))
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == f"no store at {store}: check store.path in the config, or start serve once\n"
+    assert not store.exists()
+
+
+def test_render_of_an_order_leaves_an_older_store_as_it_is(tmp_path: Path) -> None:
+    """Finding 4: `render --order` migrated the store a running serve of another version
+    uses; it reads it read-only and refuses a schema that is not its own."""
+    cfg = tmp_path / "c.yaml"
+    store = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(store, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    before = store.read_bytes()
+    cfg.write_text(
+        f"telegram: {{token: '123:{'a' * 30}'}}\n"
+        "stripe: {secret_key: sk_test_x, webhook_secret: whsec_x}\n"
+        f"store: {{path: '{store}'}}\n"
+    )
+    r = run_cli(
+        "render", "--order", "IB-7K3Q9P", "--config", str(cfg), "--out", str(tmp_path / "x.pdf")
+    )
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == (
+        f"store error: the store has schema version 1 and this program knows {len(MIGRATIONS)}:"
+        " run this version's `itinerabot serve` once to migrate it (or use the matching"
+        " itinerabot)\n"
+    )
+    assert store.read_bytes() == before
 
 
 def test_render_sample(tmp_path: Path) -> None:

@@ -44,13 +44,14 @@ def connect(path: Path | str, *, migrate_schema: bool = True) -> sqlite3.Connect
         if migrate_schema:
             migrate(conn)
         else:
-            _check_current(conn)
+            check_schema(conn)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the store at {path}: {exc}") from exc
     return conn
 
 
-def _check_current(conn: sqlite3.Connection) -> None:
+def check_schema(conn: sqlite3.Connection) -> None:
+    """Raise StoreError (with what to do) unless the store's schema is exactly this program's."""
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     if version != len(MIGRATIONS):
         raise StoreError(

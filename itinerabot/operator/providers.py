@@ -1,0 +1,42 @@
+"""Ask Stripe or Circle for a stored refund, with clients built from the config as `serve`
+builds them.
+"""
+
+from __future__ import annotations
+
+from itinerabot.card.client import build_stripe_client
+from itinerabot.card.refunds import refund_card
+from itinerabot.circle.client import CircleClient
+from itinerabot.circle.refunds import refund_usdc
+from itinerabot.clock import WallClock
+from itinerabot.config import Settings
+from itinerabot.models import PaymentMethod
+from itinerabot.store import Store
+from itinerabot.store.money import Refund
+
+
+async def ask_provider(
+    store: Store,
+    settings: Settings,
+    refund: Refund,
+    *,
+    address: str | None,
+    chain: str | None,
+    clock: WallClock,
+) -> Refund:
+    """Ask the refund's provider, record its answer and return the refund as recorded.
+
+    `address` and `chain` (the traveller's) are required for a USDC refund. Raises
+    TransientServiceError when the provider gave no usable answer (the refund stays
+    requested: ask again), StoreError if the store fails.
+    """
+    if refund.method == PaymentMethod.CARD:
+        client, http = build_stripe_client(settings.stripe)
+        try:
+            return await refund_card(store, client, refund, clock)
+        finally:
+            await http.close_async()  # type: ignore[no-untyped-call]
+    if address is None or chain is None:
+        raise ValueError("a USDC refund needs the traveller's address and chain")
+    async with CircleClient(settings.circle) as circle:
+        return await refund_usdc(store, circle, refund, address=address, chain=chain, clock=clock)
