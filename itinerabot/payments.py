@@ -114,6 +114,7 @@ async def wire(
         from itinerabot.circle.client import CircleClient
         from itinerabot.circle.late import LateWatcher
         from itinerabot.circle.poller import UsdcPoller
+        from itinerabot.circle.refund_checks import UsdcRefundChecks
         from itinerabot.circle.sns import CertificateCache
         from itinerabot.circle.tracker import IntentTracker
         from itinerabot.circle.usdc import UsdcPayments
@@ -136,6 +137,9 @@ async def wire(
         usdc = UsdcPayments(tracker, poller, late, pollers, settings.circle)
         fulfilment.paid_listeners.append(usdc.order_paid)
         services.append(("circle late watcher", late.run))
+        # refunds pending at Circle are looked up whoever asked for them (the operator's CLI)
+        refund_checks = UsdcRefundChecks(store, circle, sender, clock)
+        services.append(("circle refund checks", refund_checks.run))
         app.route(
             "/webhooks/circle",
             {"POST", "HEAD"},

@@ -1,11 +1,13 @@
 """Fake Circle payment-intents API: intents that follow a script, faults on demand, SNS envelopes.
 
-`FakeCircle` is an ASGI app answering `/v1/paymentIntents` (create, get, list, expire, refund)
-and `/v1/notifications/subscriptions` with the shapes of ../shared/reference/circle-openapi.json.
-Each intent walks its `Script` (created → pending with an address → complete/paid, or underpaid,
-expired, never paid) as it is checked or as trio time passes. Like Circle's, an intent expires
-8 hours after creation (`expiresOn`), and once it has ended (complete, expired, failed,
-refunded) no scripted payment lands on it any more.
+`FakeCircle` is an ASGI app answering `/v1/paymentIntents` (create, get, list, expire, refund),
+`/v1/payments/{id}` (payments and refunds) and `/v1/notifications/subscriptions` with the shapes
+of ../shared/reference/circle-openapi.json. Each intent walks its `Script` (created → pending
+with an address → complete/paid, or underpaid, expired, never paid) as it is checked or as trio
+time passes. Like Circle's, an intent expires 8 hours after creation (`expiresOn`), and once it
+has ended (complete, expired, failed, refunded) no scripted payment lands on it any more. A
+crypto refund is `pending` until its `RefundScript` (or `settle_refund`) makes it `paid` or
+`failed`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from sandbox.serve import (
 __all__ = [
     "FakeCircle",
     "FaultKind",
+    "RefundScript",
     "Script",
     "Step",
     "expired_script",
@@ -80,6 +83,19 @@ class Step:
 
 
 Script = tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class RefundScript:
+    """What happens to a crypto refund once asked: it becomes `status` ("paid": sent on
+    chain, with a transactionHash; "failed", with `error_code`) `after_seconds` of trio time
+    after it was asked, seen by the next request about it. With `after_seconds` None it stays
+    `pending` until `FakeCircle.settle_refund`.
+    """
+
+    status: Literal["paid", "failed"] = "paid"
+    after_seconds: float | None = None
+    error_code: str = "payment_failed"
 
 
 def paid_script(
@@ -214,6 +230,7 @@ class FakeCircle:
         retry_after: int = 1,
         slow_seconds: float = 120.0,
         intent_lifetime: float = INTENT_LIFETIME,
+        refund_script: RefundScript | None = None,
     ) -> None:
         self.api_key = api_key
         self.clock = clock
@@ -224,6 +241,8 @@ class FakeCircle:
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
         self.intent_lifetime = intent_lifetime
+        #: what happens to a refund asked when no `script_next_refunds` is queued
+        self.refund_script = refund_script or RefundScript()
         self.requests_total = 0
         self.list_calls = 0
         self.gets: collections.Counter[str] = collections.Counter()
@@ -231,9 +250,13 @@ class FakeCircle:
         self.faults_injected: collections.Counter[str] = collections.Counter()
         self.subscriptions: list[JSON] = []
         self.payments: dict[str, JSON] = {}  # crypto payments by id, with transactionHash
-        #: crypto refunds by id, as answered, plus the request's destination
+        #: crypto refunds by id, as they stand now, plus the request's destination
         self.refunds: dict[str, JSON] = {}
-        self._refunds_by_key: dict[str, str] = {}
+        #: refund id by the idempotency key it was asked with
+        self.refund_keys: dict[str, str] = {}
+        #: refund id → (its script, the trio time it was asked)
+        self._refund_plans: dict[str, tuple[RefundScript, float]] = {}
+        self._next_refund_scripts: collections.deque[RefundScript] = collections.deque()
         #: (trio time, intent id) of each expire request for a known intent (even refused)
         self.expire_requests: list[tuple[float, str]] = []
         self._intents: dict[str, _Intent] = {}
@@ -259,6 +282,28 @@ class FakeCircle:
         if intent.applied < len(intent.script):
             self._apply(intent, intent.script[intent.applied])
         return self.intent(intent_id)
+
+    def script_next_refunds(self, *scripts: RefundScript) -> None:
+        """The next refunds asked follow these scripts, in order (then `refund_script`)."""
+        self._next_refund_scripts.extend(scripts)
+
+    def settle_refund(
+        self,
+        refund_id: str,
+        status: Literal["paid", "failed"] = "paid",
+        *,
+        error_code: str = "payment_failed",
+    ) -> JSON:
+        """Make a pending refund `paid` or `failed` (with `error_code`) now; returns it as
+        `GET /v1/payments/{id}` shows it."""
+        self._conclude_refund(refund_id, RefundScript(status, error_code=error_code))
+        return self.refund(refund_id)
+
+    def refund(self, refund_id: str) -> JSON:
+        """A copy of the refund as `GET /v1/payments/{id}` shows it (raises KeyError)."""
+        return {
+            k: copy.deepcopy(v) for k, v in self.refunds[refund_id].items() if k != "destination"
+        }
 
     def intent(self, intent_id: str) -> JSON:
         """A copy of the intent as the API would show it (raises KeyError)."""
@@ -405,7 +450,11 @@ class FakeCircle:
             return 201, {"data": self._refund(match.group(1), _json_body(body))}
         match = re.fullmatch(r"/v1/payments/([^/]+)", path)
         if match is not None and method == "GET":
-            payment = self.payments.get(match.group(1))
+            payment_id = match.group(1)
+            if payment_id in self.refunds:  # a refund is a CryptoPayment of type refund
+                self._run_due_refund(payment_id)
+                return 200, {"data": self.refund(payment_id)}
+            payment = self.payments.get(payment_id)
             if payment is None:
                 raise _CircleError(404, 404, "Not found.")
             return 200, {"data": copy.deepcopy(payment)}
@@ -540,9 +589,10 @@ class FakeCircle:
         if problems:
             raise _CircleError(400, 2, "Invalid entity.", errors=problems)
         key = str(request["idempotencyKey"])
-        if key in self._refunds_by_key:
-            known = self.refunds[self._refunds_by_key[key]]
-            return {k: copy.deepcopy(v) for k, v in known.items() if k != "destination"}
+        if key in self.refund_keys:
+            known = self.refund_keys[key]
+            self._run_due_refund(known)
+            return self.refund(known)
         self._run_due_steps(intent)
         body = intent.body
         paid = Decimal(body["amountPaid"]["amount"])
@@ -569,11 +619,39 @@ class FakeCircle:
             "updateDate": now,
         }
         self.refunds[refund_id] = {**refund, "destination": dict(request["destination"])}
-        self._refunds_by_key[key] = refund_id
+        self.refund_keys[key] = refund_id
+        script = self._next_refund_scripts.popleft() if self._next_refund_scripts else None
+        self._refund_plans[refund_id] = (script or self.refund_script, trio.current_time())
         body["amountRefunded"]["amount"] = str(refunded + amount)
         body["refundIds"].append(refund_id)
         self._add_entry(intent, {"status": "refunded", "time": now})
         return copy.deepcopy(refund)
+
+    def _run_due_refund(self, refund_id: str) -> None:
+        script, asked_at = self._refund_plans[refund_id]
+        due = script.after_seconds is not None
+        if due and trio.current_time() >= asked_at + (script.after_seconds or 0.0):
+            self._conclude_refund(refund_id, script)
+
+    def _conclude_refund(self, refund_id: str, script: RefundScript) -> None:
+        """A pending refund becomes `paid` (with its transaction) or `failed` (with
+        `errorCode`, the field Circle's other money objects give their failure reason in;
+        the spec's CryptoPayment names none). A failed refund sent nothing, so its amount may
+        be refunded again. A concluded refund does not change any more."""
+        refund = self.refunds[refund_id]
+        if refund["status"] != "pending":
+            return
+        refund["status"] = script.status
+        refund["updateDate"] = self._now()
+        if script.status == "paid":
+            refund["transactionHash"] = "0x" + "".join(
+                self._random.choices("0123456789abcdef", k=64)
+            )
+            return
+        refund["errorCode"] = script.error_code
+        amounts = self._intents[refund["paymentIntentId"]].body["amountRefunded"]
+        back = Decimal(refund["settlementAmount"]["amount"])
+        amounts["amount"] = str(Decimal(amounts["amount"]) - back)
 
     def _apply(self, intent: _Intent, step: Step) -> None:
         body = intent.body

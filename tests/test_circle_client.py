@@ -33,7 +33,7 @@ from itinerabot.circle.status import Outcome
 from itinerabot.config import CircleSettings
 from itinerabot.errors import ConfigError, RateLimited, TransientServiceError
 from sandbox.circle import FakeCircle as SandboxCircle
-from sandbox.circle import underpaid_then_expired_script
+from sandbox.circle import RefundScript, underpaid_then_expired_script
 from sandbox.serve import InProcessTransport
 from tests.circle_spec import (
     ADDRESS,
@@ -325,6 +325,102 @@ async def test_the_sandbox_answers_expire_and_refund_in_circles_shapes(
     (recorded,) = sandbox.refunds.values()
     assert recorded["destination"] == {"address": ADDRESS, "chain": "ETH"}
     assert [i for _, i in sandbox.expire_requests] == [unpaid, unpaid]
+
+
+async def test_get_refund_reads_circles_refund_payment() -> None:
+    """A refund is looked up with `GET /v1/payments/{id}`: Circle's CryptoPayment of type
+    refund, its status, transaction and failure reason; anything else is malformed."""
+    example = operation_examples("/v1/paymentIntents/{id}/refund", "post", 201)["response"]
+    # the spec's example settles in ETH, which its own schema refuses; USDC settles in USD
+    refund = {**example["data"], "settlementAmount": {"amount": "1.00", "currency": "USD"}}
+    tx_hash = "0x7351585460bd657f320b9afa02a52c26d89272d0d10cc29913eb8b28e64fd906"
+    paid = {"data": {**refund, "status": "paid", "transactionHash": tx_hash}}
+    failed = {"data": {**refund, "status": "failed", "errorCode": "payment_failed"}}
+    a_payment = {"data": {**refund, "type": "payment"}}
+    another = {"data": {**refund, "id": INTENT_ID}}
+    for body in (paid, failed, a_payment, another):
+        validate("CryptoPayment", body["data"])
+    fake = FakeCircle([answer(200, body) for body in (paid, failed, a_payment, another)])
+    refund_id = example["data"]["id"]
+    async with make_client(fake) as client:
+        sent = await client.get_refund(refund_id)
+        refused = await client.get_refund(refund_id)
+        with pytest.raises(MalformedResponse):
+            await client.get_refund(refund_id)
+        with pytest.raises(MalformedResponse):
+            await client.get_refund(refund_id)
+    assert [(r.method, r.url.path) for r in fake.requests] == [
+        ("GET", f"/v1/payments/{refund_id}")
+    ] * 4
+    assert (sent.status, sent.transaction_hash, sent.error_code) == ("paid", tx_hash, None)
+    assert (refused.status, refused.transaction_hash) == ("failed", None)
+    assert refused.error_code == "payment_failed"
+
+
+async def test_the_sandbox_sends_or_fails_a_refund_on_its_script_or_when_told(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The sandbox's refunds stay pending until their script (here: paid 600 s after being
+    asked) or `settle_refund` concludes them; `GET /v1/payments/{id}` shows each in
+    Circle's shape. A failed refund sent nothing, so the intent may be refunded again."""
+    sandbox = SandboxCircle(
+        api_key=API_KEY,
+        clock=lambda: NOW,
+        default_script=underpaid_then_expired_script(
+            pending_after=1, underpaid_after=2, expired_after=3
+        ),
+    )
+    sandbox.script_next_refunds(RefundScript("paid", after_seconds=600))
+    async with httpx.AsyncClient(
+        transport=InProcessTransport(sandbox),
+        base_url="https://api-sandbox.circle.com",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as http:
+        create = {
+            "idempotencyKey": IDEMPOTENCY_KEY,
+            "amount": {"amount": "10.00", "currency": "USD"},
+            "settlementCurrency": "USD",
+            "paymentMethods": [{"type": "blockchain", "chain": "ETH"}],
+        }
+        intent = (await http.post("/v1/paymentIntents", json=create)).json()["data"]["id"]
+        for _ in range(3):  # pending, underpaid 5.00, expired
+            await http.get(f"/v1/paymentIntents/{intent}")
+
+        async def refund(key: str, amount: str) -> str:
+            request = {
+                "idempotencyKey": key,
+                "destination": {"address": ADDRESS, "chain": "ETH"},
+                "amount": {"currency": "USD"},
+                "toAmount": {"amount": amount, "currency": "USD"},
+            }
+            answer = await http.post(f"/v1/paymentIntents/{intent}/refund", json=request)
+            assert answer.status_code == 201
+            return str(answer.json()["data"]["id"])
+
+        async def look_up(refund_id: str) -> dict[str, Any]:
+            answer = await http.get(f"/v1/payments/{refund_id}")
+            assert answer.status_code == 200
+            data: dict[str, Any] = answer.json()["data"]
+            validate("CryptoPayment", data)
+            return data
+
+        sent = await refund("a2f2a5a8-3c2e-4b4f-9d0b-8a8f5f3f1c11", "2.00")
+        await trio.sleep(599)
+        before = await look_up(sent)
+        await trio.sleep(1)
+        after = await look_up(sent)
+        failing = await refund("0d7e1c36-57b3-4a3c-8f7e-3d1b5c8a9e21", "3.00")
+        still = await look_up(failing)
+        sandbox.settle_refund(failing, "failed", error_code="payment_failed")
+        failed = await look_up(failing)
+        left = (await http.get(f"/v1/paymentIntents/{intent}")).json()["data"]
+    assert (before["type"], before["status"]) == ("refund", "pending")
+    assert after["status"] == "paid" and after["transactionHash"].startswith("0x")
+    assert after["settlementAmount"] == {"amount": "2.00", "currency": "USD"}
+    assert still["status"] == "pending"
+    assert (failed["status"], failed["errorCode"]) == ("failed", "payment_failed")
+    assert "transactionHash" not in failed
+    assert left["amountRefunded"] == {"amount": "2.00", "currency": "USD"}
 
 
 async def test_ids_that_would_change_the_path_are_refused_before_sending() -> None:

@@ -3,7 +3,9 @@
 `status` parses Circle's JSON (pure), `budget` paces requests, `client` talks HTTP, `sns` verifies
 webhook messages. `usdc` creates intents; `poller` (the 30 s window), `late` (after it) and
 `webhook` watch them; `tracker` acts on what they see, `record` writes it; `refunds` sends
-USDC back. Errors raised here belong to the project tree in `itinerabot.errors`:
+USDC back, `refund_checks` looks a pending refund up until Circle concludes it and
+`refund_record` writes what Circle says of it. Errors raised here belong to the project tree
+in `itinerabot.errors`:
 
     ServiceError
     ├── TransientServiceError

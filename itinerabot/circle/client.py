@@ -204,6 +204,17 @@ class CircleClient:
         )
         return parse_refund_response(data)
 
+    async def get_refund(self, refund_id: str) -> RefundView:
+        """Fetch one crypto refund as it stands now (`GET /v1/payments/{id}` with the refund's
+        id: Circle's CryptoPayment of type `refund`). One request, no retry. Raises as the
+        class says; MalformedResponse also for an answer that is not that refund.
+        """
+        data = await self._request("GET", f"/v1/payments/{_checked_id(refund_id)}")
+        view = parse_refund_response(data)
+        if view.id != refund_id:
+            raise MalformedResponse(f"asked for refund {refund_id}, got {view.id}")
+        return view
+
     async def get_payment(self, payment_id: str) -> PaymentView:
         """Fetch one crypto payment (for its `transactionHash`). One request, no retry."""
         return parse_payment_response(

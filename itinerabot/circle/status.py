@@ -97,13 +97,16 @@ class PaymentView:
 @dataclass(frozen=True, slots=True)
 class RefundView:
     """A crypto refund (Circle's CryptoPayment of type `refund`): its id and status
-    (`pending`, `confirmed`, `paid` (sent), `failed`, …, kept as Circle sent it)."""
+    (`pending`, `confirmed`, `paid` (sent), `failed`, …, kept as Circle sent it), the
+    on-chain transaction once sent, and Circle's `errorCode` when it failed."""
 
     id: str
     status: str
     payment_intent_id: str | None
     amount: Decimal | None
-    raw: dict[str, Any] = field(repr=False, compare=False)
+    transaction_hash: str | None = None
+    error_code: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def outcome_of(
@@ -247,21 +250,29 @@ def parse_payment_response(body: object) -> PaymentView:
 
 
 def parse_refund_response(body: object) -> RefundView:
-    """Parse Circle's `{"data": {...}}` answer to a refund request. Raises MalformedResponse
-    if it is not one (no id or status, or not of type `refund`)."""
+    """Parse Circle's `{"data": {...}}` answer to a refund request or to `GET /v1/payments/{id}`
+    of a refund. Raises MalformedResponse if it is not one (no id or status, or not of type
+    `refund`).
+
+    The spec's CryptoPayment names no failure reason; Circle's other money objects (payments,
+    payouts, transfers) carry it as `errorCode`, so that is read when it is a string.
+    """
     data = _mapping(unwrap_data(body), "refund")
     if data.get("type", "refund") != "refund":
-        raise MalformedResponse("the answer to a refund is not a refund")
+        raise MalformedResponse("the answer about a refund is not a refund")
     intent_id = data.get("paymentIntentId")
     amount_obj = data.get("amount")
     amount = None
     if isinstance(amount_obj, Mapping) and amount_obj.get("amount") is not None:
         amount = _decimal(amount_obj.get("amount"), "refund amount")
+    tx_hash, error_code = data.get("transactionHash"), data.get("errorCode")
     return RefundView(
         id=_string(data, "id"),
         status=_string(data, "status"),
         payment_intent_id=intent_id if isinstance(intent_id, str) else None,
         amount=amount,
+        transaction_hash=tx_hash if isinstance(tx_hash, str) and tx_hash else None,
+        error_code=error_code if isinstance(error_code, str) and error_code else None,
         raw=data,
     )
 

@@ -232,7 +232,9 @@ def begin_refund(
     now: datetime,
     extra_payment_id: int | None = None,
 ) -> Refund:
-    """Store a refund (status requested) with a fresh idempotency key, before the API call."""
+    """Store a refund (status requested) with a fresh idempotency key, before the API call.
+
+    The key is a bare UUID4 string: Circle takes only a UUID, Stripe any string."""
     cur = conn.execute(
         "INSERT INTO refunds (order_id, extra_payment_id, method, provider_ref, amount, currency,"
         " idempotency_key, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -243,7 +245,7 @@ def begin_refund(
             provider_ref,
             str(amount),
             currency,
-            f"itinerabot-refund-{uuid.uuid4()}",
+            str(uuid.uuid4()),
             RefundStatus.REQUESTED.value,
             now.isoformat(),
             now.isoformat(),
@@ -375,3 +377,14 @@ def current_refund(conn: sqlite3.Connection, refund_id: int) -> Refund | None:
             break
         refund = newer
     return refund
+
+
+def refunds_to_look_up(conn: sqlite3.Connection, method: PaymentMethod) -> list[Refund]:
+    """Refunds of `method` that the provider knows (it gave their id) and has not concluded:
+    pending, or still requested with the provider's id. Oldest first."""
+    rows = conn.execute(
+        "SELECT * FROM refunds WHERE method = ? AND provider_refund_id IS NOT NULL"
+        " AND status IN ('requested', 'pending') ORDER BY id",
+        (method.value,),
+    )
+    return [_refund(r) for r in rows.fetchall()]
