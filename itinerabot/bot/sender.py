@@ -214,12 +214,18 @@ class Sender:
 
     async def _deliver(self, item: outbox.OutboxItem) -> None:
         """Send one row until its outcome is recorded, or until stopping (it stays pending)."""
-        call = await self._prepare(item)
         paced = item.chat_id if item.kind in _PACED else None
-        while call is not None and not self._stopping.is_set():
+        call: TelegramCall | None = None
+        while not self._stopping.is_set():
             slot = await self._wait_for_slot(paced)
             if slot is None:  # stopping: the row stays pending, nothing was sent
                 return
+            if call is None:
+                # rendered once its slot has come: a backlog of thousands of chats must not
+                # render (and hold) thousands of PDFs up front
+                call = await self._prepare(item)
+                if call is None:
+                    return
             try:
                 await self._store.run(outbox.begin_send, item.id)
             except StoreError as exc:  # nothing was sent: no send goes out unannounced
