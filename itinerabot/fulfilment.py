@@ -195,11 +195,13 @@ def _second_payment(
     now: datetime,
     support: str | None,
 ) -> int | None:
-    """Record a second payment of a paid order as owed back, and tell the chat (once)."""
+    """Record a second payment of a paid order as owed back, and tell the chat (once); when
+    more arrived on the same payment since (a USDC intent paid twice), raise what is owed
+    and tell the difference. The extra payment's id when it is new or grew."""
     extra_id = money.record_extra_payment(conn, order.id, payment, ExtraKind.SECOND, now)
-    if extra_id is None:
-        return None  # this very payment was recorded before: told already
     how = how_to_get_it_back(payment.method, support)
+    if extra_id is None:
+        return _more_on_second_payment(conn, order, payment, now, how)
     outbox.enqueue(
         conn,
         order.chat_id,
@@ -212,6 +214,37 @@ def _second_payment(
         order_id=order.id,
     )
     return extra_id
+
+
+def _more_on_second_payment(
+    conn: sqlite3.Connection, order: OrderHead, payment: Payment, now: datetime, how: str
+) -> int | None:
+    """The second payment was recorded before: raise it if `payment` brings more, and tell
+    the chat the difference; its id if it grew."""
+    known = money.find_extra_payment(conn, payment.method, payment.provider_ref, ExtraKind.SECOND)
+    if known is None or not money.raise_extra_payment(
+        conn, known.id, payment.amount, payment.provider_payment_id
+    ):
+        return None  # this very payment, told already
+    more = Payment(
+        method=payment.method,
+        amount=payment.amount - known.amount,
+        currency=payment.currency,
+        provider_ref=payment.provider_ref,
+        paid_at=payment.paid_at,
+    )
+    outbox.enqueue(
+        conn,
+        order.chat_id,
+        "text",
+        {
+            "text": f"We received {_amount(more)} more for order {order.reference}, which was "
+            f"already paid ({_amount(payment)} in all). {how}"
+        },
+        created_at=now,
+        order_id=order.id,
+    )
+    return known.id
 
 
 class Fulfilment:

@@ -1,13 +1,15 @@
 """The named child nursery of payment pollers, with a small API to start and cancel one.
 
 Every poller runs under this nursery (never elsewhere), keyed by the order whose payment it
-watches; at most one per key. Each runs inside one cancel scope that is both its window (a
-`move_on_at` its deadline) and the handle `cancel(key)` uses: one scope rather than two,
-since ten thousand pollers sleep at once. A poller may return a follow-up (the hand-off to
-fulfilment), and `on_timeout` runs when the window ends; both run after the poller is
-finished and deregistered, so cancelling that poller can no longer cut them short.
-One-off payment work (`run_soon`) runs here too. Cancelling the nursery ends all of it at
-once; its state is in the store, so a restart brings the pollers back.
+watches; at most one per key, and a poller started for a key whose running poller watches
+something else (another payment intent of the order) replaces it. Each runs inside one
+cancel scope that is both its window (a `move_on_at` its deadline) and the handle
+`cancel(key)` uses: one scope rather than two, since ten thousand pollers sleep at once. A
+poller may return a follow-up (the hand-off to fulfilment), and `on_timeout` runs when the
+window ends or the poller crashed; both run after the poller is finished and deregistered,
+so cancelling that poller can no longer cut them short. One-off payment work (`run_soon`)
+runs here too. Cancelling the nursery ends all of it at once; its state is in the store, so
+a restart brings the pollers back.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class PollerNursery:
     def __init__(self) -> None:
         self._nursery: trio.Nursery | None = None
         self._scopes: dict[int, trio.CancelScope] = {}
+        #: what each running poller watches (its `watches` at start)
+        self._watching: dict[int, object] = {}
 
     @property
     def running(self) -> int:
@@ -38,6 +42,10 @@ class PollerNursery:
 
     def is_running(self, key: int) -> bool:
         return key in self._scopes
+
+    def watches(self, key: int, what: object) -> bool:
+        """True if a poller runs for `key` and watches `what`."""
+        return key in self._scopes and self._watching.get(key) == what
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Hold the child nursery open until cancelled."""
@@ -53,8 +61,11 @@ class PollerNursery:
         *args: Any,
         deadline: float = math.inf,
         on_timeout: FollowUp = None,
+        watches: object = None,
     ) -> bool:
-        """Start `poller(*args)` under the nursery unless one runs for `key`; True if started.
+        """Start `poller(*args)`, watching `watches`, under the nursery; True if started.
+        False if a poller of `key` runs and watches the same; one that watches something else
+        is cancelled and replaced (its `on_timeout` does not run).
 
         The poller is moved on at trio time `deadline` (its window), then `on_timeout` runs.
         After shutdown nothing starts (False): the poller's state is in the store.
@@ -62,7 +73,10 @@ class PollerNursery:
         if self._nursery is None:
             raise RuntimeError("the poller nursery is not running")
         if key in self._scopes:
-            return False
+            if self._watching.get(key) == watches:
+                return False
+            log.info("poller replaced", extra={"poller": key})
+            self.cancel(key)
         scope = trio.CancelScope(deadline=deadline)
         try:
             self._nursery.start_soon(
@@ -71,6 +85,7 @@ class PollerNursery:
         except RuntimeError:  # the nursery has closed: we are shutting down
             return False
         self._scopes[key] = scope
+        self._watching[key] = watches
         return True
 
     def run_soon(self, work: Callable[..., Awaitable[object]], *args: Any, name: str) -> bool:
@@ -87,6 +102,7 @@ class PollerNursery:
     def cancel(self, key: int) -> bool:
         """Cancel the poller of `key` (a no-op if none runs); True if one was running."""
         scope = self._scopes.pop(key, None)
+        self._watching.pop(key, None)
         if scope is None:
             return False
         scope.cancel()
@@ -107,13 +123,16 @@ class PollerNursery:
         except trio.Cancelled:
             raise
         except Exception:
+            # its window's hand-off runs now: the payment is watched on, less often
             log.exception(
-                "poller crashed; its payment stays open for a restart or webhook",
+                "poller crashed; its payment is handed over as if its window ended",
                 extra={"poller": key},
             )
+            follow_up = on_timeout
         finally:
             if self._scopes.get(key) is scope:
                 del self._scopes[key]
+                self._watching.pop(key, None)
         if scope.cancelled_caught and trio.current_time() >= scope.deadline:
             follow_up = on_timeout  # the window ended (not a cancel(key))
         if follow_up is None:

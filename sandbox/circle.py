@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import math
 import random
 import re
 import uuid
@@ -259,6 +260,7 @@ class FakeCircle:
         self._next_refund_scripts: collections.deque[RefundScript] = collections.deque()
         #: (trio time, intent id) of each expire request for a known intent (even refused)
         self.expire_requests: list[tuple[float, str]] = []
+        self._expiry_refusals: dict[str, int] = {}
         self._intents: dict[str, _Intent] = {}
         self._by_key: dict[str, str] = {}
         self._next_scripts: collections.deque[Script] = collections.deque()
@@ -282,6 +284,26 @@ class FakeCircle:
         if intent.applied < len(intent.script):
             self._apply(intent, intent.script[intent.applied])
         return self.intent(intent_id)
+
+    def refuse_expiry(self, intent_id: str, *, count: int = 1) -> None:
+        """Answer the next `count` expire requests of the intent 409 (it stays open)."""
+        self._expiry_refusals[intent_id] = count
+
+    def forget(self, intent_id: str) -> None:
+        """Circle no longer knows the intent: 404 from now on."""
+        del self._intents[intent_id]
+
+    def misstate_amount(self, intent_id: str, amount: Decimal) -> None:
+        """Circle's record of the intent shows `amount` instead of what was asked."""
+        self._intents[intent_id].body["amount"]["amount"] = f"{amount:.2f}"
+
+    def intent_paid_more(self, intent_id: str, amount_paid: Decimal) -> None:
+        """More USDC lands on the intent's address: its `amountPaid` is now `amount_paid`."""
+        self._intents[intent_id].body["amountPaid"]["amount"] = f"{amount_paid:.2f}"
+
+    def keep_open(self, intent_id: str) -> None:
+        """Circle is slow to close the intent: it stays open past its `expiresOn`."""
+        self._intents[intent_id].expires_at = math.inf
 
     def script_next_refunds(self, *scripts: RefundScript) -> None:
         """The next refunds asked follow these scripts, in order (then `refund_script`)."""
@@ -573,6 +595,9 @@ class FakeCircle:
         if intent is None:
             raise _CircleError(404, 404, "Not found.")
         self.expire_requests.append((trio.current_time(), intent_id))
+        if self._expiry_refusals.get(intent_id, 0) > 0:
+            self._expiry_refusals[intent_id] -= 1
+            raise _CircleError(409, 3, "Try again later.")
         self._run_due_steps(intent)
         if intent.ended:
             raise _CircleError(400, 2, "The payment intent has already ended.")

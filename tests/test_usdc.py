@@ -13,9 +13,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import trio
+import trio.testing
 from pypdf import PdfReader
 
 from itinerabot.models import OrderStatus
+from itinerabot.pollers import PollerNursery
 from itinerabot.store import circle_intents
 from itinerabot.store.db import connect
 from sandbox.circle import (
@@ -446,3 +448,30 @@ async def test_a_genuine_notification_older_than_its_id_is_remembered_is_refused
     assert answer.status_code == 400
     assert after == before
     assert bot.api.sent_documents(CHAT) == []
+
+
+async def test_a_poller_of_another_intent_of_the_order_is_replaced() -> None:
+    """USDC review 3: a poller started for an order whose running poller watches another
+    intent replaces it (it used to be refused silently, leaving the new intent unwatched);
+    one started for the same intent is not started twice."""
+    pollers = PollerNursery()
+    seen: list[str] = []
+
+    async def poll(intent_id: str) -> None:
+        seen.append(intent_id)
+        try:
+            await trio.sleep_forever()
+        finally:
+            seen.append(f"{intent_id} ended")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pollers.run)
+        assert pollers.start(1, poll, "old", watches="old")
+        assert not pollers.start(1, poll, "old", watches="old")
+        await trio.testing.wait_all_tasks_blocked()
+        assert pollers.start(1, poll, "new", watches="new")
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(seen) == ["new", "old", "old ended"]  # the old one was cancelled
+        assert pollers.watches(1, "new") and not pollers.watches(1, "old")
+        assert pollers.running == 1
+        nursery.cancel_scope.cancel()

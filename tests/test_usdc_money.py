@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
@@ -22,11 +23,13 @@ from itinerabot.circle.client import CircleClient
 from itinerabot.circle.refunds import refund_usdc
 from itinerabot.errors import TransientServiceError
 from itinerabot.models import OrderStatus, PaymentMethod
+from itinerabot.runtime import Transports
 from itinerabot.store import money, open_store
 from itinerabot.store.db import connect
 from itinerabot.store.money import RefundStatus
 from sandbox.circle import (
     FakeCircle,
+    Step,
     late_paid_script,
     never_paid_script,
     paid_script,
@@ -45,7 +48,7 @@ from tests.harness import (
     running_bot,
     wall_clock,
 )
-from tests.test_fulfilment import card_payment, status_of
+from tests.test_fulfilment import card_payment, status_of, store_order
 from tests.test_usdc import REF, pay_usdc
 
 #: trio time at which the tests create their intents (whole seconds, so wall times are exact)
@@ -175,11 +178,12 @@ async def test_late_checks_end_at_expiry_plus_the_margin(
 ) -> None:
     """Finding 2: after the window an intent is checked every 300 s until Circle's expiresOn
     plus the margin, or its creation plus the lifetime when Circle never showed expiresOn,
-    and then never again. Here the margin is 1000 s and the lifetime assumed 2 h, so an
-    intent that never shows expiresOn nor ends at Circle is last checked at 8100 s
-    (3600 + 15 × 300 ≤ 7200 + 1000). The other one's expiresOn is 8900 s after creation
-    (Circle's lifetime in this test): Circle shows it expired at the tick of 9000 s, after
-    which it is not checked either, and the traveller is told."""
+    then once more (USDC review 1: a payment confirmed after the last check inside the
+    margin is found), and then never again. Here the margin is 1000 s and the lifetime
+    assumed 2 h, so an intent that never shows expiresOn nor ends at Circle is checked at
+    8100 s (3600 + 15 × 300 ≤ 7200 + 1000) and last at 8400 s. The other one's expiresOn
+    is 8900 s after creation (Circle's lifetime in this test): Circle shows it expired at
+    the tick of 9000 s, after which it is not checked either, and the traveller is told."""
     fakes = Fakes.make()
     fakes.circle = FakeCircle(api_key=CIRCLE_KEY, clock=wall_clock, intent_lifetime=8900)
     fakes.circle.script_next((), never_paid_script())  # no address ever; pending with one
@@ -192,7 +196,7 @@ async def test_late_checks_end_at_expiry_plus_the_margin(
         order_b, pending = await pay_usdc(bot, "IB-LAPSE2", chat=CHAT + 1)
         await trio.sleep_until(T0 + 3 * 3600)
         told_a, told_b = bot.api.sent_texts(CHAT), bot.api.sent_texts(CHAT + 1)
-    assert since(fakes.circle_gets(silent), T0, after=WINDOW) == late_ticks(1, 15)
+    assert since(fakes.circle_gets(silent), T0, after=WINDOW) == late_ticks(1, 16)
     assert since(fakes.circle_gets(pending), T0, after=WINDOW) == late_ticks(1, 18)
     path = bot.settings.store.path
     assert query(path, "SELECT order_id, status FROM circle_intents ORDER BY order_id") == [
@@ -559,3 +563,356 @@ async def test_refund_usdc_asks_circle_once_per_key_and_records_the_answer(
     assert fakes.circle.intent(intent)["amountRefunded"]["amount"] == "5.00"
     assert refused.status == RefundStatus.FAILED
     assert refused.error == "The refund amount exceeds the amount left to refund."
+
+
+async def test_a_payment_confirmed_inside_the_margin_is_found(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 1: Circle's expiresOn is 9050 s after creation, so the bot watches until
+    9950 s (margin 900 s); late rounds fall at 9900 and 10200 s. Circle confirms the full
+    payment at 9920 s, inside the margin, and is slow to close the intent. The 9900 s check
+    came before the watch ended, so the 10200 s round checks once more and finds the
+    payment (it used to let the intent go unchecked): the traveller gets the itinerary."""
+    fakes = Fakes.make()
+    fakes.circle = FakeCircle(api_key=CIRCLE_KEY, clock=wall_clock, intent_lifetime=9050)
+    fakes.circle.script_next(never_paid_script())
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        await trio.sleep_until(T0)
+        order_id, intent = await pay_usdc(bot)
+        fakes.circle.keep_open(intent)
+        await trio.sleep_until(T0 + 9920)
+        fakes.circle.set_script(intent, (Step("complete", "paid", Decimal(1), after_checks=0),))
+        fakes.circle.advance(intent)
+        await trio.sleep_until(T0 + 12 * 3600)
+        docs = bot.api.sent_documents(CHAT)
+    assert since(fakes.circle_gets(intent), T0, after=9000) == [9300.0, 9600.0, 9900.0, 10200.0]
+    assert len(docs) == 1
+    assert status_of(path, order_id) == OrderStatus.DELIVERED
+    assert query(path, "SELECT status FROM circle_intents") == [("paid",)]
+
+
+def slow_edge(fakes: Fakes, delay: float, *, telegram: str = "", circle_post: str = "") -> None:
+    """The fakes take `delay` seconds to answer the Bot API method `telegram`, or a POST to
+    Circle's path `circle_post` (a slow service at the edge)."""
+    api, circle_app = fakes.api, fakes.circle_app
+
+    async def slow_api(scope: Any, receive: Any, send: Any) -> None:
+        if telegram and scope["type"] == "http" and scope["path"].endswith("/" + telegram):
+            await trio.sleep(delay)
+        await api(scope, receive, send)
+
+    async def slow_circle(scope: Any, receive: Any, send: Any) -> None:
+        if (
+            circle_post
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == circle_post
+        ):
+            await trio.sleep(delay)
+        await circle_app(scope, receive, send)
+
+    def transports() -> Transports:
+        return Transports(
+            telegram=InProcessTransport(slow_api),
+            stripe=InProcessTransport(fakes.stripe),
+            circle=InProcessTransport(slow_circle),
+            sns=httpx.MockTransport(fakes.amazon),
+        )
+
+    fakes.transports = transports  # type: ignore[method-assign]
+
+
+async def test_a_window_ending_during_start_up_is_handed_to_the_late_watcher(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 2: the bot restarts 2 s before an intent's window ends and setMyCommands
+    takes 5 s, so the window ends between the late watcher's first round and the pollers'
+    resumption. The intent used to be watched by nothing (no poller, an idle watcher) and a
+    payment made at 3700 s went unseen for hours. Now the idle watcher wakes when the window
+    ends (3600 s; resume also hands it over with a nudge at 3603 s), and its round one
+    interval later finds the payment: the traveller gets the itinerary."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(late_paid_script(3700))
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        await trio.sleep_until(T0)
+        order_id, intent = await pay_usdc(bot)
+        await trio.sleep(100)
+    await trio.sleep_until(T0 + WINDOW - 2)
+    slow_edge(fakes, 5.0, telegram="setMyCommands")
+    async with running_bot(tmp_path, fakes) as bot:
+        await trio.sleep_until(T0 + 6 * 3600)
+        docs = bot.api.sent_documents(CHAT)
+    assert since(fakes.circle_gets(intent), T0, after=200) == [WINDOW + LATE]
+    assert len(docs) == 1
+    assert status_of(path, order_id) == OrderStatus.DELIVERED
+
+
+async def test_a_wall_clock_step_does_not_end_a_running_window(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 3: the wall clock steps 30 min ahead (an NTP step, a VM resumed) while
+    B's poller has 15 min of its window left on trio's clock. A's window ends at 3600 s and
+    nudges the late watcher; its round at 3900 s used to treat B's intent as late by the wall
+    clock and tell B the window had ended while B's poller still checked every 30 s. Now an
+    intent whose poller runs is not late: B hears nothing, its poller runs to its end."""
+    offset = [timedelta(0)]
+
+    def clock() -> datetime:
+        return wall_clock() + offset[0]
+
+    fakes = Fakes.make()
+    fakes.circle.script_next(never_paid_script(), never_paid_script())
+    async with running_bot(tmp_path, fakes, clock=clock) as bot:
+        await trio.sleep_until(T0)
+        await pay_usdc(bot, "IB-AAAA1", chat=CHAT)
+        await trio.sleep(1800)
+        order_b, b = await pay_usdc(bot, "IB-BBBB1", chat=CHAT + 1)
+        offset[0] = timedelta(minutes=30)
+        await trio.sleep_until(T0 + 3900 + 5)
+        told_b = [t for t in bot.api.sent_texts(CHAT + 1) if "confirmed USDC payment" in t]
+        running_b = bot.rt.pollers.is_running(order_b)
+        path = bot.settings.store.path
+        status = query(path, "SELECT status FROM circle_intents WHERE intent_id = ?", b)
+        await trio.sleep_until(T0 + 1800 + WINDOW + 5)
+        told_b_later = [t for t in bot.api.sent_texts(CHAT + 1) if "confirmed USDC payment" in t]
+    assert told_b == [] and running_b and status == [("polling",)]
+    assert len(told_b_later) == 1  # at the end of B's own window
+
+
+async def test_an_expiry_circle_refuses_is_asked_again(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 4: the order is paid by card at 45 s; Circle refuses to expire its open
+    intent once (409, the intent still pending). The bot used to record it superseded and
+    only look at it from then on, leaving it open for payment all its life; now the late
+    watcher asks again one round later and the intent is expired."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(never_paid_script())
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        await trio.sleep_until(T0)
+        order_id, intent = await pay_usdc(bot)
+        await trio.sleep(45)
+        fakes.circle.refuse_expiry(intent)
+        await bot.rt.fulfilment.handle_successful_payment(order_id, card_payment(), source="t")
+        await trio.sleep(LATE * 5)
+    assert since([t for t, _ in fakes.circle.expire_requests], T0) == [45.0, 45.0 + LATE]
+    assert fakes.circle.latest_status(intent) == "expired"
+    assert query(path, "SELECT status FROM circle_intents") == [("expired",)]
+
+
+async def test_a_card_payment_while_the_intent_is_created_expires_it(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 5: Circle takes 5 s to create the intent and the order is paid by card
+    2 s into it. The intent used to be left open at Circle and unwatched for hours; now it
+    is expired as soon as it is stored, the traveller is told the order is paid, and no
+    poller watches it."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(never_paid_script())
+    slow_edge(fakes, 5.0, circle_post="/v1/paymentIntents")
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        await trio.sleep_until(T0)
+        order_id = store_order(path, chat_id=CHAT, reference=REF)
+        usdc = bot.rt.payments.usdc
+        assert usdc is not None
+        answer: list[str] = []
+
+        async def tap() -> None:
+            replies = await usdc.pay_with_usdc(CHAT, REF)
+            answer.extend(str(m.payload["text"]) for m in replies)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tap)
+            await trio.sleep(2)
+            await bot.rt.fulfilment.handle_successful_payment(order_id, card_payment(), source="t")
+        await trio.sleep(4 * 3600)
+        (intent,) = fakes.circle.intent_ids()
+        running = bot.rt.pollers.is_running(order_id)
+    assert answer == [f"Order {REF} is already paid."]
+    assert since([t for t, _ in fakes.circle.expire_requests], T0) == [5.0]
+    assert fakes.circle.latest_status(intent) == "expired"
+    assert query(path, "SELECT status FROM circle_intents") == [("expired",)]
+    assert not running
+
+
+async def test_an_intent_circle_no_longer_knows_is_let_go_after_its_watch(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """USDC review 6: Circle answers 404 for an intent from 100 s on (another environment or
+    key, data it dropped). It used to be checked every round for ever; now it is checked
+    until its watch ends (creation + 8 h + 900 s) and let go at the first round after it,
+    with an ERROR for the operator."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(never_paid_script())
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        await trio.sleep_until(T0)
+        _, intent = await pay_usdc(bot)
+        await trio.sleep(100)
+        fakes.circle.forget(intent)
+        await trio.sleep_until(T0 + 12 * 3600)
+    watch_until = 8 * 3600 + MARGIN
+    late_gets = since(fakes.circle_gets(intent), T0, after=WINDOW)
+    assert late_gets[-1] == WINDOW + LATE * ((watch_until - WINDOW) // LATE + 1)
+    assert query(path, "SELECT status FROM circle_intents") == [("lapsed",)]
+    assert any(
+        r.levelno == logging.ERROR and "no longer watched" in r.getMessage() for r in caplog.records
+    )
+
+
+async def test_a_late_round_that_cannot_read_its_work_does_not_stop_the_bot(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 7: an intent's row holds a date the watcher cannot read (written by hand,
+    by another version) during the rounds at 3900 and 4200 s. The late watcher is a root
+    service: its error used to end the whole bot; now the round is logged and tried again,
+    and once the row is repaired (4300 s) the 4500 s round checks the intent."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(never_paid_script())
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        await trio.sleep_until(T0)
+        _, intent = await pay_usdc(bot)
+        await trio.sleep_until(T0 + WINDOW + 50)
+        ((expires_on,),) = query(path, "SELECT expires_on FROM circle_intents")
+        execute(path, "UPDATE circle_intents SET expires_on = 'not a date'")
+        await trio.sleep_until(T0 + WINDOW + 700)
+        execute(path, f"UPDATE circle_intents SET expires_on = '{expires_on}'")
+        await trio.sleep_until(T0 + WINDOW + 1000)
+    assert since(fakes.circle_gets(intent), T0, after=WINDOW + 50) == [WINDOW + 3 * LATE]
+
+
+async def test_a_paid_intent_below_the_price_stays_open_and_is_owed_back(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 8: Circle's record of the intent says 1.00 USDC (not the order's 10.00)
+    and shows it complete with 1.00 paid. The address message asks for the order's price;
+    the payment is refused (an anomaly) and the intent no longer marked paid and dropped
+    in silence: it stays open and watched, the 1.00 that arrived is recorded as owed back,
+    and the traveller is told."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(paid_script(pending_after=1, paid_after=3))
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        await trio.sleep_until(T0)
+        order_id, intent = await pay_usdc(bot)
+        fakes.circle.misstate_amount(intent, Decimal("1.00"))
+        await trio.sleep(3 * 3600)
+        texts = bot.api.sent_texts(CHAT)
+    assert any("send exactly 10.00 USDC" in t for t in texts)
+    assert not any("send exactly 1.00 USDC" in t for t in texts)
+    assert status_of(path, order_id) == OrderStatus.AWAITING_PAYMENT
+    assert query(path, "SELECT DISTINCT reason FROM anomalies") == [("amount_or_currency",)]
+    assert query(path, "SELECT kind, amount FROM extra_payments") == [("partial", "1.00")]
+    assert query(path, "SELECT status FROM circle_intents") == [("timed_out",)]
+    assert any("Circle confirmed 1.00 USDC" in t for t in texts)
+    # still watched after its window: the late watcher checks it every round
+    assert WINDOW + 2 * LATE in since(fakes.circle_gets(intent), T0)
+
+
+async def test_more_usdc_on_a_second_payment_raises_what_is_owed(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 9: the order is paid by card at 45 s; 10.00 USDC then lands on its open
+    intent (a second payment, owed back), and 5.00 more on the same address: Circle's
+    notification shows 15.00 paid. The 5.00 used to be dropped; now what is owed back is
+    raised to 15.00 and the traveller told the difference."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(paid_script(pending_after=1, paid_after=40, by_time=True))
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        await trio.sleep_until(T0)
+        order_id, intent = await pay_usdc(bot)
+        await trio.sleep(45)
+        await bot.rt.fulfilment.handle_successful_payment(order_id, card_payment(), source="t")
+        await eventually(lambda: any("second payment" in t for t in bot.api.sent_texts(CHAT)))
+        fakes.circle.intent_paid_more(intent, Decimal("15.00"))
+        assert await post_notification(bot, intent) == (200, "ok")
+        await trio.sleep(60)
+        texts = bot.api.sent_texts(CHAT)
+    assert query(path, "SELECT kind, amount FROM extra_payments") == [("second", "15.00")]
+    assert any("We received 5.00 USDC more" in t and "15.00 USDC in all" in t for t in texts)
+
+
+async def test_more_usdc_on_an_expired_partial_intent_raises_what_is_owed(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 9: 5.00 of 10.00 USDC arrived and the intent expired (5.00 owed back);
+    then Circle's notification shows 7.00 paid on it (a transfer confirmed late). The 2.00
+    used to be dropped; now what is owed back is raised to 7.00 and the traveller told."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(
+        underpaid_then_expired_script(pending_after=1, underpaid_after=2, expired_after=4)
+    )
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        await trio.sleep_until(T0)
+        _, intent = await pay_usdc(bot)
+        await eventually(lambda: any("send it back" in t for t in bot.api.sent_texts(CHAT)))
+        fakes.circle.intent_paid_more(intent, Decimal("7.00"))
+        assert await post_notification(bot, intent) == (200, "ok")
+        await trio.sleep(60)
+        texts = bot.api.sent_texts(CHAT)
+    assert query(path, "SELECT kind, amount FROM extra_payments") == [("partial", "7.00")]
+    assert any("We received 2.00 USDC more" in t and "7.00 USDC in all" in t for t in texts)
+
+
+async def _lapse_with_five_owed_then_paid(bot: Bot, fakes: Fakes, *, card_first: bool) -> str:
+    """5.00 of 10.00 arrives; Circle keeps the intent open past expiresOn + margin, so the
+    bot lets it go with 5.00 owed back; then (after a card payment, with `card_first`)
+    Circle's notification shows the same intent complete with 10.00 paid."""
+    await trio.sleep_until(T0)
+    order_id, intent = await pay_usdc(bot)
+    fakes.circle.keep_open(intent)
+    await trio.sleep_until(T0 + 8 * 3600 + MARGIN + 2 * LATE)
+    path = bot.settings.store.path
+    assert query(path, "SELECT kind, amount FROM extra_payments") == [("partial", "5.00")]
+    if card_first:
+        await bot.rt.fulfilment.handle_successful_payment(order_id, card_payment(), source="t")
+    fakes.circle.set_script(intent, (Step("complete", "paid", Decimal(1), after_checks=0),))
+    fakes.circle.advance(intent)
+    assert await post_notification(bot, intent) == (200, "ok")
+    await trio.sleep(60)
+    return intent
+
+
+def _underpaid_at_first() -> tuple[Step, ...]:
+    return (
+        Step("pending", after_checks=1),
+        Step("pending", "underpaid", Decimal("0.5"), after_checks=2),
+    )
+
+
+async def test_a_lapsed_partial_paid_later_is_no_longer_owed(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 10: the 5.00 recorded owed back when the intent lapsed is part of the
+    10.00 that later pays the order on the same intent: it is no longer owed (it used to
+    stay recorded owed back beside the payment)."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(_underpaid_at_first())
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        intent = await _lapse_with_five_owed_then_paid(bot, fakes, card_first=False)
+        await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
+    assert query(path, "SELECT provider_ref, amount FROM payments") == [(intent, "10.00")]
+    assert query(path, "SELECT COUNT(*) FROM extra_payments") == [(0,)]
+
+
+async def test_a_lapsed_partial_paid_later_after_a_card_is_owed_once(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """USDC review 10: as above, but the order was paid by card before the intent's 10.00
+    was confirmed: 10.00 is owed back (a second payment), not 15.00."""
+    fakes = Fakes.make()
+    fakes.circle.script_next(_underpaid_at_first())
+    async with running_bot(tmp_path, fakes) as bot:
+        path = bot.settings.store.path
+        intent = await _lapse_with_five_owed_then_paid(bot, fakes, card_first=True)
+    assert query(path, "SELECT kind, amount, provider_ref FROM extra_payments") == [
+        ("second", "10.00", intent)
+    ]

@@ -11,10 +11,14 @@ any other.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 
 import trio
 
+from itinerabot.circle.errors import CircleApiError
 from itinerabot.circle.lifetime import Lifetime
 from itinerabot.circle.poller import next_tick
 from itinerabot.circle.status import Outcome, PaymentIntentView
@@ -38,60 +42,117 @@ class LateWatcher:
         self.lifetime = Lifetime.of(settings)
         # checks of a round run side by side, as many as the budget lets through at once
         self._workers = tracker.client.budget.max_concurrent
-        self._work = trio.Event()
-        #: the intents the current round has checked (and that are still open)
-        self._checked: set[str] = set()
+        self._nudged = False
+        #: set by a nudge or a new poll window: wakes an idle watcher
+        self._wake = trio.Event()
+        #: when each open intent was last checked successfully (wall clock, taken before
+        #: the request): only a check at or after its watch ended lets it go unchecked
+        self._checked_at: dict[str, datetime] = {}
+        #: whether a 30 s poller runs for (order id, intent id): set by the owner of the
+        #: pollers; such an intent is not late yet, whatever the wall clock says
+        self.poller_watches: Callable[[int, object], bool] = lambda order_id, intent_id: False
         self.rounds = 0  # for tests and the operator
         self.checks = 0
 
     def nudge(self) -> None:
         """Work was stored (a window ended, an order was paid another way): an idle watcher
         runs its next round one interval from now."""
-        self._work.set()
+        self._nudged = True
+        self._wake.set()
+
+    def window_opened(self) -> None:
+        """A poller started: an idle watcher learns when its window ends (no round for it)."""
+        self._wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run rounds until cancelled: the first at once (it takes the intents whose window
         passed while the bot was down), then one every interval on a drift-free grid while
-        there is work. With none, it sleeps until nudged."""
+        there is work. With none, it sleeps until nudged or the next poll window ends, then
+        runs a round one interval later."""
         task_status.started()
         origin, k = trio.current_time(), 0
         while True:
-            self._work = trio.Event()  # a nudge from here on is not lost
+            self._nudged = False  # a nudge from here on is not lost
             if await self.round():
                 k = next_tick(origin, k, self._interval, trio.current_time())
             else:
-                await self._work.wait()
+                await self._idle()
                 origin, k = trio.current_time(), 1
             await trio.sleep_until(origin + k * self._interval)
+
+    async def _idle(self) -> None:
+        """Wait until nudged or the next poll window ends (looked up again when a window
+        opens)."""
+        while not self._nudged:
+            self._wake = trio.Event()
+            with trio.move_on_after(await self._until_next_window_end()) as timer:
+                await self._wake.wait()
+            if timer.cancelled_caught:
+                return
+
+    async def _until_next_window_end(self) -> float:
+        """Seconds until the next poll window ends: an idle watcher looks then even if no
+        poller hands the intent over (one that crashed, or was never started). Never raises
+        (a store it cannot read: it looks again in one interval)."""
+        now = self._tracker.clock().timestamp()
+        try:
+            end = await self._tracker.store.run(intents.next_window_end, now)
+        except trio.Cancelled:
+            raise
+        except Exception:
+            log.exception("late watcher cannot read when the next window ends")
+            return self._interval
+        return math.inf if end is None else end - now
 
     async def round(self) -> bool:
         """Check every late intent once; True if any was checked (or the store could not
         say), so another round follows. Never raises.
 
-        An intent past its watch is let go without a check if the previous round checked it
-        (nothing can have changed since that Circle would still take); otherwise (the first
-        round after a restart, or its last check failed) it gets a last check first, so a
-        payment made while the bot was down is never skipped.
+        An intent past its watch is let go without a check if it was last checked at or
+        after its watch ended (nothing Circle still takes can have changed since); otherwise
+        (checked only before, the first round after a restart, or its last check failed) it
+        gets a last check first, so a payment confirmed inside the margin or while the bot was
+        down is never skipped.
         """
         self.rounds += 1
         tracker = self._tracker
         now = tracker.clock()
         try:
             rows = await tracker.store.run(intents.late_intents, now.timestamp())
+        except trio.Cancelled:
+            raise
         except StoreError as exc:
             log.error("late watcher cannot read its work; next round", extra={"error": str(exc)})
             return True
-        checked, self._checked = self._checked, set()
+        except Exception:
+            # a root service: what escapes here would stop the whole bot
+            log.exception("late watcher cannot read its work; next round")
+            return True
+        # forget the intents that left the store's open set (final, lapsed)
+        checked_at = self._checked_at
+        self._checked_at = {
+            row.intent_id: checked_at[row.intent_id] for row in rows if row.intent_id in checked_at
+        }
         due: list[tuple[LateIntent, bool]] = []
         for row in rows:
-            last = self.lifetime.watch_until(row.expires_on, row.created_at) < now
-            if not last or row.intent_id not in checked:
+            if row.status == "polling" and self.poller_watches(row.order_id, row.intent_id):
+                continue  # its poller hands it over (with a nudge) when its window ends
+            watch_until = self.lifetime.watch_until(row.expires_on, row.created_at)
+            last = watch_until < now
+            checked = self._checked_at.get(row.intent_id)
+            if not last or checked is None or checked < watch_until:
                 due.append((row, last))
                 continue
             try:
                 await tracker.lapse(row.order_id, row.intent_id)
+            except trio.Cancelled:
+                raise
             except StoreError as exc:
                 log.error("late watcher: store error", extra={"error": str(exc)})
+            except Exception:
+                log.exception(
+                    "letting a payment intent go crashed", extra={"intent": row.intent_id}
+                )
         if due:
             send, receive = trio.open_memory_channel[tuple[LateIntent, bool]](0)
             async with trio.open_nursery() as nursery:
@@ -129,7 +190,8 @@ class LateWatcher:
                 "expiring a superseded payment intent failed; next late round",
                 extra={"order_id": order_id, "error": str(exc)},
             )
-        self.nudge()
+        finally:
+            self.nudge()  # also when it found none: one may be stored by now
 
     async def _worker(self, items: trio.MemoryReceiveChannel[tuple[LateIntent, bool]]) -> None:
         async with items:
@@ -141,6 +203,7 @@ class LateWatcher:
         is new; with `last`, let it go afterwards unless it ended."""
         tracker = self._tracker
         self.checks += 1
+        asked_at = tracker.clock()
         try:
             if row.superseded and row.status != "superseded":
                 view = await tracker.supersede(row.intent_id)
@@ -152,7 +215,7 @@ class LateWatcher:
                 seen = await tracker.observe(row.order_id, view, source=SOURCE)
             if seen is not None and seen.is_final:
                 return
-            self._checked.add(row.intent_id)
+            self._checked_at[row.intent_id] = asked_at
             if last:
                 await tracker.lapse(row.order_id, row.intent_id)
             elif row.status == "polling" and seen is not None:
@@ -160,6 +223,15 @@ class LateWatcher:
                 await tracker.window_over(row.order_id, row.intent_id, self.lifetime)
         except trio.Cancelled:
             raise
+        except CircleApiError as exc:
+            if last:
+                # a 404 (another environment or key, data Circle dropped) never changes
+                await self._give_up(row, exc)
+            else:
+                log.warning(
+                    "circle refused the late check of a payment intent; next round",
+                    extra={"intent": row.intent_id, "status": exc.status, "error": exc.message},
+                )
         except (ServiceError, StoreError) as exc:
             log.warning(
                 "late check of a payment intent failed; next round",
@@ -167,6 +239,22 @@ class LateWatcher:
             )
         except Exception:
             log.exception("late check of a payment intent crashed", extra={"intent": row.intent_id})
+
+    async def _give_up(self, row: LateIntent, exc: CircleApiError) -> None:
+        """Circle refuses to show an intent past its watch: it is let go (lapsed) for the
+        operator to look into, rather than asked about every round for ever. Never raises."""
+        log.error(
+            "circle refuses to show a payment intent past its watch; no longer watched",
+            extra={"intent": row.intent_id, "status": exc.status, "error": exc.message},
+        )
+        try:
+            await self._tracker.lapse(row.order_id, row.intent_id)
+        except trio.Cancelled:
+            raise
+        except Exception:
+            log.exception(
+                "letting a payment intent go failed; next round", extra={"intent": row.intent_id}
+            )
 
 
 def _news(row: LateIntent, view: PaymentIntentView) -> bool:

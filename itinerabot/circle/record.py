@@ -96,7 +96,7 @@ def _address_message(
         else ""
     )
     text = (
-        f"Order {html.escape(order.reference)}: send exactly <b>{_fmt(view.amount)} USDC</b> on "
+        f"Order {html.escape(order.reference)}: send exactly <b>{_fmt(order.price)} USDC</b> on "
         f"<b>{html.escape(chain_name(view.chain))}</b> to this address (tap to copy):\n\n"
         f"<code>{html.escape(view.address)}</code>\n{ends}\n"
         f"Send USDC on {html.escape(CHAINS.get(view.chain, view.chain))} only: other tokens or "
@@ -128,10 +128,10 @@ def _owed_back(
     the order, as owed back, and tell the chat what arrived and what happens next (once)."""
     kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
     extra_id = money.record_extra_payment(conn, order.id, payment, kind, now)
-    if extra_id is None:
-        return Applied(order)  # recorded (and told) before
-    arrived = f"{_fmt(payment.amount)} USDC"
     back = how_to_get_it_back(PaymentMethod.USDC, wording.support)
+    if extra_id is None:
+        return _more_owed(conn, order, payment, kind, back, now)
+    arrived = f"{_fmt(payment.amount)} USDC"
     payload: dict[str, Any]
     if kind == ExtraKind.SECOND:
         payload = {
@@ -147,6 +147,34 @@ def _owed_back(
         }
     outbox.enqueue(conn, order.chat_id, "text", payload, created_at=now, order_id=order.id)
     return Applied(order, told=True, owed=(extra_id, payment.amount, kind))
+
+
+def _more_owed(
+    conn: sqlite3.Connection,
+    order: Order,
+    payment: Payment,
+    kind: ExtraKind,
+    back: str,
+    now: datetime,
+) -> Applied:
+    """Owed back from this intent before: raised if `payment` brings more (the chat told the
+    difference), else nothing (recorded and told before)."""
+    known = money.find_extra_payment(conn, PaymentMethod.USDC, payment.provider_ref, kind)
+    if known is None or not money.raise_extra_payment(
+        conn, known.id, payment.amount, payment.provider_payment_id
+    ):
+        return Applied(order)
+    text = (
+        f"We received {_fmt(payment.amount - known.amount)} USDC more for order "
+        f"{order.reference} ({_fmt(payment.amount)} USDC in all), which does not pay it. {back}"
+    )
+    outbox.enqueue(conn, order.chat_id, "text", {"text": text}, created_at=now, order_id=order.id)
+    return Applied(order, told=True, owed=(known.id, payment.amount, kind))
+
+
+def _ended_as(conn: sqlite3.Connection, intent_id: str, status: str) -> bool:
+    row = intents.by_intent_id(conn, intent_id)
+    return row is not None and row.status == status
 
 
 def _arrived(view: PaymentIntentView, now: datetime) -> Payment:
@@ -191,6 +219,12 @@ def apply(
                 conn, order.chat_id, "text", {"text": text}, created_at=now, order_id=order.id
             )
             told = True
+    elif outcome == Outcome.EXPIRED and paid > 0 and _ended_as(conn, view.id, outcome.value):
+        # seen expired before (a webhook now): more may have arrived on it since
+        kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
+        back = how_to_get_it_back(PaymentMethod.USDC, wording.support)
+        more = _more_owed(conn, order, _arrived(view, now), kind, back, now)
+        return Applied(order, told=told or more.told, owed=more.owed)
     elif outcome in (Outcome.EXPIRED, Outcome.FAILED, Outcome.REFUNDED) and intents.set_status(
         conn, view.id, outcome.value
     ):
@@ -223,9 +257,29 @@ def record_paid(
     support: str | None,
 ) -> Recorded:
     """The order's payment and the intent's end, in one transaction: until it commits the
-    intent stays open in the store, so whoever retries (or a restart) finds it again."""
+    intent stays open in the store, so whoever retries (or a restart) finds it again.
+
+    A payment the order refuses (less than its price, another currency: Circle's record of
+    the intent is not what was asked) does not end the intent: it stays open and watched,
+    and what arrived is recorded as owed back and the chat told (once)."""
     recorded = record_payment(conn, order_id, payment, source, now, support=support)
-    intents.set_status(conn, intent_id, "paid")
+    if recorded.refused is None:
+        intents.set_status(conn, intent_id, "paid")
+        intents.drop_partial_owed(conn, order_id, intent_id)
+        return recorded
+    order = order_rows.get_order(conn, order_id)
+    if order is None or payment.amount <= 0:
+        return recorded
+    kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
+    if money.record_extra_payment(conn, order_id, payment, kind, now) is not None:
+        text = (
+            f"Circle confirmed {_fmt(payment.amount)} USDC for order {order.reference}, which "
+            f"does not pay its price of {_fmt(order.price)} USDC. "
+            f"{how_to_get_it_back(PaymentMethod.USDC, support)}"
+        )
+        outbox.enqueue(
+            conn, order.chat_id, "text", {"text": text}, created_at=now, order_id=order_id
+        )
     return recorded
 
 

@@ -64,7 +64,9 @@ class IntentTracker:
         """
         outcome = view.outcome
         if outcome == Outcome.PAID:
-            await self.record_paid(order_id, view.id, await self.payment_of(view), source=source)
+            payment = await self.payment_of(view)
+            if await self.record_paid(order_id, view.id, payment, source=source) is not None:
+                return Outcome.UNDERPAID  # refused: the intent stays open and watched
             return outcome
         applied = await self.store.run(record.apply, order_id, view, self.wording, self.clock())
         self._after(applied, view.id, source)
@@ -74,10 +76,11 @@ class IntentTracker:
 
     async def record_paid(
         self, order_id: int, intent_id: str, payment: Payment, *, source: str
-    ) -> bool:
+    ) -> str | None:
         """Record the payment of a paid intent and close the intent, in one transaction; then
-        the sender and the listeners hear of it. A repeat changes nothing. True if this call
-        paid the order. Raises StoreError (nothing recorded: the caller retries)."""
+        the sender and the listeners hear of it. A repeat changes nothing. Returns why the
+        order refused the payment (the intent then stays open), else None.
+        Raises StoreError (nothing recorded: the caller retries)."""
         recorded = await self.store.run(
             record.record_paid,
             order_id,
@@ -87,7 +90,10 @@ class IntentTracker:
             self.clock(),
             self.fulfilment.support_contact,
         )
-        return self.fulfilment.settle(recorded)
+        self.fulfilment.settle(recorded)
+        if recorded.refused is not None and recorded.order is not None:
+            self.sender.notify(recorded.order.chat_id)  # what arrived is owed back: told
+        return recorded.refused
 
     async def window_over(self, order_id: int, intent_id: str, lifetime: Lifetime) -> bool:
         """The 30 s window closed unpaid: mark the intent timed_out and tell the chat until
@@ -116,17 +122,25 @@ class IntentTracker:
         """Ask Circle to expire an intent whose order was paid another way, so no payment can
         land on it, and record that it was asked; returns the intent as Circle then shows it.
 
+        A refusal is recorded as asked only if the intent has ended at Circle (it refuses to
+        expire an intent paid or expired meanwhile); one still open is asked again next round.
+
         Raises ServiceError (nothing recorded: ask again) or StoreError.
         """
         try:
             view = await self.client.expire_payment_intent(intent_id)
         except CircleApiError as exc:
-            # Circle refuses to expire an intent that has ended (paid, expired) meanwhile
             log.info(
                 "circle did not expire the payment intent; looking at it",
                 extra={"intent": intent_id, "error": exc.message},
             )
             view = await self.client.get_payment_intent(intent_id)
+            if not view.outcome.is_final:
+                log.warning(
+                    "circle refused to expire an open payment intent; asking again next round",
+                    extra={"intent": intent_id, "error": exc.message},
+                )
+                return view
         await self.store.run(intents.supersede, intent_id)
         log.info(
             "asked circle to expire a payment intent the order no longer needs",

@@ -48,6 +48,8 @@ class UsdcPayments:
         self._pollers = pollers
         self._settings = settings
         self._lock = trio.Lock()
+        # a polling intent is late by the wall clock only once its poller (trio clock) ended
+        late.poller_watches = pollers.watches
 
     async def pay_with_usdc(self, chat_id: int, reference: str) -> Sequence[OutboxMessage]:
         """Create (or reuse) the order's payment intent and start polling it at once."""
@@ -108,8 +110,17 @@ class UsdcPayments:
                     )
                 ]
             deadline = self._tracker.clock().timestamp() + self._settings.poll_window
-            await store.run(intents.set_created, order.id, current.attempt, view.id, deadline)
+            paid = await store.run(
+                intents.set_created, order.id, current.attempt, view.id, deadline
+            )
             log.info("payment intent created", extra={"order": reference, "intent": view.id})
+            if paid:
+                # paid another way while Circle created it: `order_paid` found no intent
+                # to expire then, so it is expired now (and watched until final)
+                self._pollers.run_soon(
+                    self._late.expire_superseded, order.id, name=f"expire superseded {order.id}"
+                )
+                return [OutboxMessage.text(f"Order {reference} is already paid.")]
             self.start_poller(order.id, view.id, None)  # the whole window, exactly
         return [
             OutboxMessage.text(
@@ -127,7 +138,8 @@ class UsdcPayments:
         *,
         first_check_in: float = 0.0,
     ) -> bool:
-        """Start the intent's poller (unless it runs) for what remains of its window (all of
+        """Start the intent's poller (unless it runs; replacing one of another intent of the
+        order) for what remains of its window (all of
         it when `deadline_epoch` is None: a new intent, timed on trio's clock alone); an
         intent whose window has passed is the late watcher's. True if a poller started."""
         remaining = self._settings.poll_window
@@ -136,6 +148,9 @@ class UsdcPayments:
         if remaining <= 0:
             self._late.nudge()
             return False
+        # an idle late watcher learns when this window ends (if the poller ends early without
+        # the intent ending, at a refused payment or a crash, it is the watcher's then)
+        self._late.window_opened()
         now = trio.current_time()
         return self._pollers.start(
             order_id,
@@ -145,6 +160,7 @@ class UsdcPayments:
             now + min(first_check_in, remaining),
             deadline=now + remaining,
             on_timeout=partial(self._late.take_over, order_id, intent_id),
+            watches=intent_id,
         )
 
     def order_paid(self, order_id: int) -> None:
@@ -161,17 +177,17 @@ class UsdcPayments:
 
         Their first checks are spread over one interval, so a restart with thousands of
         open intents does not send them all to Circle in the same instant. Intents whose
-        window passed while the bot was down are in the late watcher's first round, which
-        runs at once.
+        window has passed (while the bot was down, or during start-up, after the late
+        watcher's first round) are handed to the late watcher with a nudge.
         """
-        now = self._tracker.clock().timestamp()
-        rows = await self._tracker.store.run(intents.windowed_intents, now)
+        rows = await self._tracker.store.run(intents.windowed_intents)
         spread = self._settings.poll_interval / max(len(rows), 1)
+        started = 0
         for i, (order_id, intent_id, deadline) in enumerate(rows):
-            self.start_poller(order_id, intent_id, deadline, first_check_in=i * spread)
+            started += self.start_poller(order_id, intent_id, deadline, first_check_in=i * spread)
         if rows:
-            log.info("pollers resumed", extra={"count": len(rows)})
-        return len(rows)
+            log.info("pollers resumed", extra={"count": started, "late": len(rows) - started})
+        return started
 
 
 def _order_and_intent(

@@ -89,12 +89,20 @@ def begin_attempt(
 
 def set_created(
     conn: sqlite3.Connection, order_id: int, attempt: int, intent_id: str, deadline_epoch: float
-) -> None:
+) -> bool:
+    """Record the created intent (polling until `deadline_epoch`); True if its order was
+    paid meanwhile (another way, while Circle was creating it): then nobody polls it, and
+    it is to be expired like any intent of a paid order."""
     conn.execute(
         "UPDATE circle_intents SET intent_id = ?, status = 'polling', deadline_epoch = ?"
         " WHERE order_id = ? AND attempt = ? AND status = 'creating'",
         (intent_id, deadline_epoch, order_id, attempt),
     )
+    row = conn.execute(
+        f"SELECT status IN ({', '.join('?' for _ in _PAID_ORDER)}) FROM orders WHERE id = ?",
+        (*_PAID_ORDER, order_id),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def set_status(conn: sqlite3.Connection, intent_id: str, status: str) -> bool:
@@ -155,18 +163,30 @@ def set_notified_paid(conn: sqlite3.Connection, intent_id: str, amount: str) -> 
     return cur.rowcount == 1
 
 
-def windowed_intents(conn: sqlite3.Connection, now_epoch: float) -> list[tuple[int, str, float]]:
-    """(order id, intent id, deadline) of each intent whose 30 s poller should run: polling,
-    its window not over at `now_epoch`, its order still awaiting payment. Plain tuples: a
-    restart may bring back tens of thousands."""
+def windowed_intents(conn: sqlite3.Connection) -> list[tuple[int, str, float]]:
+    """(order id, intent id, deadline) of each intent in the 30 s poller's care: polling, its
+    order still awaiting payment. Those whose window has passed by now are the late
+    watcher's; the caller sorts them out by one clock reading (a filter here would read
+    another, and an intent whose window ends between the two would be nobody's). Plain
+    tuples: a restart may bring back tens of thousands."""
     rows = conn.execute(
         "SELECT ci.order_id, ci.intent_id, ci.deadline_epoch"
         " FROM circle_intents ci JOIN orders o ON o.id = ci.order_id"
         " WHERE ci.status = 'polling' AND ci.intent_id IS NOT NULL"
-        " AND ci.deadline_epoch > ? AND o.status IN ('awaiting_payment', 'cancelled')",
-        (now_epoch,),
+        " AND ci.deadline_epoch IS NOT NULL AND o.status IN ('awaiting_payment', 'cancelled')",
     ).fetchall()
     return [(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+def next_window_end(conn: sqlite3.Connection, after_epoch: float) -> float | None:
+    """The earliest window end (epoch seconds) after `after_epoch` of a polling intent, or
+    None: when the late watcher, idle, must look again even if no poller hands over."""
+    (end,) = conn.execute(
+        "SELECT MIN(deadline_epoch) FROM circle_intents"
+        " WHERE status = 'polling' AND intent_id IS NOT NULL AND deadline_epoch > ?",
+        (after_epoch,),
+    ).fetchone()
+    return float(end) if end is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +244,23 @@ def superseded_of(conn: sqlite3.Connection, order_id: int) -> list[str]:
         (order_id,),
     ).fetchall()
     return [str(r[0]) for r in rows]
+
+
+def drop_partial_owed(conn: sqlite3.Connection, order_id: int, intent_id: str) -> bool:
+    """The intent's whole amount was recorded at last (it paid the order, or is owed back as
+    a second payment) after a part of it was recorded owed back (it lapsed, then Circle
+    confirmed it): that part is not owed on top. Dropped unless a refund of it was begun
+    (then it stays, for the operator). True if one was dropped."""
+    cur = conn.execute(
+        "DELETE FROM extra_payments WHERE order_id = ? AND method = 'usdc' AND provider_ref = ?"
+        " AND kind = 'partial'"
+        " AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.extra_payment_id = extra_payments.id)"
+        " AND (EXISTS (SELECT 1 FROM payments p WHERE p.order_id = ? AND p.provider_ref = ?)"
+        " OR EXISTS (SELECT 1 FROM extra_payments s WHERE s.method = 'usdc'"
+        " AND s.provider_ref = ? AND s.kind = 'second'))",
+        (order_id, intent_id, order_id, intent_id, intent_id),
+    )
+    return cur.rowcount > 0
 
 
 def event_seen(conn: sqlite3.Connection, source: str, event_id: str) -> bool:
