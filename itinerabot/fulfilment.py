@@ -127,16 +127,12 @@ def record_payment(
             extra_payment_id=extra_id,
         )
     how = " by card" if payment.method == PaymentMethod.CARD else ""  # "10.00 USDC" says it
-    outbox.enqueue(
+    _tell(
         conn,
-        order.chat_id,
-        "text",
-        {
-            "text": f"Payment received: {_amount(payment)}{how} for order {order.reference}. "
-            "Your itinerary PDF is on its way."
-        },
-        created_at=now,
-        order_id=order_id,
+        order,
+        f"Payment received: {_amount(payment)}{how} for order {order.reference}. "
+        "Your itinerary PDF is on its way.",
+        now,
     )
     outbox.enqueue(conn, order.chat_id, "document", {}, created_at=now, order_id=order_id)
     extra_id = _overpaid(conn, order, payment, now, support)
@@ -174,16 +170,12 @@ def _overpaid(
         ):
             return None
         extra_id = known.id
-    outbox.enqueue(
+    _tell(
         conn,
-        order.chat_id,
-        "text",
-        {
-            "text": f"Order {order.reference}: {_amount(payment)} arrived, "
-            f"{_amount(above)} more than the price. " + how_to_get_it_back(payment.method, support)
-        },
-        created_at=now,
-        order_id=order.id,
+        order,
+        f"Order {order.reference}: {_amount(payment)} arrived, "
+        f"{_amount(above)} more than the price. " + how_to_get_it_back(payment.method, support),
+        now,
     )
     return extra_id
 
@@ -202,16 +194,12 @@ def _second_payment(
     how = how_to_get_it_back(payment.method, support)
     if extra_id is None:
         return _more_on_second_payment(conn, order, payment, now, how)
-    outbox.enqueue(
+    _tell(
         conn,
-        order.chat_id,
-        "text",
-        {
-            "text": f"We received a second payment of {_amount(payment)} for order "
-            f"{order.reference}, which was already paid. {how}"
-        },
-        created_at=now,
-        order_id=order.id,
+        order,
+        f"We received a second payment of {_amount(payment)} for order "
+        f"{order.reference}, which was already paid. {how}",
+        now,
     )
     return extra_id
 
@@ -233,18 +221,19 @@ def _more_on_second_payment(
         provider_ref=payment.provider_ref,
         paid_at=payment.paid_at,
     )
-    outbox.enqueue(
+    _tell(
         conn,
-        order.chat_id,
-        "text",
-        {
-            "text": f"We received {_amount(more)} more for order {order.reference}, which was "
-            f"already paid ({_amount(payment)} in all). {how}"
-        },
-        created_at=now,
-        order_id=order.id,
+        order,
+        f"We received {_amount(more)} more for order {order.reference}, which was "
+        f"already paid ({_amount(payment)} in all). {how}",
+        now,
     )
     return known.id
+
+
+def _tell(conn: sqlite3.Connection, order: OrderHead, text: str, now: datetime) -> None:
+    """Queue `text` to the order's chat, in the caller's transaction."""
+    outbox.enqueue(conn, order.chat_id, "text", {"text": text}, created_at=now, order_id=order.id)
 
 
 class Fulfilment:
