@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script, not installed
 
 from bench.fake_circle import ADDRESS, AMOUNT, CHAIN  # noqa: E402
-from itinerabot.circle.errors import MalformedResponse  # noqa: E402
-from itinerabot.circle.status import parse_payment_intent_response  # noqa: E402
+from itinerabot.adapters.circle.errors import MalformedResponse  # noqa: E402
+from itinerabot.adapters.circle.status import parse_payment_intent_response  # noqa: E402
 from itinerabot.models import Airport, Flight, Itinerary  # noqa: E402
 from itinerabot.store.db import connect  # noqa: E402
 from itinerabot.store.orders import insert_order  # noqa: E402

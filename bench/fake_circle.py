@@ -1,7 +1,7 @@
 """The peers' loopback Circle (`../shared/peers/pollers/server.py`, its code run unchanged) for
 `bench_pollers.py`: it prints its request count on SIGUSR1, and with `--full-body` answers the
 full PaymentIntent shape (the peers' trimmed body has no `settlementCurrency` or
-`paymentMethods`, which `itinerabot.circle.status.parse_payment_intent` requires).
+`paymentMethods`, which `itinerabot.adapters.circle.status.parse_payment_intent` requires).
 
     python bench/fake_circle.py --server ../shared/peers/pollers/server.py [--port 0] [--full-body]
 

@@ -241,7 +241,7 @@ def _stored_order(path: Path, reference: str) -> tuple[Order, Payment | None] | 
 
 
 def _circle_subscribe(settings: Settings, url: str) -> int:
-    from itinerabot.circle.client import CircleClient
+    from itinerabot.adapters.circle.client import CircleClient
 
     if not settings.circle.enabled:
         print("circle is not enabled in the config", file=sys.stderr)

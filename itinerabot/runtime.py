@@ -16,36 +16,27 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 
-import httpx
 import trio
 
-from itinerabot import payments
-from itinerabot.bot.client import TelegramClient, open_telegram
-from itinerabot.bot.handler import UpdateHandler
-from itinerabot.bot.longpoll import LongPoll
-from itinerabot.bot.sender import Sender
+from itinerabot import wiring
+from itinerabot.adapters.telegram.client import TelegramClient, open_telegram
+from itinerabot.adapters.telegram.handler import UpdateHandler
+from itinerabot.adapters.telegram.longpoll import LongPoll
+from itinerabot.adapters.telegram.sender import Sender
 from itinerabot.clock import WallClock, system_clock
 from itinerabot.config import Settings
 from itinerabot.dialogue import COMMANDS
-from itinerabot.fulfilment import Fulfilment, document_renderer
-from itinerabot.payments import Payments
-from itinerabot.pollers import PollerNursery
+from itinerabot.payments.fulfilment import Fulfilment
+from itinerabot.payments.methods import Payments
+from itinerabot.payments.usdc.pollers import PollerNursery
+from itinerabot.pdf.document import document_renderer
 from itinerabot.store import Store, open_store
 from itinerabot.store.retention import run_retention
 from itinerabot.web.app import Request, Response, WebApp
 from itinerabot.web.server import run_web_server
+from itinerabot.wiring import Transports
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Transports:
-    """HTTP transports for the outside services; None means the real network (tests inject)."""
-
-    telegram: httpx.AsyncBaseTransport | None = None
-    circle: httpx.AsyncBaseTransport | None = None
-    stripe: httpx.AsyncBaseTransport | None = None
-    sns: httpx.AsyncBaseTransport | None = None
 
 
 @dataclass
@@ -143,21 +134,23 @@ async def _serve(
     sender = Sender(
         store, telegram, document_renderer(store, settings.pdf.page_size), settings.sender, clock
     )
-    fulfilment = Fulfilment(store, sender, clock, support_contact=settings.shop.support_contact)
+    fulfilment = Fulfilment(
+        store, sender.notify, clock, support_contact=settings.shop.support_contact
+    )
     async with AsyncExitStack() as stack:
-        actions = await payments.wire(
+        actions = await wiring.wire(
             stack,
             settings=settings,
             store=store,
             app=app,
             pollers=pollers,
             fulfilment=fulfilment,
-            sender=sender,
+            notify=sender.notify,
             clock=clock,
             transports=transports,
             bot_username=telegram.username,
         )
-        handler = UpdateHandler(store, sender, settings, clock, actions)
+        handler = UpdateHandler(store, sender.notify, settings, clock, actions)
         longpoll = LongPoll(telegram, store, handler, settings.telegram)
         rt = Runtime(
             settings,

@@ -18,7 +18,10 @@ import trio
 
 from itinerabot.clock import trio_linked_clock
 from itinerabot.config import Settings, settings_from_mapping
-from itinerabot.runtime import Runtime, Transports, serve
+from itinerabot.dialogue.types import InlineButton
+from itinerabot.messages import Message, Text
+from itinerabot.runtime import Runtime, serve
+from itinerabot.wiring import Transports
 from sandbox.circle import FakeCircle
 from sandbox.serve import InProcessTransport
 from sandbox.sns_signer import SnsSigner
@@ -186,3 +189,15 @@ async def eventually(
         while not predicate():
             await trio.sleep(step)
             step = min(step * 2, max_step)
+
+
+def text_of(message: Message) -> str:
+    """The text of a message a payment action returned (it must be a text message)."""
+    assert isinstance(message, Text), message
+    return message.text
+
+
+def button(message: Message, row: int = 0, col: int = 0) -> InlineButton:
+    """A button under a text message a payment action returned."""
+    assert isinstance(message, Text), message
+    return message.keyboard[row][col]

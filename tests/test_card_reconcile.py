@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 import trio
 
+from itinerabot.dialogue.types import InlineButton
 from itinerabot.models import OrderStatus
-from itinerabot.runtime import Transports
 from itinerabot.store import card_sessions
 from itinerabot.store.db import connect
+from itinerabot.wiring import Transports
 from sandbox.serve import InProcessTransport
-from tests.harness import CHAT, Fakes, eventually, running_bot
-from tests.test_card import REF, open_checkout
-from tests.test_card_money import deliver
+from tests.harness import CHAT, Fakes, button, eventually, running_bot, text_of
+from tests.test_card_checkout import REF, open_checkout
+from tests.test_card_verify import deliver
 from tests.test_fulfilment import status_of, store_order
 
 NOT_CONFIRMED = "not confirmed yet"
@@ -223,8 +224,8 @@ async def test_a_deep_link_return_waits_at_most_five_seconds_for_stripe(
         await card.deep_link_return(CHAT, f"ok_{REF}")
         gets_later = len(fakes.session_gets(session_id))
     assert took == pytest.approx(5, abs=0.01)
-    assert NOT_CONFIRMED in first[0].payload["text"]
-    assert NOT_CONFIRMED in second[0].payload["text"]
+    assert NOT_CONFIRMED in text_of(first[0])
+    assert NOT_CONFIRMED in text_of(second[0])
     assert (gets_within_10_s, gets_later) == (1, 2)
 
 
@@ -241,9 +242,8 @@ async def test_back_from_a_session_that_ended_offers_a_new_payment(
         card = bot.rt.payments.card
         assert card is not None
         (reply,) = await card.deep_link_return(CHAT, f"back_{REF}")
-    (row,) = reply.payload["keyboard"]
-    assert row == [{"text": "Pay 10.00 USD by card", "data": f"pay:card:{REF}"}]
-    assert "Nothing was charged" in reply.payload["text"]
+    assert button(reply) == InlineButton("Pay 10.00 USD by card", data=f"pay:card:{REF}")
+    assert "Nothing was charged" in text_of(reply)
     assert fakes.session_gets(session_id) == []
 
 
@@ -257,6 +257,6 @@ async def test_back_from_a_session_still_open_offers_the_same_page(
         card = bot.rt.payments.card
         assert card is not None
         (reply,) = await card.deep_link_return(CHAT, f"back_{REF}")
-    (row,) = reply.payload["keyboard"]
-    assert row == [{"text": "Pay 10.00 USD by card", "url": bot.stripe.sessions[session_id]["url"]}]
+    url = bot.stripe.sessions[session_id]["url"]
+    assert button(reply) == InlineButton("Pay 10.00 USD by card", url=url)
     assert len(fakes.session_gets(session_id)) == 1

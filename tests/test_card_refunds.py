@@ -16,10 +16,10 @@ import pytest
 import stripe
 import trio
 
-from itinerabot.card.client import build_stripe_client
-from itinerabot.card.refunds import refund_card
+from itinerabot.adapters.stripe.client import build_stripe_client
 from itinerabot.errors import TransientServiceError
 from itinerabot.operator.attention import needs_attention
+from itinerabot.payments.card.refunds import refund_card
 from itinerabot.store import money
 from itinerabot.store.db import connect
 from itinerabot.store.money import RefundStatus
@@ -33,8 +33,8 @@ from tests.harness import (
     running_bot,
     wall_clock,
 )
-from tests.test_card import REF, open_checkout
-from tests.test_card_money import _begin, anomalies, deliver, refunds_of, two_paid_sessions
+from tests.test_card_checkout import REF, open_checkout
+from tests.test_card_verify import _begin, anomalies, deliver, refunds_of, two_paid_sessions
 from tests.test_fulfilment import store_order
 
 REFUNDED = "We refunded"

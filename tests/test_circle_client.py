@@ -21,15 +21,15 @@ import trio
 import trio.testing
 from pydantic import SecretStr
 
-from itinerabot.circle.budget import RequestBudget
-from itinerabot.circle.client import (
+from itinerabot.adapters.circle.budget import RequestBudget
+from itinerabot.adapters.circle.client import (
     CircleClient,
     crypto_refund_request,
     parse_retry_after,
     payment_intent_request,
 )
-from itinerabot.circle.errors import CircleApiError, MalformedResponse
-from itinerabot.circle.status import Outcome
+from itinerabot.adapters.circle.errors import CircleApiError, MalformedResponse
+from itinerabot.adapters.circle.status import Outcome
 from itinerabot.config import CircleSettings
 from itinerabot.errors import ConfigError, RateLimited, TransientServiceError
 from sandbox.circle import FakeCircle as SandboxCircle

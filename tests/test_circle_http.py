@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 
-from itinerabot.circle.http import H11Pool
+from itinerabot.adapters.circle.http import H11Pool
 from itinerabot.errors import TransientServiceError
 from sandbox.circle import FakeCircle
 from sandbox.serve import serve_app

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from itinerabot.circle.errors import MalformedResponse
-from itinerabot.circle.status import (
+from itinerabot.adapters.circle.errors import MalformedResponse
+from itinerabot.adapters.circle.status import (
     Outcome,
     TimelineEntry,
     latest_entry,

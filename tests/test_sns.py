@@ -16,8 +16,8 @@ import httpx
 import pytest
 import trio
 
-from itinerabot.circle.errors import SnsVerificationError
-from itinerabot.circle.sns import (
+from itinerabot.adapters.circle.errors import SnsVerificationError
+from itinerabot.adapters.circle.sns import (
     CertificateCache,
     SnsMessage,
     check_signing_certificate,
@@ -26,7 +26,7 @@ from itinerabot.circle.sns import (
     string_to_sign,
     verify_sns_message,
 )
-from itinerabot.circle.status import Outcome, parse_payment_intent_notification
+from itinerabot.adapters.circle.status import Outcome, parse_payment_intent_notification
 from sandbox.sns_signer import DEFAULT_CERT_URL, SnsSigner, circle_topic_arn, encode
 from tests.circle_spec import payment_intent, timeline_entry, validate
 

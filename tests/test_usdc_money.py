@@ -19,14 +19,14 @@ import httpx
 import pytest
 import trio
 
-from itinerabot.circle.client import CircleClient
-from itinerabot.circle.refunds import refund_usdc
+from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.errors import TransientServiceError
 from itinerabot.models import OrderStatus, PaymentMethod
-from itinerabot.runtime import Transports
+from itinerabot.payments.usdc.refunds import refund_usdc
 from itinerabot.store import money, open_store
 from itinerabot.store.db import connect
 from itinerabot.store.money import RefundStatus
+from itinerabot.wiring import Transports
 from sandbox.circle import (
     FakeCircle,
     Step,
@@ -46,10 +46,11 @@ from tests.harness import (
     eventually,
     make_settings,
     running_bot,
+    text_of,
     wall_clock,
 )
 from tests.test_fulfilment import card_payment, status_of, store_order
-from tests.test_usdc import REF, pay_usdc
+from tests.test_pollers import REF, pay_usdc
 
 #: trio time at which the tests create their intents (whole seconds, so wall times are exact)
 T0 = 10.0
@@ -111,7 +112,7 @@ class TrioTimes(logging.Handler):
 @pytest.fixture
 def hand_off_failures() -> Iterator[TrioTimes]:
     handler = TrioTimes("recording a paid USDC intent failed")
-    logger = logging.getLogger("itinerabot.circle.poller")
+    logger = logging.getLogger("itinerabot.payments.usdc.poller")
     logger.addHandler(handler)
     try:
         yield handler
@@ -723,7 +724,7 @@ async def test_a_card_payment_while_the_intent_is_created_expires_it(
 
         async def tap() -> None:
             replies = await usdc.pay_with_usdc(CHAT, REF)
-            answer.extend(str(m.payload["text"]) for m in replies)
+            answer.extend(text_of(m) for m in replies)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(tap)

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 import trio
 
-from itinerabot.circle.client import CircleClient
-from itinerabot.circle.refund_checks import CHECK_INTERVAL
-from itinerabot.circle.refunds import circle_idempotency_key, refund_usdc
+from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.models import PaymentMethod
+from itinerabot.payments.usdc.refund_checks import CHECK_INTERVAL
+from itinerabot.payments.usdc.refunds import circle_idempotency_key, refund_usdc
 from itinerabot.store import money, open_store
 from itinerabot.store.money import Refund, RefundStatus
 from sandbox.circle import RefundScript, underpaid_then_expired_script
 from sandbox.serve import InProcessTransport
 from tests.harness import CHAT, START, Bot, Fakes, eventually, running_bot, wall_clock
-from tests.test_usdc import REF, pay_usdc
+from tests.test_pollers import REF, pay_usdc
 from tests.test_usdc_money import query
 
 T0 = 10.0

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from itinerabot.messages import DOCUMENT_KINDS
 from itinerabot.models import PaymentMethod
 from itinerabot.operator.refund import order_money
 from itinerabot.operator.refundable import OrderMoney
 from itinerabot.operator.words import money_text, provider_name, refund_command
 from itinerabot.store import history, money
 from itinerabot.store import orders as order_rows
-from itinerabot.store.history import DOCUMENT_KINDS, MessageRecord
+from itinerabot.store.history import MessageRecord
 from itinerabot.store.money import Anomaly, ExtraPayment, Refund, RefundStatus
 
 #: a refund still `requested` this long after its last try got no answer (the command or the

@@ -20,7 +20,7 @@ from typing import TypeVar
 import outcome
 import trio
 
-from itinerabot.bot.sender import RESCAN_EVERY
+from itinerabot.adapters.telegram.sender import RESCAN_EVERY
 from itinerabot.clock import WallClock, system_clock
 from itinerabot.config import Settings
 from itinerabot.errors import ServiceError, StoreError

@@ -4,13 +4,13 @@ builds them.
 
 from __future__ import annotations
 
-from itinerabot.card.client import build_stripe_client
-from itinerabot.card.refunds import refund_card
-from itinerabot.circle.client import CircleClient
-from itinerabot.circle.refunds import refund_usdc
+from itinerabot.adapters.circle.client import CircleClient
+from itinerabot.adapters.stripe.client import build_stripe_client
 from itinerabot.clock import WallClock
 from itinerabot.config import Settings
 from itinerabot.models import PaymentMethod
+from itinerabot.payments.card.refunds import refund_card
+from itinerabot.payments.usdc.refunds import refund_usdc
 from itinerabot.store import Store
 from itinerabot.store.money import Refund
 

@@ -14,10 +14,11 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from itinerabot import messages
+from itinerabot.messages import DOCUMENT_KINDS, Document, DocumentCopy, Kind
 from itinerabot.models import OrderStatus
 from itinerabot.operator.errors import Refused, UnknownOrder
-from itinerabot.store import history, outbox
-from itinerabot.store.history import DOCUMENT_KINDS
+from itinerabot.store import history
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +57,10 @@ def queue_resend(conn: sqlite3.Connection, reference: str, now: datetime) -> Res
     reopened = False
     if order.status == OrderStatus.DELIVERY_FAILED:
         reopened = _reopen(conn, order.id)
-    kind = "document_copy" if order.status == OrderStatus.DELIVERED else "document"
-    row_id = outbox.enqueue(conn, order.chat_id, kind, {}, created_at=now, order_id=order.id)
+    copy = order.status == OrderStatus.DELIVERED
+    message = DocumentCopy() if copy else Document()
+    row_id = messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
+    kind = Kind.DOCUMENT_COPY if copy else Kind.DOCUMENT
     return Resent(reference, order.chat_id, row_id, kind, queued=True, reopened=reopened)
 
 

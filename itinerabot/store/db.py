@@ -91,7 +91,20 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip() and not _only_comments(s)]
+    """The statements of a migration script, split where SQLite says a statement is complete:
+    a `;` inside a string literal or a trigger's body does not end one."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";")[:-1]:
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if not _only_comments(pending.removesuffix(";")):
+                statements.append(pending.strip())
+            pending = ""
+    rest = pending + script.split(";")[-1]
+    if not _only_comments(rest):
+        raise StoreError(f"a migration ends with an unfinished statement: {rest.strip()[:60]!r}")
+    return statements
 
 
 def _only_comments(s: str) -> bool:

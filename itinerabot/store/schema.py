@@ -162,4 +162,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX extra_payments_by_order ON extra_payments (order_id);
     CREATE INDEX anomalies_by_order ON anomalies (order_id);
     """,
+    # 3: the language each chat reads the bot in
+    """
+    -- `seen`: the language code of the traveller's Telegram app, as last seen;
+    -- `chosen`: the language they picked with /language (wins over `seen`)
+    CREATE TABLE chat_languages (
+        chat_id     INTEGER PRIMARY KEY,
+        seen        TEXT,
+        chosen      TEXT,
+        updated_at  TEXT NOT NULL
+    );
+    """,
 )

@@ -1,0 +1,218 @@
+"""Handle one update: run the pure dialogue, carry out its actions, commit it all at once.
+
+The new dialogue state, the outgoing messages (outbox), new or cancelled orders and the
+update offset are written in one transaction, so a restart neither loses nor re-handles an
+update. Payment actions call out to Stripe/Circle first; they are idempotent by stored keys,
+so an update re-handled after a crash makes the same request again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import telegram
+import trio
+
+from itinerabot import messages as out
+from itinerabot.adapters.telegram.updates import Incoming, translate
+from itinerabot.clock import WallClock
+from itinerabot.config import Settings
+from itinerabot.dialogue import current_question, step
+from itinerabot.dialogue.types import (
+    AnswerCallback,
+    ButtonPress,
+    CancelOrder,
+    CommandMessage,
+    Context,
+    CreateOrder,
+    DeepLinkReturn,
+    Outcome,
+    PayByCard,
+    PayWithUsdc,
+    RemoveButtons,
+    Reply,
+    ResendDocument,
+    SendText,
+    TextMessage,
+)
+from itinerabot.messages import DocumentCopy, Message, Notify, Text
+from itinerabot.models import Order
+from itinerabot.payments.methods import PaymentActions
+from itinerabot.store import Store, misc, outbox
+from itinerabot.store import orders as order_rows
+
+log = logging.getLogger(__name__)
+
+_REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L
+GROUP_REPLY = "I work in private chats only. Open a private chat with me to make an itinerary."
+
+
+def new_reference() -> str:
+    """A short, human-friendly order reference like `IB-7K3Q9P`."""
+    return "IB-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(6))
+
+
+def reply_to_message(reply: Reply) -> Message:
+    match reply:
+        case SendText(text=text, keyboard=keyboard):
+            return Text(text, keyboard)
+        case RemoveButtons(message_id=message_id):
+            return out.RemoveButtons(message_id)
+        case AnswerCallback(callback_id=callback_id, text=text):
+            return out.AnswerCallback(callback_id, text)
+
+
+@dataclass(frozen=True, slots=True)
+class _ChatView:
+    """What handling an update needs to know of its chat, read in one transaction."""
+
+    state: str | None
+    orders: list[Order]
+    new_reference: str
+    live_keyboard: int | None  # message id of a question whose buttons are still shown
+
+
+def _load(conn: sqlite3.Connection, chat_id: int) -> _ChatView:
+    reference = new_reference()
+    while order_rows.get_order_by_reference(conn, reference) is not None:
+        reference = new_reference()
+    return _ChatView(
+        misc.get_chat_state(conn, chat_id),
+        order_rows.chat_orders(conn, chat_id),
+        reference,
+        outbox.live_step_keyboard(conn, chat_id),
+    )
+
+
+def _commit(
+    conn: sqlite3.Connection,
+    incoming: Incoming,
+    outcome: Outcome | None,
+    messages: Sequence[Message],
+    price: Any,
+    currency: str,
+    now: datetime,
+) -> None:
+    chat_id = incoming.chat_id
+    queued = list(messages)
+    if outcome is not None:
+        for action in outcome.actions:
+            match action:
+                case CreateOrder(reference=reference, itinerary=itinerary):
+                    order_rows.insert_order(
+                        conn,
+                        reference=reference,
+                        chat_id=chat_id,
+                        itinerary=itinerary,
+                        price=price,
+                        currency=currency,
+                        created_at=now,
+                    )
+                case CancelOrder(reference=reference):
+                    order_rows.cancel_if_unpaid(conn, chat_id, reference)
+                case ResendDocument(reference=reference):
+                    order = order_rows.get_order_by_reference(conn, reference)
+                    if order is not None and order.chat_id == chat_id and order.status.is_paid:
+                        out.queue(conn, chat_id, DocumentCopy(), now=now, order_id=order.id)
+                    else:
+                        queued.append(
+                            Text(f"Order {reference} is not paid yet, so there is no PDF to send.")
+                        )
+        misc.set_chat_state(conn, chat_id, outcome.state, now)
+        replies = [reply_to_message(r) for r in outcome.replies]
+        # answer the button press first, then what the dialogue says, then payment messages
+        queued = replies + queued
+    for message in queued:
+        out.queue(conn, chat_id, message, now=now)
+    misc.set_offset(conn, incoming.update_id + 1)
+
+
+class UpdateHandler:
+    """Turns each update into a committed set of effects; one update at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        notify: Notify,
+        settings: Settings,
+        clock: WallClock,
+        payments: PaymentActions,
+    ) -> None:
+        self._store = store
+        self._notify = notify
+        self._settings = settings
+        self._clock = clock
+        self._payments = payments
+        self.handled = 0
+
+    async def handle(self, update: telegram.Update) -> None:
+        """Handle `update` and store offset `update_id + 1` with its effects.
+
+        A bug in handling one update is logged and the update skipped, never retried forever.
+        """
+        incoming = translate(update)
+        pricing = self._settings.pricing
+        if incoming is None:
+            await self._store.run(misc.set_offset, update.update_id + 1)
+            return
+        try:
+            outcome, messages = await self._decide(incoming)
+        except trio.Cancelled:
+            raise
+        except Exception:
+            log.exception(
+                "update handling failed; skipping it", extra={"update_id": incoming.update_id}
+            )
+            outcome, messages = None, []
+            if isinstance(incoming.event, ButtonPress):
+                # every callback query is answered, or the client spins on the button
+                messages.append(out.AnswerCallback(incoming.event.callback_id))
+            messages.append(Text("Sorry, something went wrong on our side. Please try again."))
+        await self._store.run(
+            _commit, incoming, outcome, messages, pricing.price, pricing.currency, self._clock()
+        )
+        self.handled += 1
+        self._notify(incoming.chat_id)
+
+    async def _decide(self, incoming: Incoming) -> tuple[Outcome | None, list[Message]]:
+        if not incoming.private:
+            if isinstance(incoming.event, ButtonPress):
+                return None, [out.AnswerCallback(incoming.event.callback_id, GROUP_REPLY[:190])]
+            if isinstance(incoming.event, CommandMessage):
+                return None, [Text(GROUP_REPLY)]
+            # Other group chatter is not for us: one reply per message could flood a group.
+            return None, []
+        chat = await self._store.run(_load, incoming.chat_id)
+        ctx = Context(
+            now=self._clock(),
+            price=self._settings.pricing.price,
+            currency=self._settings.pricing.currency,
+            new_reference=chat.new_reference,
+            orders=tuple(chat.orders),
+            card_enabled=self._settings.stripe.enabled,
+            usdc_enabled=self._settings.circle.enabled,
+        )
+        outcome = step(chat.state, incoming.event, ctx)
+        messages: list[Message] = []
+        if (
+            isinstance(incoming.event, TextMessage)
+            and chat.live_keyboard is not None
+            and current_question(outcome.state) != current_question(chat.state)
+        ):
+            # answered by typing: the question's buttons are done, as if one had been pressed
+            messages.append(out.RemoveButtons(chat.live_keyboard))
+        for action in outcome.actions:
+            match action:
+                case PayByCard(reference=ref):
+                    messages += await self._payments.pay_by_card(incoming.chat_id, ref)
+                case PayWithUsdc(reference=ref):
+                    messages += await self._payments.pay_with_usdc(incoming.chat_id, ref)
+                case DeepLinkReturn(payload=payload):
+                    messages += await self._payments.deep_link_return(incoming.chat_id, payload)
+        return outcome, messages

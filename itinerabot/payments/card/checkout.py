@@ -1,0 +1,295 @@
+"""Paying by card: one Stripe Checkout Session per order and attempt, and the deep-link return.
+
+The idempotency key and the exact creation parameters are stored before the API call, so an
+update handled again after a crash sends the same request and gets the same session back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import stripe
+import trio
+
+from itinerabot.adapters.stripe.client import stripe_errors
+from itinerabot.clock import WallClock
+from itinerabot.config import StripeSettings
+from itinerabot.dialogue.types import InlineButton
+from itinerabot.errors import ServiceError
+from itinerabot.messages import Message, Text
+from itinerabot.models import Order, OrderStatus
+from itinerabot.payments.card.paid import settle_taken, take_paid_session
+from itinerabot.payments.card.unpaid import ended_text, new_payment_offer, take_unpaid_end
+from itinerabot.payments.card.verify import minor_units
+from itinerabot.payments.fulfilment import Fulfilment
+from itinerabot.store import Store
+from itinerabot.store import card_sessions as sessions
+from itinerabot.store import orders as order_rows
+
+log = logging.getLogger(__name__)
+
+#: Telegram start payloads: at most 64 characters of A-Za-z0-9_-
+RETURN_OK = "ok_"
+RETURN_CANCEL = "back_"
+_PAYLOAD_RE = re.compile(r"^(ok|back)_(IB-[0-9A-Z]{6})$")
+#: longest a "Pay by card" tap may wait for Stripe, seconds (updates queue meanwhile)
+CREATE_TIME_LIMIT = 20.0
+#: longest a deep-link return waits for Stripe, seconds (wanted as a setting:
+#: stripe.return_time_limit); past it the webhook or the reconciler delivers
+RETURN_TIME_LIMIT = 5.0
+#: at most one retrieve per order this often, seconds
+RETURN_RETRIEVE_EVERY = 10.0
+#: Stripe wants expires_at at least 30 minutes ahead; leave a margin for a slow retry
+_MIN_REMAINING = 35 * 60
+
+
+def deep_link(bot_username: str, payload: str) -> str:
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", payload), payload
+    return f"https://t.me/{bot_username}?start={payload}"
+
+
+def checkout_params(
+    order: Order, attempt: int, *, bot_username: str, expires_at: int
+) -> dict[str, Any]:
+    """The exact parameters of `checkout.sessions.create` for this order and attempt."""
+    ref = order.reference
+    return {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": order.currency.lower(),
+                    "unit_amount": minor_units(order.price),
+                    "product_data": {
+                        "name": f"Flight itinerary PDF {ref}",
+                        "description": "An itinerary of the flights you entered."
+                        " Not an airline ticket or reservation.",
+                    },
+                },
+            }
+        ],
+        "client_reference_id": ref,
+        "metadata": {"order_reference": ref, "order_id": str(order.id), "attempt": str(attempt)},
+        "payment_intent_data": {"metadata": {"order_reference": ref}},
+        "expires_at": expires_at,
+        "success_url": deep_link(bot_username, RETURN_OK + ref),
+        "cancel_url": deep_link(bot_username, RETURN_CANCEL + ref),
+    }
+
+
+def pay_button(order: Order, url: str) -> Text:
+    label = f"Pay {order.price:.2f} {order.currency} by card"
+    return Text(
+        f"Order {order.reference}: pay {order.price:.2f} {order.currency} on Stripe's secure"
+        " checkout page. Your PDF arrives here as soon as the payment is confirmed.",
+        ((InlineButton(label, url=url),),),
+    )
+
+
+class CardPayments:
+    """The chat side of card payments."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: stripe.StripeClient,
+        fulfilment: Fulfilment,
+        settings: StripeSettings,
+        clock: WallClock,
+        bot_username: str,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._fulfilment = fulfilment
+        self._settings = settings
+        self._clock = clock
+        self._bot = bot_username
+        self._lock = trio.Lock()
+        self._throttle = RetrieveThrottle(RETURN_RETRIEVE_EVERY)
+
+    async def pay_by_card(self, chat_id: int, reference: str) -> Sequence[Message]:
+        """The URL button of this order's open Checkout Session, created if needed."""
+        async with self._lock:  # a double tap waits and then reuses the same session
+            order = await self._store.run(order_rows.get_order_by_reference, reference)
+            if order is None or order.chat_id != chat_id:
+                return [Text(f"I cannot find order {reference}. Send /start.")]
+            if order.status.is_paid:
+                return [Text(f"Order {reference} is already paid.")]
+            if order.status == OrderStatus.CANCELLED:
+                return [Text(f"Order {reference} was cancelled. Send /start for a new one.")]
+            try:
+                # updates wait while this runs: bound it (a retry resends the stored request)
+                with trio.fail_after(CREATE_TIME_LIMIT):
+                    url = await self._session_url(order)
+            except (ServiceError, trio.TooSlowError) as exc:
+                log.error(
+                    "stripe: creating a checkout session failed",
+                    extra={"order": reference, "error": str(exc) or "timed out"},
+                )
+                return [
+                    Text("Card payment is not available right now. Please try again in a minute.")
+                ]
+            return [pay_button(order, url)]
+
+    async def _session_url(self, order: Order) -> str:
+        now = self._clock()
+        current = await self._store.run(sessions.latest, order.id)
+        remaining = (current.expires_at - now.timestamp()) if current else 0
+        if current is not None and current.status == "open" and current.url and remaining > 60:
+            return current.url
+        if current is None or current.status != "creating" or remaining < _MIN_REMAINING:
+            if current is not None and current.status == "creating":
+                await self._store.run(sessions.abandon, order.id, current.attempt)
+            attempt = (current.attempt if current else 0) + 1
+            params = checkout_params(
+                order,
+                attempt,
+                bot_username=self._bot,
+                expires_at=int(now.timestamp()) + self._settings.session_expiry,
+            )
+            current = await self._store.run(
+                sessions.begin_attempt, order.id, f"itinerabot-{uuid.uuid4()}", params, now
+            )
+        with stripe_errors("creating a checkout session"):
+            session = await self._client.v1.checkout.sessions.create_async(
+                current.params,  # type: ignore[arg-type]
+                {"idempotency_key": current.idempotency_key},
+            )
+        assert session.url is not None
+        await self._store.run(
+            sessions.set_created, order.id, current.attempt, session.id, session.url
+        )
+        log.info(
+            "checkout session created", extra={"order": order.reference, "session": session.id}
+        )
+        return session.url
+
+    async def deep_link_return(self, chat_id: int, payload: str) -> Sequence[Message]:
+        """The traveller came back from Checkout: fulfil at once if Stripe says it is paid.
+
+        Stripe is asked only about a session still open in the store, at most once per order
+        every RETURN_RETRIEVE_EVERY seconds and for at most RETURN_TIME_LIMIT seconds (updates
+        wait meanwhile); otherwise, or on a time-out, the payment is "not confirmed yet" and
+        the webhook or the reconciler delivers it. Coming back with `back_` from a session
+        that ended offers a new payment.
+        """
+        match = _PAYLOAD_RE.match(payload)
+        if match is None:
+            return [Text("Welcome back! Send /start to make a new itinerary.")]
+        kind, reference = match.groups()
+        order, current = await self._store.run(_order_and_session, reference)
+        if order is None or order.chat_id != chat_id:
+            return [Text(f"I cannot find order {reference}.")]
+        if order.status.is_paid:
+            return [Text(f"Order {reference} is paid. Your itinerary PDF is sent to this chat.")]
+        if current is None or current.session_id is None:
+            return [Text(f"Order {reference} has no card payment yet.")]
+        if current.status == "complete":  # complete at Stripe, yet the order is unpaid
+            return [_mismatch(reference)]
+        if current.status == "open" and self._throttle.may_retrieve(order.id):
+            answer = await self._ask_stripe(order, current.session_id)
+            if answer is not None:
+                return answer
+            current = await self._store.run(sessions.by_session_id, current.session_id)
+            assert current is not None
+        if kind == "back":
+            return [self._pay_again(order, current)]
+        return [
+            Text(
+                f"Your card payment for {reference} is not confirmed yet. If you completed it, "
+                "the PDF arrives here as soon as Stripe confirms it; otherwise tap the pay "
+                "button again."
+            )
+        ]
+
+    async def _ask_stripe(self, order: Order, session_id: str) -> list[Message] | None:
+        """Retrieve the session (time-limited) and take what Stripe says: the reply, or None
+        when Stripe could not tell in time or the session is still open."""
+        session = None
+        with trio.move_on_after(RETURN_TIME_LIMIT) as limit:
+            try:
+                with stripe_errors("retrieving a checkout session"):
+                    found = await self._client.v1.checkout.sessions.retrieve_async(session_id)
+                session = found.to_dict()
+            except ServiceError as exc:
+                log.warning(
+                    "stripe: retrieving a session failed",
+                    extra={"order": order.reference, "error": str(exc)},
+                )
+        if limit.cancelled_caught:
+            log.warning(
+                "stripe: retrieving a session timed out",
+                extra={"order": order.reference, "limit": RETURN_TIME_LIMIT},
+            )
+        if session is None or session.get("id") != session_id:
+            return None
+        if session.get("status") == "expired":
+            ended = await self._store.run(
+                take_unpaid_end, session_id, "expired", self._clock(), tell=False
+            )
+            return [new_payment_offer(order, ended_text(order, "expired"))] if ended else None
+        if session.get("status") != "complete":
+            return None
+        taken = await self._store.run(
+            take_paid_session,
+            session,
+            livemode=self._settings.livemode,
+            event_livemode=None,
+            source="stripe-return",
+            now=self._clock(),
+        )
+        settle_taken(taken, self._fulfilment)
+        if taken.verdict.payment is not None:
+            return []  # "payment received" and the PDF are queued by fulfilment
+        if taken.verdict.problems:
+            return [_mismatch(order.reference)]
+        return None  # a delayed method still settling
+
+    def _pay_again(self, order: Order, current: sessions.CardSession) -> Text:
+        """Back from Checkout unpaid: the same page while it is open, else a new payment."""
+        remaining = current.expires_at - self._clock().timestamp()
+        if current.status == "open" and current.url and remaining > 60:
+            return pay_button(order, current.url)
+        return new_payment_offer(
+            order,
+            f"The card payment page for order {order.reference} is closed. Nothing was "
+            "charged. You can start a new payment:",
+        )
+
+
+class RetrieveThrottle:
+    """At most one retrieve per order every `every` seconds of trio's clock (a traveller
+    tapping the link again and again); remembers only the orders of the last `every` s."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._last: dict[int, float] = {}
+
+    def may_retrieve(self, order_id: int) -> bool:
+        now = trio.current_time()
+        self._last = {o: t for o, t in self._last.items() if now - t < self._every}
+        if order_id in self._last:
+            return False
+        self._last[order_id] = now
+        return True
+
+
+def _mismatch(reference: str) -> Text:
+    return Text(
+        f"Stripe reports a card payment for {reference} that does not match the order, so "
+        "the PDF cannot be sent for it. We have noted it and will look into it; you can also "
+        "reply with /help."
+    )
+
+
+def _order_and_session(
+    conn: sqlite3.Connection, reference: str
+) -> tuple[Order | None, sessions.CardSession | None]:
+    order = order_rows.get_order_by_reference(conn, reference)
+    return order, (sessions.latest(conn, order.id) if order else None)

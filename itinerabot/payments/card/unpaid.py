@@ -1,0 +1,59 @@
+"""A Checkout Session that ended unpaid (expired, or its delayed payment failed): recorded, and
+the traveller offered a new payment once, however the bot learnt of it (an event, the
+reconciler, the deep-link return).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from itinerabot import messages
+from itinerabot.dialogue.types import InlineButton
+from itinerabot.messages import Text
+from itinerabot.models import Order
+from itinerabot.store import card_sessions as sessions
+from itinerabot.store import orders as order_rows
+
+#: stored statuses of a session still to end: the traveller has not been told of its end
+_UNFINISHED = ("creating", "open")
+
+
+def new_payment_offer(order: Order, text: str) -> Text:
+    """`text`, with a button that starts a new card payment of `order` (a new session)."""
+    label = f"Pay {order.price:.2f} {order.currency} by card"
+    return Text(text, ((InlineButton(label, data=f"pay:card:{order.reference}"),),))
+
+
+def ended_text(order: Order, status: str) -> str:
+    what = "expired" if status == "expired" else "did not go through"
+    return (
+        f"The card payment for order {order.reference} {what}. "
+        "Nothing was charged. You can start a new payment:"
+    )
+
+
+def take_unpaid_end(
+    conn: sqlite3.Connection, session_id: str, status: str, now: datetime, *, tell: bool = True
+) -> Order | None:
+    """Inside the caller's transaction: mark the session `status` (failed/expired); the
+    order to tell about it (a new-payment offer queued if `tell`), or None.
+
+    Only the order the bot stored the session for is told, only if it is still unpaid, the
+    session is its latest attempt, and the session had not ended before: a session it never
+    created (a Payment Link, say) tells nobody, whatever its metadata says.
+    """
+    stored = sessions.by_session_id(conn, session_id)
+    if stored is None:
+        return None
+    sessions.set_status(conn, session_id, status)
+    order = order_rows.get_order(conn, stored.order_id)
+    if order is None or order.status.is_paid or stored.status not in _UNFINISHED:
+        return None
+    latest = sessions.latest(conn, order.id)
+    if latest is not None and latest.session_id != session_id:
+        return None  # a newer attempt is under way; this old page does not matter
+    if tell:
+        offer = new_payment_offer(order, ended_text(order, status))
+        messages.queue(conn, order.chat_id, offer, now=now, order_id=order.id)
+    return order

@@ -1,0 +1,326 @@
+"""`handle_successful_payment`: the one entry point for a confirmed payment.
+
+Circle's webhook, the Circle poller and the deep-link return call it; Stripe's webhook uses
+its two halves (`record_payment` in its own transaction, then `Fulfilment.settle`).
+One conditional UPDATE moves the order to paid and, in the same transaction, queues the
+"payment received" message and the PDF in the outbox; so any number of calls, concurrent or
+repeated, make one transition and one document. Rendering and sending happen in the sender.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from itinerabot import messages
+from itinerabot.clock import WallClock
+from itinerabot.messages import Document, Notify, Text
+from itinerabot.models import Payment, PaymentMethod
+from itinerabot.store import Store, money
+from itinerabot.store import orders as order_rows
+from itinerabot.store.money import ExtraKind
+from itinerabot.store.orders import OrderHead
+
+log = logging.getLogger(__name__)
+
+
+def _amount(payment: Payment) -> str:
+    return f"{payment.amount:.2f} {payment.currency}"
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording a payment did: `fresh` if this call moved the order to paid."""
+
+    order_id: int
+    payment: Payment
+    source: str
+    order: OrderHead | None
+    fresh: bool
+    earlier_ref: str | None = None  # the provider reference of the payment already recorded
+    #: set when this payment arrived for an order already paid another way: owed back
+    extra_payment_id: int | None = None
+    #: set when the payment does not cover the order's price: recorded as an anomaly
+    refused: str | None = None
+
+
+#: the currency a payment of an order priced in the key's currency may come in
+_SETTLES_AS = {"USDC": "USD"}
+
+
+def shortfall(order: OrderHead, payment: Payment) -> str | None:
+    """Why `payment` cannot pay `order` (another currency, less than the price), or None."""
+    currency = _SETTLES_AS.get(payment.currency.upper(), payment.currency.upper())
+    if currency != order.currency.upper():
+        return f"currency {payment.currency} is not the order's {order.currency}"
+    if payment.amount < order.price:
+        return f"{payment.amount} is less than the price {order.price}"
+    return None
+
+
+def how_to_get_it_back(method: PaymentMethod, support: str | None) -> str:
+    """The sentence that tells a traveller how money owed back reaches them."""
+    if method == PaymentMethod.CARD:
+        return "It will be refunded to your card."
+    if method == PaymentMethod.USDC:
+        where = f"write to {support}" if support else "reply here with /help"
+        return (
+            "We will send it back in USDC: to receive it, "
+            f"{where} with your order reference and the address and network to send it to."
+        )
+    return "It will be refunded."
+
+
+def record_payment(
+    conn: sqlite3.Connection,
+    order_id: int,
+    payment: Payment,
+    source: str,
+    now: datetime,
+    *,
+    support: str | None = None,
+) -> Recorded:
+    """The transition itself, inside the caller's transaction: awaiting payment → paid, and
+    "payment received" plus the PDF queued in the outbox. Only the first call for an order
+    changes anything. A payment that does not cover the price pays nothing (an anomaly); a
+    second, different payment of a paid order, and whatever was paid above the price, are
+    recorded as owed back and the chat told (`support` says where to ask for it)."""
+    order = order_rows.get_order_head(conn, order_id)
+    if order is None:
+        return Recorded(order_id, payment, source, None, fresh=False)
+    refused = shortfall(order, payment)
+    if refused is not None:
+        money.record_anomaly(
+            conn,
+            source=source.split(":", 1)[0],
+            provider_ref=payment.provider_ref,
+            reason="amount_or_currency",
+            detail={"why": refused, "amount": str(payment.amount), "currency": payment.currency},
+            now=now,
+            order_id=order_id,
+        )
+        return Recorded(order_id, payment, source, order, fresh=False, refused=refused)
+    if not order_rows.mark_paid(conn, order_id, payment, source):
+        earlier = order_rows.get_payment(conn, order_id)
+        ref = earlier.provider_ref if earlier is not None else None
+        extra_id = None
+        if ref is not None and ref != payment.provider_ref:
+            extra_id = _second_payment(conn, order, payment, now, support)
+        elif ref is not None:  # the same payment seen again, maybe with more money on it
+            extra_id = _overpaid(conn, order, payment, now, support)
+        return Recorded(
+            order_id,
+            payment,
+            source,
+            order,
+            fresh=False,
+            earlier_ref=ref,
+            extra_payment_id=extra_id,
+        )
+    how = " by card" if payment.method == PaymentMethod.CARD else ""  # "10.00 USDC" says it
+    _tell(
+        conn,
+        order,
+        f"Payment received: {_amount(payment)}{how} for order {order.reference}. "
+        "Your itinerary PDF is on its way.",
+        now,
+    )
+    messages.queue(conn, order.chat_id, Document(), now=now, order_id=order_id)
+    extra_id = _overpaid(conn, order, payment, now, support)
+    return Recorded(order_id, payment, source, order, fresh=True, extra_payment_id=extra_id)
+
+
+def _overpaid(
+    conn: sqlite3.Connection,
+    order: OrderHead,
+    payment: Payment,
+    now: datetime,
+    support: str | None,
+) -> int | None:
+    """Record what `payment` brought above the price as owed back (raised if more arrived on
+    the same intent since), and tell the chat; the extra payment's id when it is new or grew."""
+    excess = payment.amount - order.price
+    if excess <= 0:
+        return None
+    above = Payment(
+        method=payment.method,
+        amount=excess,
+        currency=payment.currency,
+        provider_ref=payment.provider_ref,
+        paid_at=payment.paid_at,
+        provider_payment_id=payment.provider_payment_id,
+        tx_hash=payment.tx_hash,
+    )
+    extra_id = money.record_extra_payment(conn, order.id, above, ExtraKind.OVERPAID, now)
+    if extra_id is None:
+        known = money.find_extra_payment(
+            conn, payment.method, payment.provider_ref, ExtraKind.OVERPAID
+        )
+        if known is None or not money.raise_extra_payment(
+            conn, known.id, excess, payment.provider_payment_id
+        ):
+            return None
+        extra_id = known.id
+    _tell(
+        conn,
+        order,
+        f"Order {order.reference}: {_amount(payment)} arrived, "
+        f"{_amount(above)} more than the price. " + how_to_get_it_back(payment.method, support),
+        now,
+    )
+    return extra_id
+
+
+def _second_payment(
+    conn: sqlite3.Connection,
+    order: OrderHead,
+    payment: Payment,
+    now: datetime,
+    support: str | None,
+) -> int | None:
+    """Record a second payment of a paid order as owed back, and tell the chat (once); when
+    more arrived on the same payment since (a USDC intent paid twice), raise what is owed
+    and tell the difference. The extra payment's id when it is new or grew."""
+    extra_id = money.record_extra_payment(conn, order.id, payment, ExtraKind.SECOND, now)
+    how = how_to_get_it_back(payment.method, support)
+    if extra_id is None:
+        return _more_on_second_payment(conn, order, payment, now, how)
+    _tell(
+        conn,
+        order,
+        f"We received a second payment of {_amount(payment)} for order "
+        f"{order.reference}, which was already paid. {how}",
+        now,
+    )
+    return extra_id
+
+
+def _more_on_second_payment(
+    conn: sqlite3.Connection, order: OrderHead, payment: Payment, now: datetime, how: str
+) -> int | None:
+    """The second payment was recorded before: raise it if `payment` brings more, and tell
+    the chat the difference; its id if it grew."""
+    known = money.find_extra_payment(conn, payment.method, payment.provider_ref, ExtraKind.SECOND)
+    if known is None or not money.raise_extra_payment(
+        conn, known.id, payment.amount, payment.provider_payment_id
+    ):
+        return None  # this very payment, told already
+    more = Payment(
+        method=payment.method,
+        amount=payment.amount - known.amount,
+        currency=payment.currency,
+        provider_ref=payment.provider_ref,
+        paid_at=payment.paid_at,
+    )
+    _tell(
+        conn,
+        order,
+        f"We received {_amount(more)} more for order {order.reference}, which was "
+        f"already paid ({_amount(payment)} in all). {how}",
+        now,
+    )
+    return known.id
+
+
+def _tell(conn: sqlite3.Connection, order: OrderHead, text: str, now: datetime) -> None:
+    """Queue `text` to the order's chat, in the caller's transaction."""
+    messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
+
+
+class Fulfilment:
+    """Records confirmed payments and hands paid orders to the sender."""
+
+    def __init__(
+        self,
+        store: Store,
+        notify: Notify,
+        clock: WallClock,
+        *,
+        support_contact: str | None = None,
+    ) -> None:
+        self._store = store
+        self._notify = notify
+        self._clock = clock
+        #: where a traveller owed money back is told to write (settings.shop.support_contact)
+        self.support_contact = support_contact
+        #: called with the order id when an order becomes paid (e.g. to stop its poller)
+        self.paid_listeners: list[Callable[[int], None]] = []
+        #: called with the extra payment's id when money arrived for an order already paid
+        self.extra_listeners: list[Callable[[int, PaymentMethod], None]] = []
+
+    async def handle_successful_payment(
+        self, order_id: int, payment: Payment, *, source: str
+    ) -> bool:
+        """Record `payment` for the order and queue its PDF, once.
+
+        Returns True for the call that made the transition, False for every repeat (or an
+        unknown order). Safe to call concurrently from any task; never blocks on Telegram.
+        Raises StoreError if the store cannot be written (the caller's retry is then safe).
+        """
+        recorded = await self._store.run(
+            record_payment,
+            order_id,
+            payment,
+            source,
+            self._clock(),
+            support=self.support_contact,
+        )
+        return self.settle(recorded)
+
+    def settle(self, recorded: Recorded) -> bool:
+        """After `record_payment` committed: wake the sender, tell the listeners, log.
+
+        The Stripe webhook runs `record_payment` in its own transaction (with the event id it
+        stores) and then calls this; everything else goes through handle_successful_payment.
+        """
+        order, payment = recorded.order, recorded.payment
+        if order is None:
+            log.warning(
+                "payment for an unknown order",
+                extra={"order_id": recorded.order_id, "source": recorded.source},
+            )
+            return False
+        if recorded.fresh:
+            log.info(
+                "payment confirmed",
+                extra={
+                    "order": order.reference,
+                    "source": recorded.source,
+                    "method": payment.method.value,
+                    "amount": _amount(payment),
+                },
+            )
+            self._notify(order.chat_id)
+            for listener in self.paid_listeners:
+                listener(order.id)
+        elif recorded.refused is not None:
+            log.warning(
+                "payment refused: it does not cover the order",
+                extra={
+                    "order": order.reference,
+                    "ref": payment.provider_ref,
+                    "why": recorded.refused,
+                    "source": recorded.source,
+                },
+            )
+        if recorded.extra_payment_id is not None:
+            second = recorded.earlier_ref not in (None, payment.provider_ref)
+            log.warning(
+                "second payment for an order already paid: owed back"
+                if second
+                else "paid above the price: the difference is owed back",
+                extra={
+                    "order": order.reference,
+                    "first": recorded.earlier_ref,
+                    "ref": payment.provider_ref,
+                    "amount": _amount(payment),
+                    "source": recorded.source,
+                },
+            )
+            self._notify(order.chat_id)
+            for extra_listener in self.extra_listeners:
+                extra_listener(recorded.extra_payment_id, payment.method)
+        return recorded.fresh

@@ -1,0 +1,331 @@
+"""What an observed payment intent writes: one transaction each, with what the chat is told.
+
+Plain functions for `Store.run`: record what an intent shows (its deposit address once, an
+underpayment once per amount, an expiry), money that arrived but paid nothing (owed back),
+the payment of a paid intent together with the intent's end, the end of the poll window,
+and the end of watching. Each queues its messages in the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+import html
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from itinerabot import messages
+from itinerabot.adapters.circle.status import Outcome, PaymentIntentView
+from itinerabot.dialogue.types import InlineButton, Keyboard
+from itinerabot.messages import PhotoQr, Text
+from itinerabot.models import Order, Payment, PaymentMethod
+from itinerabot.payments.fulfilment import Recorded, how_to_get_it_back, record_payment
+from itinerabot.payments.usdc.lifetime import Lifetime
+from itinerabot.store import circle_intents as intents
+from itinerabot.store import money
+from itinerabot.store import orders as order_rows
+from itinerabot.store.money import ExtraKind
+
+CHAINS = {
+    "ETH": "Ethereum",
+    "SOL": "Solana",
+    "POLY": "Polygon PoS",
+    "BASE": "Base",
+    "ARB": "Arbitrum",
+    "AVAX": "Avalanche C-Chain",
+    "OP": "OP Mainnet",
+    "ALGO": "Algorand",
+    "XLM": "Stellar",
+    "HBAR": "Hedera",
+    "NOBLE": "Noble",
+    "SUI": "Sui",
+    "BTC": "Bitcoin",
+}
+
+#: told when the 30 s poller's window ends unpaid; the late watcher keeps checking
+NOT_CONFIRMED = (
+    "We have not seen a confirmed USDC payment for order {reference} in time. If you have "
+    "sent it, we keep checking until {until:%Y-%m-%d %H:%M} UTC and your PDF arrives here as "
+    "soon as it is confirmed. If you have not sent it, you can pay again:"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """What the chat's messages may offer: a "Pay by card" button, the shop's support contact
+    (where a traveller owed USDC gives the address and network to send it back to)."""
+
+    card: bool
+    support: str | None = None
+
+
+def chain_name(chain: str) -> str:
+    return f"{CHAINS.get(chain, chain)} ({chain})"
+
+
+def retry_keyboard(reference: str, *, card: bool) -> Keyboard:
+    row = [InlineButton("Pay with USDC again", data=f"pay:usdc:{reference}")]
+    if card:
+        row.append(InlineButton("Pay by card", data=f"pay:card:{reference}"))
+    return (tuple(row),)
+
+
+def _fmt(amount: Decimal) -> str:
+    return f"{amount:.2f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What recording one observation did."""
+
+    order: Order | None
+    told: bool = False
+    #: USDC that arrived on an intent that ended without paying its order: (id, amount, kind)
+    owed: tuple[int, Decimal, ExtraKind] | None = None
+
+
+def _address_message(
+    conn: sqlite3.Connection, order: Order, view: PaymentIntentView, now: datetime
+) -> bool:
+    assert view.address is not None
+    if not intents.set_address(conn, view.id, view.address, view.chain):
+        return False
+    ends = (
+        f"\nThis offer ends at {view.expires_on:%Y-%m-%d %H:%M} UTC."
+        if view.expires_on is not None
+        else ""
+    )
+    text = (
+        f"Order {html.escape(order.reference)}: send exactly <b>{_fmt(order.price)} USDC</b> on "
+        f"<b>{html.escape(chain_name(view.chain))}</b> to this address (tap to copy):\n\n"
+        f"<code>{html.escape(view.address)}</code>\n{ends}\n"
+        f"Send USDC on {html.escape(CHAINS.get(view.chain, view.chain))} only: other tokens or "
+        "networks cannot be recovered. Your PDF arrives here as soon as the payment is confirmed."
+    )
+    messages.queue(conn, order.chat_id, Text(text, html=True), now=now, order_id=order.id)
+    messages.queue(
+        conn,
+        order.chat_id,
+        PhotoQr(view.address, f"Deposit address for {order.reference}"),
+        now=now,
+        order_id=order.id,
+    )
+    return True
+
+
+def _owed_back(
+    conn: sqlite3.Connection,
+    order: Order,
+    payment: Payment,
+    ended: str,
+    wording: Wording,
+    now: datetime,
+) -> Applied:
+    """Record USDC that arrived on an intent that ended (`ended`: "expired", …) without paying
+    the order, as owed back, and tell the chat what arrived and what happens next (once)."""
+    kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
+    extra_id = money.record_extra_payment(conn, order.id, payment, kind, now)
+    back = how_to_get_it_back(PaymentMethod.USDC, wording.support)
+    if extra_id is None:
+        return _more_owed(conn, order, payment, kind, back, now)
+    arrived = f"{_fmt(payment.amount)} USDC"
+    message: Text
+    if kind == ExtraKind.SECOND:
+        message = Text(
+            f"We received {arrived} for order {order.reference}, which was already paid. {back}"
+        )
+    else:
+        message = Text(
+            f"The USDC payment for order {order.reference} {ended} with {arrived} of "
+            f"{_fmt(order.price)} received, which does not pay the order. {back} "
+            "You can start a new payment:",
+            retry_keyboard(order.reference, card=wording.card),
+        )
+    messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
+    return Applied(order, told=True, owed=(extra_id, payment.amount, kind))
+
+
+def _more_owed(
+    conn: sqlite3.Connection,
+    order: Order,
+    payment: Payment,
+    kind: ExtraKind,
+    back: str,
+    now: datetime,
+) -> Applied:
+    """Owed back from this intent before: raised if `payment` brings more (the chat told the
+    difference), else nothing (recorded and told before)."""
+    known = money.find_extra_payment(conn, PaymentMethod.USDC, payment.provider_ref, kind)
+    if known is None or not money.raise_extra_payment(
+        conn, known.id, payment.amount, payment.provider_payment_id
+    ):
+        return Applied(order)
+    text = (
+        f"We received {_fmt(payment.amount - known.amount)} USDC more for order "
+        f"{order.reference} ({_fmt(payment.amount)} USDC in all), which does not pay it. {back}"
+    )
+    messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
+    return Applied(order, told=True, owed=(known.id, payment.amount, kind))
+
+
+def _ended_as(conn: sqlite3.Connection, intent_id: str, status: str) -> bool:
+    row = intents.by_intent_id(conn, intent_id)
+    return row is not None and row.status == status
+
+
+def _arrived(view: PaymentIntentView, now: datetime) -> Payment:
+    """The USDC that arrived on `view`, as a payment record."""
+    return Payment(
+        method=PaymentMethod.USDC,
+        amount=view.amount_paid if view.amount_paid is not None else Decimal(0),
+        currency="USDC",
+        provider_ref=view.id,
+        provider_payment_id=view.payment_ids[0] if view.payment_ids else None,
+        paid_at=view.latest.time if view.latest is not None else now,
+    )
+
+
+def apply(
+    conn: sqlite3.Connection,
+    order_id: int,
+    view: PaymentIntentView,
+    wording: Wording,
+    now: datetime,
+) -> Applied:
+    """Record what a view that does not pay shows, and queue what the chat is told."""
+    order = order_rows.get_order(conn, order_id)
+    if order is None:
+        return Applied(None)
+    if view.expires_on is not None:
+        intents.set_expires_on(conn, view.id, view.expires_on)
+    told = False
+    if view.address and not order.status.is_paid:
+        told = _address_message(conn, order, view, now)
+    outcome = view.outcome
+    paid = view.amount_paid or Decimal(0)
+    if outcome == Outcome.UNDERPAID:
+        # remembered even for a paid order: it is what a lapsed intent owes back
+        if intents.set_notified_paid(conn, view.id, _fmt(paid)) and not order.status.is_paid:
+            text = (
+                f"Order {order.reference}: {_fmt(paid)} USDC of {_fmt(view.amount)} arrived. "
+                f"{_fmt(view.missing_amount)} USDC is still missing: send it to the "
+                "same address to complete the payment."
+            )
+            messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
+            told = True
+    elif outcome == Outcome.EXPIRED and paid > 0 and _ended_as(conn, view.id, outcome.value):
+        # seen expired before (a webhook now): more may have arrived on it since
+        kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
+        back = how_to_get_it_back(PaymentMethod.USDC, wording.support)
+        more = _more_owed(conn, order, _arrived(view, now), kind, back, now)
+        return Applied(order, told=told or more.told, owed=more.owed)
+    elif outcome in (Outcome.EXPIRED, Outcome.FAILED, Outcome.REFUNDED) and intents.set_status(
+        conn, view.id, outcome.value
+    ):
+        if outcome != Outcome.REFUNDED and paid > 0:
+            owed = _owed_back(conn, order, _arrived(view, now), outcome.value, wording, now)
+            return Applied(order, told=told or owed.told, owed=owed.owed)
+        if not order.status.is_paid:  # nothing arrived on an intent a paid order no longer needs
+            what = {
+                Outcome.EXPIRED: "expired before a full payment arrived",
+                Outcome.FAILED: "failed",
+                Outcome.REFUNDED: "was refunded",
+            }[outcome]
+            message = Text(
+                f"The USDC payment for order {order.reference} {what}. "
+                "You can start a new payment:",
+                retry_keyboard(order.reference, card=wording.card),
+            )
+            messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
+            told = True
+    return Applied(order, told=told)
+
+
+def record_paid(
+    conn: sqlite3.Connection,
+    order_id: int,
+    intent_id: str,
+    payment: Payment,
+    source: str,
+    now: datetime,
+    support: str | None,
+) -> Recorded:
+    """The order's payment and the intent's end, in one transaction: until it commits the
+    intent stays open in the store, so whoever retries (or a restart) finds it again.
+
+    A payment the order refuses (less than its price, another currency: Circle's record of
+    the intent is not what was asked) does not end the intent: it stays open and watched,
+    and what arrived is recorded as owed back and the chat told (once)."""
+    recorded = record_payment(conn, order_id, payment, source, now, support=support)
+    if recorded.refused is None:
+        intents.set_status(conn, intent_id, "paid")
+        intents.drop_partial_owed(conn, order_id, intent_id)
+        return recorded
+    order = order_rows.get_order(conn, order_id)
+    if order is None or payment.amount <= 0:
+        return recorded
+    kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
+    if money.record_extra_payment(conn, order_id, payment, kind, now) is not None:
+        text = (
+            f"Circle confirmed {_fmt(payment.amount)} USDC for order {order.reference}, which "
+            f"does not pay its price of {_fmt(order.price)} USDC. "
+            f"{how_to_get_it_back(PaymentMethod.USDC, support)}"
+        )
+        messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order_id)
+    return recorded
+
+
+def window_over(
+    conn: sqlite3.Connection,
+    order_id: int,
+    intent_id: str,
+    lifetime: Lifetime,
+    wording: Wording,
+    now: datetime,
+) -> Order | None:
+    """polling → timed_out, and the chat told until when the intent is still checked, with
+    a way to pay again; the order if this call did it (once), else None."""
+    row = intents.by_intent_id(conn, intent_id)
+    if row is None or not intents.end_window(conn, intent_id):
+        return None
+    order = order_rows.get_order(conn, order_id)
+    if order is None or order.status.is_paid:
+        return None
+    until = lifetime.watch_until(row.expires_on, row.created_at)
+    message = Text(
+        NOT_CONFIRMED.format(reference=order.reference, until=until),
+        retry_keyboard(order.reference, card=wording.card),
+    )
+    messages.queue(conn, order.chat_id, message, now=now, order_id=order_id)
+    return order
+
+
+def lapse(
+    conn: sqlite3.Connection, order_id: int, intent_id: str, wording: Wording, now: datetime
+) -> Applied:
+    """An intent watched past its expiry that Circle never showed as ended: stop watching.
+    A partial amount last seen on it is owed back; a traveller never told that the window
+    ended (the bot was down) hears that the payment expired."""
+    order = order_rows.get_order(conn, order_id)
+    row = intents.by_intent_id(conn, intent_id)
+    if order is None or row is None or not intents.set_status(conn, intent_id, "lapsed"):
+        return Applied(order)
+    paid = Decimal(row.notified_paid) if row.notified_paid else Decimal(0)
+    if paid > 0:
+        payment = Payment(
+            method=PaymentMethod.USDC,
+            amount=paid,
+            currency="USDC",
+            provider_ref=intent_id,
+            paid_at=now,
+        )
+        return _owed_back(conn, order, payment, "expired", wording, now)
+    if row.status != "polling" or order.status.is_paid:
+        return Applied(order)
+    message = Text(
+        f"The USDC payment for order {order.reference} expired before a full payment "
+        "arrived. You can start a new payment:",
+        retry_keyboard(order.reference, card=wording.card),
+    )
+    messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
+    return Applied(order, told=True)

@@ -1,0 +1,60 @@
+"""The PDF of a stored paid order, ready to send: rendered off the trio thread, the same bytes
+each time (the issue time is the payment's)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from itinerabot.models import Order, Payment
+from itinerabot.pdf.render import PageSize, itinerary_filename, render_itinerary
+from itinerabot.store import Store
+from itinerabot.store import orders as order_rows
+
+#: PDFs rendered at once: each holds a worker thread and some memory
+RENDER_THREADS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    content: bytes
+    filename: str
+    caption: str
+
+
+#: renders the PDF of an order (by id) for sending; raises LookupError for an unpaid order
+DocumentRenderer = Callable[[int], Awaitable[Document]]
+
+
+def _load_for_render(
+    conn: sqlite3.Connection, order_id: int
+) -> tuple[Order | None, Payment | None]:
+    return order_rows.get_order(conn, order_id), order_rows.get_payment(conn, order_id)
+
+
+def document_renderer(store: Store, page_size: PageSize) -> DocumentRenderer:
+    """A `DocumentRenderer` reading orders from `store`."""
+    limiter = trio.CapacityLimiter(RENDER_THREADS)
+
+    async def render(order_id: int) -> Document:
+        order, payment = await store.run(_load_for_render, order_id)
+        if order is None or payment is None:
+            # a PDF row for an order that is not paid: a bug upstream, not Telegram's doing
+            raise LookupError(f"order {order_id} is not paid")
+        content = await trio.to_thread.run_sync(
+            lambda: render_itinerary(
+                order, payment, page_size=page_size, issued_at=payment.paid_at
+            ),
+            limiter=limiter,
+        )
+        return Document(
+            content=content,
+            filename=itinerary_filename(order),
+            caption=f"Flight itinerary {order.reference} for {order.itinerary.passenger}. "
+            "Not an airline ticket.",
+        )
+
+    return render
