@@ -40,6 +40,10 @@ POSTING_KINDS = frozenset({Kind.TEXT, Kind.PHOTO_QR, Kind.DOCUMENT, Kind.DOCUMEN
 #: wakes the sender for a chat whose outbox rows have committed
 Notify = Callable[[int], None]
 
+#: seconds within which the sender finds rows queued without a `Notify` (another process, such
+#: as the operator's `orders` commands, cannot wake it)
+RESCAN_EVERY = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class Text:

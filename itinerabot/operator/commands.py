@@ -20,10 +20,10 @@ from typing import TypeVar
 import outcome
 import trio
 
-from itinerabot.adapters.telegram.sender import RESCAN_EVERY
 from itinerabot.clock import WallClock, system_clock
 from itinerabot.config import Settings
 from itinerabot.errors import ServiceError, StoreError
+from itinerabot.messages import RESCAN_EVERY
 from itinerabot.models import PaymentMethod
 from itinerabot.operator import format as text
 from itinerabot.operator.attention import needs_attention
@@ -34,7 +34,7 @@ from itinerabot.operator.refund import RefundRequest, RefundTarget, plan_refund,
 from itinerabot.operator.resend import Resent, queue_resend
 from itinerabot.store import Store, money, open_store
 from itinerabot.store.money import Refund, RefundStatus
-from itinerabot.store.readonly import open_read_only
+from itinerabot.store.readonly import open_read_only, read_snapshot
 
 T = TypeVar("T")
 
@@ -71,25 +71,9 @@ def _store_path(settings: Settings) -> Path:
     return path
 
 
-def _read(path: Path, query: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `query` in one read transaction (a consistent snapshot while the bot writes), on
-    a read-only connection. Raises StoreError, or what `query` raises."""
-    conn = open_read_only(path)
-    try:
-        conn.execute("BEGIN")
-        try:
-            return query(conn)
-        finally:
-            conn.execute("ROLLBACK")
-    except sqlite3.Error as exc:
-        raise StoreError(f"reading {path}: {exc}") from exc
-    finally:
-        conn.close()
-
-
 def list_attention(settings: Settings, *, as_json: bool, clock: WallClock = system_clock) -> int:
     path = _store_path(settings)
-    items = _read(path, lambda conn: needs_attention(conn, clock()))
+    items = read_snapshot(path, lambda conn: needs_attention(conn, clock()))
     if as_json:
         print(text.attention_json(items))
     else:
@@ -100,7 +84,7 @@ def list_attention(settings: Settings, *, as_json: bool, clock: WallClock = syst
 
 def show_order(settings: Settings, reference: str) -> int:
     path = _store_path(settings)
-    history = _read(path, lambda conn: order_history(conn, reference))
+    history = read_snapshot(path, lambda conn: order_history(conn, reference))
     for line in text.history_lines(history):
         print(line)
     return EXIT_OK
@@ -126,7 +110,7 @@ def refund(
     """Show the refund, ask for a yes unless `confirmed`, store that very refund (refused
     if the plan changed meanwhile), ask the provider and show how the refund stands."""
     path = _store_path(settings)
-    plan = _read(path, lambda conn: plan_refund(conn, request))
+    plan = read_snapshot(path, lambda conn: plan_refund(conn, request))
     print(text.refund_plan_line(plan))
     if not confirmed and not _confirm():
         print("nothing refunded")

@@ -37,6 +37,7 @@ from itinerabot.errors import (
 from itinerabot.messages import (
     DOCUMENT_KINDS,
     POSTING_KINDS,
+    RESCAN_EVERY,
     AnswerCallback,
     Document,
     DocumentCopy,
@@ -52,10 +53,6 @@ from itinerabot.store import orders as order_rows
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
-
-#: how often pending rows are looked for without a wake-up (rows a worker left behind)
-RESCAN_EVERY = 60.0
-
 
 #: one ready Telegram call; returns the new message's id, if it posts one
 TelegramCall = Callable[[], Awaitable[int | None]]
