@@ -1,5 +1,6 @@
 """`serve`: the one root nursery holding the long-poll loop, the webhook server, the sender
-and the child nursery of payment pollers, and the ordered shutdown that ends them.
+and the child nursery of payment pollers; `_build` connects the pieces, `_start` starts them
+in order and `_stop` is the ordered shutdown that ends them.
 
 Shutdown (first SIGINT/SIGTERM, or `Runtime.shutdown()`): stop taking updates and confirm the
 offset, cancel the pollers (their state is durable), stop the web server, let in-flight sends
@@ -21,18 +22,22 @@ import trio
 from itinerabot import wiring
 from itinerabot.adapters.telegram.client import TelegramClient, open_telegram
 from itinerabot.adapters.telegram.handler import UpdateHandler
+from itinerabot.adapters.telegram.links import start_link
 from itinerabot.adapters.telegram.longpoll import LongPoll
 from itinerabot.adapters.telegram.sender import Sender
 from itinerabot.clock import WallClock, system_clock
 from itinerabot.config import Settings
-from itinerabot.dialogue import COMMANDS
+from itinerabot.dialogue.texts import commands
+from itinerabot.i18n.catalogue import DEFAULT, LANGUAGES, english, texts_for
+from itinerabot.metrics import Metrics
+from itinerabot.payments.document import document_renderer
 from itinerabot.payments.fulfilment import Fulfilment
 from itinerabot.payments.methods import Payments
 from itinerabot.payments.usdc.pollers import PollerNursery
-from itinerabot.pdf.document import document_renderer
 from itinerabot.store import Store, open_store
 from itinerabot.store.retention import run_retention
-from itinerabot.web.app import Request, Response, WebApp
+from itinerabot.web.app import WebApp
+from itinerabot.web.ops import OpsRoutes
 from itinerabot.web.server import run_web_server
 from itinerabot.wiring import Transports
 
@@ -53,31 +58,14 @@ class Runtime:
     handler: UpdateHandler
     app: WebApp
     payments: Payments
+    metrics: Metrics
+    clock: WallClock
     address: str = ""
     _shutdown: trio.Event = field(default_factory=trio.Event)
 
     def shutdown(self) -> None:
         """Begin the graceful shutdown (what the first SIGTERM does)."""
         self._shutdown.set()
-
-
-def build_app(settings: Settings) -> WebApp:
-    return WebApp(
-        max_body_bytes=settings.server.max_body_bytes, read_timeout=settings.server.read_timeout
-    )
-
-
-async def _healthz(rt: Runtime, request: Request) -> Response:
-    store_ok = await rt.store.ping()
-    last = rt.longpoll.last_success
-    body = {
-        "status": "ok" if store_ok else "degraded",
-        "store": store_ok,
-        "seconds_since_get_updates": None if last is None else round(trio.current_time() - last, 3),
-        "pollers": rt.pollers.running,
-        "sending_chats": rt.sender.busy,
-    }
-    return Response.json(200 if store_ok else 503, body)
 
 
 async def serve(
@@ -97,11 +85,76 @@ async def serve(
         async with (
             open_store(settings.store.path) as store,
             open_telegram(settings.telegram, transport=transports.telegram) as telegram,
+            AsyncExitStack() as stack,  # the payment methods' clients, closed before the store
         ):
-            await _serve(settings, store, telegram, transports, clock, handle_signals, task_status)
+            rt = await _build(stack, settings, store, telegram, transports, clock)
+            async with trio.open_nursery() as root:
+                if handle_signals:
+                    await root.start(_watch_signals, rt, root.cancel_scope, name="signals")
+                pieces = await _start(root, rt)
+                log.info("ready", extra={"address": rt.address, "bot": telegram.username})
+                task_status.started(rt)
+                await rt._shutdown.wait()
+                await _stop(rt, pieces)
+                root.cancel_scope.cancel()
     finally:
         gc.enable()
         log.info("stopped")
+
+
+async def _build(
+    stack: AsyncExitStack,
+    settings: Settings,
+    store: Store,
+    telegram: TelegramClient,
+    transports: Transports,
+    clock: WallClock,
+) -> Runtime:
+    """Every piece of the bot, connected, none running yet; /healthz and /metrics routed."""
+    metrics = Metrics()
+    app = WebApp(
+        max_body_bytes=settings.server.max_body_bytes,
+        read_timeout=settings.server.read_timeout,
+        metrics=metrics,
+    )
+    pollers = PollerNursery()
+    renderer = document_renderer(store, settings.pdf.page_size)
+    sender = Sender(store, telegram, renderer, settings.sender, clock, metrics)
+    fulfilment = Fulfilment(
+        store, sender.notify, clock, support_contact=settings.shop.support_contact
+    )
+    actions = await wiring.wire(
+        stack,
+        settings=settings,
+        store=store,
+        app=app,
+        pollers=pollers,
+        fulfilment=fulfilment,
+        notify=sender.notify,
+        clock=clock,
+        transports=transports,
+        return_link=start_link(telegram.username),
+    )
+    handler = UpdateHandler(store, sender.notify, settings, clock, actions)
+    longpoll = LongPoll(telegram, store, handler, settings.telegram, metrics)
+    ops = OpsRoutes(
+        store, longpoll, pollers, sender, metrics, healthy_within=settings.telegram.healthy_within
+    )
+    ops.register(app)
+    return Runtime(
+        settings,
+        store,
+        telegram,
+        sender,
+        fulfilment,
+        pollers,
+        longpoll,
+        handler,
+        app,
+        payments=actions,
+        metrics=metrics,
+        clock=clock,
+    )
 
 
 class _Piece:
@@ -120,95 +173,65 @@ class _Piece:
             self.done.set()
 
 
-async def _serve(
-    settings: Settings,
-    store: Store,
-    telegram: TelegramClient,
-    transports: Transports,
-    clock: WallClock,
-    handle_signals: bool,
-    task_status: trio.TaskStatus[Runtime],
-) -> None:
-    app = build_app(settings)
-    pollers = PollerNursery()
-    sender = Sender(
-        store, telegram, document_renderer(store, settings.pdf.page_size), settings.sender, clock
-    )
-    fulfilment = Fulfilment(
-        store, sender.notify, clock, support_contact=settings.shop.support_contact
-    )
-    async with AsyncExitStack() as stack:
-        actions = await wiring.wire(
-            stack,
-            settings=settings,
-            store=store,
-            app=app,
-            pollers=pollers,
-            fulfilment=fulfilment,
-            notify=sender.notify,
-            clock=clock,
-            transports=transports,
-            bot_username=telegram.username,
-        )
-        handler = UpdateHandler(store, sender.notify, settings, clock, actions)
-        longpoll = LongPoll(telegram, store, handler, settings.telegram)
-        rt = Runtime(
-            settings,
-            store,
-            telegram,
-            sender,
-            fulfilment,
-            pollers,
-            longpoll,
-            handler,
-            app,
-            payments=actions,
-        )
-        app.route("/healthz", {"GET", "HEAD"}, lambda req: _healthz(rt, req))
-        web_shutdown = trio.Event()
-        sending, polling, updates = _Piece(sender.run), _Piece(pollers.run), _Piece(longpoll.run)
+@dataclass
+class _Pieces:
+    """The services shutdown ends one by one, in its own order."""
 
-        async with trio.open_nursery() as root:
-            if handle_signals:
-                await root.start(_watch_signals, rt, root.cancel_scope, name="signals")
-            await root.start(sending, name="sender")
-            await root.start(partial(run_retention, store, settings.store, clock), name="retention")
-            await root.start(polling, name="pollers")
-            for name, service in actions.services:
-                await root.start(service, name=name)
-            rt.address = await root.start(
-                partial(
-                    run_web_server,
-                    app,
-                    settings.server.host,
-                    settings.server.port,
-                    web_shutdown,
-                    read_timeout=settings.server.read_timeout,
-                    max_connections=settings.server.max_connections,
-                ),
-                name="web",
-            )
-            await telegram.set_commands(COMMANDS)
-            await actions.resume()
-            await root.start(updates, name="long-poll")
-            log.info("ready", extra={"address": rt.address, "bot": telegram.username})
-            task_status.started(rt)
+    sending: _Piece
+    polling: _Piece
+    updates: _Piece
+    web_shutdown: trio.Event
 
-            await rt._shutdown.wait()
-            log.info("shutting down")
-            # Thousands of pollers end at once, each with a Cancelled and its traceback: the
-            # cyclic GC would run over and over during it (half the stop time with 10 000).
-            # We are on the way out; collect once at the end instead.
-            gc.disable()
-            polling.scope.cancel()  # their state is durable; they end while we confirm
-            updates.scope.cancel()
-            await updates.done.wait()
-            await longpoll.confirm_offset()
-            web_shutdown.set()
-            sender.stop()
-            with trio.move_on_after(settings.sender.shutdown_grace):
-                await sending.done.wait()
-            root.cancel_scope.cancel()
+
+async def _start(root: trio.Nursery, rt: Runtime) -> _Pieces:
+    """Start every service in `root`, each reporting ready before the next: the sender and
+    the pollers before anything that feeds them, the long poll (updates) last."""
+    settings = rt.settings
+    pieces = _Pieces(
+        _Piece(rt.sender.run), _Piece(rt.pollers.run), _Piece(rt.longpoll.run), trio.Event()
+    )
+    await root.start(pieces.sending, name="sender")
+    retention = partial(run_retention, rt.store, settings.store, rt.clock)
+    await root.start(retention, name="retention")
+    await root.start(pieces.polling, name="pollers")
+    for name, service in rt.payments.services:
+        await root.start(service, name=name)
+    rt.address = await root.start(
+        partial(
+            run_web_server,
+            rt.app,
+            settings.server.host,
+            settings.server.port,
+            pieces.web_shutdown,
+            read_timeout=settings.server.read_timeout,
+            max_connections=settings.server.max_connections,
+        ),
+        name="web",
+    )
+    await rt.telegram.set_commands(commands(english()))
+    for language in LANGUAGES.keys() - {DEFAULT}:  # each app shows the menu in its language
+        await rt.telegram.set_commands(commands(texts_for(language)), language)
+    await rt.payments.resume()
+    await root.start(pieces.updates, name="long-poll")
+    return pieces
+
+
+async def _stop(rt: Runtime, pieces: _Pieces) -> None:
+    """The ordered shutdown: updates stop and their offset is confirmed, pollers end, the
+    web server stops, then in-flight sends get `sender.shutdown_grace` seconds to finish."""
+    log.info("shutting down")
+    # Thousands of pollers end at once, each with a Cancelled and its traceback: the
+    # cyclic GC would run over and over during it (half the stop time with 10 000).
+    # We are on the way out; collect once at the end instead.
+    gc.disable()
+    pieces.polling.scope.cancel()  # their state is durable; they end while we confirm
+    pieces.updates.scope.cancel()
+    await pieces.updates.done.wait()
+    await rt.longpoll.confirm_offset()
+    pieces.web_shutdown.set()
+    rt.sender.stop()
+    with trio.move_on_after(rt.settings.sender.shutdown_grace):
+        await pieces.sending.done.wait()
 
 
 async def _watch_signals(

@@ -307,7 +307,8 @@ class FakeBotApi:
         }
         self.calls: list[ApiCall] = []
         self.violations: list[str] = []
-        self.commands: list[JSON] = []
+        self.commands: list[JSON] = []  # the menu for every language without its own
+        self.commands_by_language: dict[str, list[JSON]] = {}
         self.webhook_url = ""
         self.callback_answers: dict[str, JSON] = {}
         self.files: dict[str, StoredFile] = {}
@@ -319,6 +320,8 @@ class FakeBotApi:
         self._messages: dict[tuple[int, int], JSON] = {}
         self._next_message_id: dict[int, int] = collections.defaultdict(lambda: 1)
         self._chats: dict[int, JSON] = {}
+        #: what each private chat's app says of its user (e.g. `language_code`), by chat id
+        self._profiles: dict[int, JSON] = {}
         self._log: list[ChatLine] = []
         self._sent_documents: list[SentDocument] = []
         self._sent_texts: list[tuple[int, str]] = []
@@ -392,6 +395,11 @@ class FakeBotApi:
         """Answer a seeded-random `share` (0..1) of calls to `methods` with `status`."""
         for method in methods:
             self._fault_shares[method] = (share, status, retry_after if status == 429 else None)
+
+    def set_profile(self, chat_id: int, **fields: Any) -> None:
+        """From now on the traveller of `chat_id` sends these `User` fields with every update,
+        e.g. `language_code="ru"` (an app set to Russian)."""
+        self._profiles.setdefault(chat_id, {}).update(fields)
 
     def block(self, chat_id: int) -> None:
         """The user of `chat_id` blocked the bot: every send there gets 403 from now on."""
@@ -746,7 +754,10 @@ class FakeBotApi:
         }
 
     def _set_my_commands(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
-        self.commands = list(params["commands"])
+        language = params.get("language_code") or ""
+        self.commands_by_language[language] = list(params["commands"])
+        if not language:
+            self.commands = list(params["commands"])
         return True
 
     def _get_my_commands(self, params: JSON, files: dict[str, UploadedFile]) -> list[JSON]:
@@ -917,6 +928,7 @@ class FakeBotApi:
             "first_name": "Traveller",
             "language_code": "en",
         }
+        base.update(self._profiles.get(chat_id, {}))
         base.update(user or {})
         return base
 

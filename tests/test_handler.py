@@ -1,4 +1,5 @@
-"""Issue 3 through Telegram: a scripted traveller talks to the real runtime over the fake Bot API.
+"""The dialogue through Telegram: a scripted traveller talks to the real runtime over the fake
+Bot API, from /start to a stored order, with buttons, typos, restarts and odd messages.
 
 Answers are typed and the buttons the bot really sent are pressed; what counts is what the fake
 Bot API received and what the store holds. Flight dates are relative to `START` (today).
@@ -22,8 +23,16 @@ from itinerabot.models import Order, OrderStatus
 from itinerabot.store import misc
 from itinerabot.store import orders as order_rows
 from itinerabot.store.db import connect
-from tests.harness import CHAT, START, Bot, Fakes, eventually, running_bot
-from tests.test_fulfilment import card_payment, store_order
+from tests.harness import (
+    CHAT,
+    START,
+    Bot,
+    Fakes,
+    card_payment,
+    eventually,
+    running_bot,
+    store_order,
+)
 
 JSON = dict[str, Any]
 STALE = "That step is already done."
@@ -537,8 +546,12 @@ async def test_commands_are_registered_at_start_up(
     async with chatting(tmp_path) as traveller:
         api = traveller.bot.api
         methods = [c.method for c in api.calls]
-    assert methods[:3] == ["getMe", "setMyCommands", "getUpdates"]
-    (registered,) = api.calls_to("setMyCommands")
-    assert registered.status == 200
-    assert [c["command"] for c in api.commands] == ["start", "help", "cancel", "status", "orders"]
-    assert all(0 < len(c["description"]) <= 256 for c in api.commands)
+    assert methods[:4] == ["getMe", "setMyCommands", "setMyCommands", "getUpdates"]
+    assert all(call.status == 200 for call in api.calls_to("setMyCommands"))
+    names = ["start", "help", "cancel", "status", "orders", "language"]
+    assert [c["command"] for c in api.commands] == names
+    assert api.commands[0]["description"] == "make a new itinerary"
+    russian = api.commands_by_language["ru"]
+    assert [c["command"] for c in russian] == names
+    assert russian[0]["description"] != api.commands[0]["description"]
+    assert all(0 < len(c["description"]) <= 256 for c in api.commands + russian)

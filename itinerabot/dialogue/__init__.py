@@ -1,4 +1,4 @@
-"""The pure dialogue of issue 3: from /start to an order ready to pay.
+"""The pure dialogue: from /start to an order ready to pay, in the chat's language.
 
 `step(state, event, ctx)` is all the Telegram side calls; the state is JSON text kept in the store.
 """

@@ -17,6 +17,7 @@ from itinerabot.dialogue.prompts import hint
 from itinerabot.dialogue.summary import advance
 from itinerabot.dialogue.turn import Turn, airport_button, step_button
 from itinerabot.dialogue.types import InlineButton
+from itinerabot.i18n import Texts
 from itinerabot.models import Airport
 
 MAX_INPUT = 200  # characters of one typed answer
@@ -30,10 +31,10 @@ def on_text(turn: Turn, text: str) -> None:
     """Take `text` as the answer to the question being asked, or say what would be."""
     draft = turn.draft
     if len(text) > MAX_INPUT:
-        turn.say(texts.text_too_long(len(text), MAX_INPUT))
+        turn.say(texts.text_too_long(turn.t, len(text), MAX_INPUT))
         return
     if draft.at is None or draft.at in (SUMMARY, EDIT):
-        turn.say(hint(draft))
+        turn.say(hint(turn.t, draft))
         return
     key = draft.at
     if key == "name":
@@ -57,7 +58,7 @@ def on_text(turn: Turn, text: str) -> None:
 def answer(turn: Turn, key: str, value: Answer, others: Sequence[Airport] = ()) -> None:
     """Check `value` as the answer to `key` against the other answers; keep it or say why not."""
     if isinstance(value, validate.Invalid):
-        turn.say(value.message)
+        turn.say(value.say(turn.t))
         return
     trial = copy.deepcopy(turn.draft)
     _store(trial, key, value)
@@ -65,11 +66,12 @@ def answer(turn: Turn, key: str, value: Answer, others: Sequence[Airport] = ()) 
     if found:
         rows: list[list[InlineButton]] = []
         if key.endswith("departure"):
-            rows = [[step_button(turn.draft, texts.CHANGE_DATE, "ef", f"{split_key(key)[0]}.date")]]
+            label = turn.t.gettext(texts.CHANGE_DATE)
+            rows = [[step_button(turn.draft, label, "ef", f"{split_key(key)[0]}.date")]]
         turn.say(found, rows)
         return
     turn.draft = trial
-    advance(turn, [_acknowledge(trial, key, others)])
+    advance(turn, [_acknowledge(turn.t, trial, key, others)])
 
 
 def _parse_trip(text: str) -> bool | validate.Invalid:
@@ -78,7 +80,7 @@ def _parse_trip(text: str) -> bool | validate.Invalid:
         return False
     if words in _RETURN_WORDS:
         return True
-    return validate.Invalid(texts.TRIP_RULES)
+    return validate.Invalid(lambda t: t.gettext(texts.TRIP_RULES))
 
 
 def _answer_airport(turn: Turn, key: str, text: str) -> None:
@@ -89,11 +91,12 @@ def _answer_airport(turn: Turn, key: str, text: str) -> None:
         answer(turn, key, found.chosen, others)
     elif found.matches:
         rows = [[airport_button(turn.draft, a)] for a in found.matches]
-        turn.say(texts.several_airports(text.strip(), found.total, len(found.matches)), rows)
+        shown = len(found.matches)
+        turn.say(texts.several_airports(turn.t, text.strip(), found.total, shown), rows)
     else:
         suggestions = index.suggest(text)
         rows = [[airport_button(turn.draft, a)] for a in suggestions]
-        turn.say(texts.no_airport(text.strip(), bool(suggestions)), rows)
+        turn.say(texts.no_airport(turn.t, text.strip(), bool(suggestions)), rows)
 
 
 def _store(draft: Draft, key: str, value: Answer) -> None:
@@ -111,28 +114,28 @@ def _store(draft: Draft, key: str, value: Answer) -> None:
             setattr(flight, split_key(key)[1], value)
 
 
-def _acknowledge(draft: Draft, key: str, others: Sequence[Airport]) -> str:
+def _acknowledge(t: Texts, draft: Draft, key: str, others: Sequence[Airport]) -> str:
     if key == "name":
-        return texts.ack_passenger(draft.passenger or "")
+        return texts.ack_passenger(t, draft.passenger or "")
     if key == "trip":
-        return texts.ack_trip(bool(draft.return_trip))
+        return texts.ack_trip(t, bool(draft.return_trip))
     index, name = split_key(key)
     flight = draft.flights[index]
     if name in ("origin", "destination"):
         airport = flight.origin if name == "origin" else flight.destination
         assert airport
-        return texts.ack_airport("From" if name == "origin" else "To", airport, others)
+        return texts.ack_airport(t, name == "origin", airport, others)
     if name == "number":
-        return texts.ack_number(flight.number or "")
+        return texts.ack_number(t, flight.number or "")
     if name == "date":
         assert flight.date
-        return texts.ack_date(flight.date)
+        return texts.ack_date(t, flight.date)
     departed = departure(flight)
     assert departed and flight.origin
     if name == "departure":
-        return texts.ack_departure(validate.aware(departed, flight.origin.tz))
+        return texts.ack_departure(t, validate.aware(departed, flight.origin.tz))
     arrived = arrival(flight)
     assert isinstance(arrived, validate.Arrival) and flight.destination
     landed = validate.aware(arrived.local, flight.destination.tz)
     took = landed - validate.aware(departed, flight.origin.tz)
-    return texts.ack_arrival(landed, arrived.offset, arrived.inferred, took)
+    return texts.ack_arrival(t, landed, arrived.offset, arrived.inferred, took)

@@ -1,4 +1,5 @@
-"""Inline button presses: step buttons (trip, airport, summary, edit menu), pay and PDF buttons.
+"""Inline button presses: step buttons (trip, airport, summary, edit menu), pay, PDF and
+language buttons.
 
 A step button carries the step's `seq`, so a press on a button of an earlier step changes nothing.
 """
@@ -12,18 +13,20 @@ from itinerabot.dialogue.airports import default_index
 from itinerabot.dialogue.answers import answer
 from itinerabot.dialogue.commands import cancel
 from itinerabot.dialogue.draft import EDIT, FLIGHT_FIELDS, SUMMARY, Draft, answer_of, questions
-from itinerabot.dialogue.prompts import ask
+from itinerabot.dialogue.prompts import ask, hint
 from itinerabot.dialogue.summary import advance, release_order
 from itinerabot.dialogue.turn import Turn, find_order, step_button
 from itinerabot.dialogue.types import (
     AnswerCallback,
     ButtonPress,
+    ChooseLanguage,
     InlineButton,
     PayByCard,
     PayWithUsdc,
     RemoveButtons,
     ResendDocument,
 )
+from itinerabot.i18n import LANGUAGES, texts_for
 from itinerabot.models import OrderStatus
 
 _STEP_DATA = re.compile(r"(\d{1,12}):([a-z]{1,8})(?::([A-Za-z0-9._-]{1,40}))?")
@@ -31,17 +34,19 @@ _STEP_DATA = re.compile(r"(\d{1,12}):([a-z]{1,8})(?::([A-Za-z0-9._-]{1,40}))?")
 
 def on_press(turn: Turn, press: ButtonPress) -> str | None:
     """Handle a button press; returns the toast text if the press is stale and changes nothing."""
-    data = press.data
+    data, t = press.data, turn.t
+    if data.startswith("lang:"):
+        return _on_language(turn, press)
     if data.startswith("pay:"):
         return _on_pay(turn, press)
     if data.startswith("pdf:"):
         return _on_pdf(turn, press)
     match = _STEP_DATA.fullmatch(data)
     if match is None or int(match[1]) != turn.draft.seq:
-        return texts.STALE
+        return t.gettext(texts.STALE)
     kind, value = match[2], match[3] or ""
     if not _press_fits(turn.draft, kind, value):
-        return texts.STALE
+        return t.gettext(texts.STALE)
     turn.replies.append(AnswerCallback(press.callback_id))
     if press.message_id is not None:
         turn.replies.append(RemoveButtons(press.message_id))
@@ -87,51 +92,66 @@ def _on_step_button(turn: Turn, kind: str, value: str) -> None:
 
 
 def _show_edit_menu(turn: Turn) -> None:
-    draft = turn.draft
+    draft, t = turn.draft, turn.t
     draft.move_to(EDIT)
     rows: list[list[InlineButton]] = [
         [
-            step_button(draft, texts.edit_label("name", None), "ef", "name"),
-            step_button(draft, texts.edit_label("trip", None), "ef", "trip"),
+            step_button(draft, texts.edit_label(t, "name", None), "ef", "name"),
+            step_button(draft, texts.edit_label(t, "trip", None), "ef", "trip"),
         ]
     ]
     for index in range(2 if draft.return_trip else 1):
-        label = "Return" if index else "Outbound" if draft.return_trip else None
+        label = texts.edit_flight_label(t, index) if draft.return_trip else None
         buttons = [
-            step_button(draft, texts.edit_label(name, label), "ef", f"{index}.{name}")
+            step_button(draft, texts.edit_label(t, name, label), "ef", f"{index}.{name}")
             for name in FLIGHT_FIELDS
         ]
         rows += [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    rows.append([step_button(draft, texts.BACK_TO_SUMMARY, "ef", "back")])
-    turn.say(texts.EDIT_WHAT, rows)
+    rows.append([step_button(draft, t.gettext(texts.BACK_TO_SUMMARY), "ef", "back")])
+    turn.say(t.gettext(texts.EDIT_WHAT), rows)
 
 
 def _on_pay(turn: Turn, press: ButtonPress) -> str | None:
     _, method, reference = [*press.data.split(":", 2), "", ""][:3]
+    t = turn.t
     if method not in ("card", "usdc") or not reference:
-        return texts.STALE
+        return t.gettext(texts.STALE)
     order = find_order(turn.ctx, reference)
     if order is None and reference != turn.draft.order:
-        return texts.ORDER_UNKNOWN
+        return t.gettext(texts.ORDER_UNKNOWN)
     if order is not None and order.status.is_paid:
-        return texts.ALREADY_PAID
+        return t.gettext(texts.ALREADY_PAID)
     if order is not None and order.status is OrderStatus.CANCELLED:
-        return texts.ORDER_WAS_CANCELLED
+        return t.gettext(texts.ORDER_WAS_CANCELLED)
     if method == "card" and not turn.ctx.card_enabled:
-        return texts.CARD_OFF
+        return t.gettext(texts.CARD_OFF)
     if method == "usdc" and not turn.ctx.usdc_enabled:
-        return texts.USDC_OFF
+        return t.gettext(texts.USDC_OFF)
     turn.replies.append(AnswerCallback(press.callback_id))
     turn.actions.append(PayByCard(reference) if method == "card" else PayWithUsdc(reference))
     return None
 
 
 def _on_pdf(turn: Turn, press: ButtonPress) -> str | None:
-    order = find_order(turn.ctx, press.data.removeprefix("pdf:"))
+    order, t = find_order(turn.ctx, press.data.removeprefix("pdf:")), turn.t
     if order is None:
-        return texts.ORDER_UNKNOWN
+        return t.gettext(texts.ORDER_UNKNOWN)
     if not order.status.is_paid:
-        return texts.NOT_PAID_NO_PDF
-    turn.replies.append(AnswerCallback(press.callback_id, texts.SENDING_PDF))
+        return t.gettext(texts.NOT_PAID_NO_PDF)
+    turn.replies.append(AnswerCallback(press.callback_id, t.gettext(texts.SENDING_PDF)))
     turn.actions.append(ResendDocument(order.reference))
+    return None
+
+
+def _on_language(turn: Turn, press: ButtonPress) -> str | None:
+    """Remember the picked language and answer in it, with what to do next."""
+    code = press.data.removeprefix("lang:")
+    if code not in LANGUAGES:
+        return turn.t.gettext(texts.STALE)
+    turn.replies.append(AnswerCallback(press.callback_id))
+    if press.message_id is not None:
+        turn.replies.append(RemoveButtons(press.message_id))
+    turn.actions.append(ChooseLanguage(code))
+    chosen = texts_for(code)
+    turn.say(f"{chosen.gettext(texts.LANGUAGE_SET)}\n{hint(chosen, turn.draft)}")
     return None

@@ -43,15 +43,15 @@ def problem(draft: Draft, key: str, ctx: Context) -> str | None:
     flight = draft.flights[index]
     same = flight.origin and flight.destination and flight.origin.iata == flight.destination.iata
     if name == "destination" and same and flight.origin:
-        return texts.same_airport(flight.origin)
+        return texts.same_airport(ctx.texts, flight.origin)
     if name == "date" and flight.date and flight.origin:
         invalid = validate.check_date(flight.date, today=local_today(ctx, flight.origin))
         if invalid:
-            return invalid.message
+            return invalid.say(ctx.texts)
         landed = _outbound_landing(draft) if index == 1 else None
         latest = datetime.combine(flight.date, time(23, 59))
         if landed and validate.aware(latest, flight.origin.tz) < landed:
-            return texts.return_date_before_outbound(flight.date, landed)
+            return texts.return_date_before_outbound(ctx.texts, flight.date, landed)
     if name == "departure" and flight.origin:
         departed = departure(flight)
         if departed is None:
@@ -62,10 +62,10 @@ def problem(draft: Draft, key: str, ctx: Context) -> str | None:
             invalid = validate.check_return_after_outbound(
                 validate.aware(departed, flight.origin.tz), landed
             )
-        return invalid.message if invalid else None
+        return invalid.say(ctx.texts) if invalid else None
     if name == "arrival":
         arrived = arrival(flight)
-        return arrived.message if isinstance(arrived, validate.Invalid) else None
+        return arrived.say(ctx.texts) if isinstance(arrived, validate.Invalid) else None
     return None
 
 

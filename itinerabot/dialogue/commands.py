@@ -1,4 +1,5 @@
-"""The slash commands: /start (with or without a deep link), /help, /cancel, /status, /orders.
+"""The slash commands: /start (with or without a deep link), /help, /cancel, /status, /orders,
+/language.
 
 Each answers from the draft and the chat's orders in the context; none needs a question asked.
 """
@@ -15,6 +16,7 @@ from itinerabot.dialogue.turn import Turn, find_order
 from itinerabot.dialogue.types import CommandMessage, Context, DeepLinkReturn, InlineButton
 from itinerabot.models import OrderStatus
 
+#: how many orders /orders lists; the caller hands in one more, to know whether there are more
 MAX_ORDERS_LISTED = 20
 _DEEP_LINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -27,26 +29,32 @@ def on_command(turn: Turn, command: CommandMessage) -> None:
     elif name == "start":
         _start(turn)
     elif name == "help":
-        turn.say(f"{texts.help_text(turn.ctx.price, turn.ctx.currency)}\n\n{hint(turn.draft)}")
+        help_text = texts.help_text(turn.t, turn.ctx.price, turn.ctx.currency)
+        turn.say(f"{help_text}\n\n{hint(turn.t, turn.draft)}")
     elif name == "cancel":
         cancel(turn)
     elif name == "status":
         turn.say(_status(turn.draft, turn.ctx))
     elif name == "orders":
         _list_orders(turn)
+    elif name == "language":
+        rows = [
+            [InlineButton(label, data=f"lang:{code}")] for code, label in texts.language_buttons()
+        ]
+        turn.say(turn.t.gettext(texts.ASK_LANGUAGE), rows)
     else:
-        turn.say(texts.unknown_command(name))
+        turn.say(texts.unknown_command(turn.t, name))
 
 
 def cancel(turn: Turn) -> None:
     """Drop the draft and let go of its order, or say there is nothing to cancel."""
     draft = turn.draft
     if draft.at is None and draft.order is None:
-        turn.say(texts.NOTHING_TO_CANCEL)
+        turn.say(turn.t.gettext(texts.NOTHING_TO_CANCEL))
         return
     note = release_order(turn)
     turn.draft = Draft(seq=draft.seq + 1)
-    turn.say("\n".join(p for p in (texts.DRAFT_DROPPED, note) if p))
+    turn.say("\n".join(p for p in (turn.t.gettext(texts.DRAFT_DROPPED), note) if p))
 
 
 def _start(turn: Turn) -> None:
@@ -54,38 +62,40 @@ def _start(turn: Turn) -> None:
     order = find_order(turn.ctx, old.order)
     kept = ""
     if old.order and (order is None or order.status is OrderStatus.AWAITING_PAYMENT):
-        kept = texts.order_still_payable(old.order)
+        kept = texts.order_still_payable(turn.t, old.order)
     turn.draft = Draft(seq=old.seq)
-    ask(turn, "name", [texts.greeting(turn.ctx.price, turn.ctx.currency), kept])
+    ask(turn, "name", [texts.greeting(turn.t, turn.ctx.price, turn.ctx.currency), kept])
 
 
 def _status(draft: Draft, ctx: Context) -> str:
+    t = ctx.texts
     if draft.at == SUMMARY and draft.order:
-        return texts.status_summary(draft.order, find_order(ctx, draft.order))
+        return texts.status_summary(t, draft.order, find_order(ctx, draft.order))
     if draft.at == EDIT:
-        return texts.STATUS_EDITING
+        return t.gettext(texts.STATUS_EDITING)
     if draft.at is not None:
         keys = questions(draft)
         total = len(keys) if draft.return_trip is not None else len(keys) + len(FLIGHT_FIELDS)
         index, _, name = draft.at.rpartition(".")
-        question = texts.QUESTIONS[name]
+        question = t.gettext(texts.QUESTIONS[name])
         if index:
-            question = f"{flight_label(draft, int(index)).lower()}: {question}"
-        return texts.status_in_progress(keys.index(draft.at), total, question)
+            question = f"{flight_label(t, draft, int(index)).lower()}: {question}"
+        return texts.status_in_progress(t, keys.index(draft.at), total, question)
     if ctx.orders:
-        return f"{texts.STATUS_IDLE}\n{texts.status_latest(ctx.orders[0])}"
-    return texts.STATUS_IDLE
+        return f"{t.gettext(texts.STATUS_IDLE)}\n{texts.status_latest(t, ctx.orders[0])}"
+    return t.gettext(texts.STATUS_IDLE)
 
 
 def _list_orders(turn: Turn) -> None:
-    orders = turn.ctx.orders
+    orders, t = turn.ctx.orders, turn.t
     if not orders:
-        turn.say(texts.NO_ORDERS)
+        turn.say(t.gettext(texts.NO_ORDERS))
         return
     listed = orders[:MAX_ORDERS_LISTED]
     rows = [
-        [InlineButton(texts.pdf_button(o.reference), data=f"pdf:{o.reference}")]
+        [InlineButton(texts.pdf_button(t, o.reference), data=f"pdf:{o.reference}")]
         for o in listed
         if o.status.is_paid
     ]
-    turn.say(texts.orders_list([texts.order_line(o) for o in listed], len(orders)), rows)
+    more = len(orders) > len(listed)
+    turn.say(texts.orders_list(t, [texts.order_line(t, o) for o in listed], more), rows)

@@ -45,7 +45,7 @@ def step(state: str | None, event: Event, ctx: Context) -> Outcome:
         replies: list[Reply] = []
         if isinstance(event, ButtonPress):
             replies.append(AnswerCallback(event.callback_id))
-        replies.append(SendText(texts.INTERNAL_ERROR))
+        replies.append(SendText(ctx.texts.gettext(texts.INTERNAL_ERROR)))
         return Outcome(Draft(seq=_fresh_seq(ctx) + 1).dumps(), tuple(replies))
 
 
@@ -72,6 +72,6 @@ def _step(state: str | None, event: Event, ctx: Context) -> Outcome:
     elif isinstance(event, TextMessage):
         on_text(turn, event.text)
     elif isinstance(event, OtherMessage):
-        turn.say(texts.not_text(event.kind, hint(turn.draft)))
+        turn.say(texts.not_text(turn.t, event.kind, hint(turn.t, turn.draft)))
     new_state = unchanged if turn.draft == draft else turn.draft.dumps()
     return Outcome(new_state, tuple(turn.replies), tuple(turn.actions))

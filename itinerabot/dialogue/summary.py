@@ -13,6 +13,7 @@ from itinerabot.dialogue.draft import SUMMARY, Draft
 from itinerabot.dialogue.prompts import ask, flight_label
 from itinerabot.dialogue.turn import Turn, find_order, step_button
 from itinerabot.dialogue.types import CancelOrder, CreateOrder, InlineButton
+from itinerabot.i18n import Texts
 from itinerabot.models import Flight, Itinerary, OrderStatus
 
 
@@ -35,15 +36,15 @@ def release_order(turn: Turn) -> str:
         return ""
     if order.status is OrderStatus.AWAITING_PAYMENT:
         turn.actions.append(CancelOrder(reference))
-        return texts.order_cancelled(reference)
+        return texts.order_cancelled(turn.t, reference)
     if order.status.is_paid:
-        return texts.order_kept_paid(reference)
+        return texts.order_kept_paid(turn.t, reference)
     return ""
 
 
 def _show_summary(turn: Turn, preface: Sequence[str]) -> None:
-    draft, ctx = turn.draft, turn.ctx
-    itinerary, shown = _itinerary(draft)
+    draft, ctx, t = turn.draft, turn.ctx, turn.t
+    itinerary, shown = _itinerary(t, draft)
     if draft.order is None:
         draft.order = ctx.new_reference
         turn.actions.append(CreateOrder(draft.order, itinerary))
@@ -51,25 +52,25 @@ def _show_summary(turn: Turn, preface: Sequence[str]) -> None:
     notes = [p for p in preface if p]
     if notes:
         turn.say("\n\n".join(notes))
-    text = texts.summary(draft.passenger or "", shown, ctx.price, ctx.currency, draft.order)
+    text = texts.summary(t, draft.passenger or "", shown, ctx.price, ctx.currency, draft.order)
     pay: list[InlineButton] = []
     if ctx.card_enabled:
-        pay.append(InlineButton(texts.PAY_CARD, data=f"pay:card:{draft.order}"))
+        pay.append(InlineButton(t.gettext(texts.PAY_CARD), data=f"pay:card:{draft.order}"))
     if ctx.usdc_enabled:
-        pay.append(InlineButton(texts.PAY_USDC, data=f"pay:usdc:{draft.order}"))
+        pay.append(InlineButton(t.gettext(texts.PAY_USDC), data=f"pay:usdc:{draft.order}"))
     if not pay:
-        text = texts.clip(f"{text}\n\n{texts.NO_PAYMENT_METHOD}")
+        text = texts.clip(f"{text}\n\n{t.gettext(texts.NO_PAYMENT_METHOD)}")
     rows = [
         pay,
         [
-            step_button(draft, texts.EDIT, "sum", "edit"),
-            step_button(draft, texts.CANCEL, "sum", "cancel"),
+            step_button(draft, t.gettext(texts.EDIT), "sum", "edit"),
+            step_button(draft, t.gettext(texts.CANCEL), "sum", "cancel"),
         ],
     ]
     turn.say(text, rows)
 
 
-def _itinerary(draft: Draft) -> tuple[Itinerary, list[tuple[str, Flight, int]]]:
+def _itinerary(t: Texts, draft: Draft) -> tuple[Itinerary, list[tuple[str, Flight, int]]]:
     """The finished itinerary; call only when `next_question` is None."""
     shown: list[tuple[str, Flight, int]] = []
     for index in range(2 if draft.return_trip else 1):
@@ -78,6 +79,6 @@ def _itinerary(draft: Draft) -> tuple[Itinerary, list[tuple[str, Flight, int]]]:
         assert flight.origin and flight.destination and flight.number and departed
         assert isinstance(arrived, validate.Arrival)
         made = Flight(flight.number, flight.origin, flight.destination, departed, arrived.local)
-        shown.append((flight_label(draft, index), made, arrived.offset))
+        shown.append((flight_label(t, draft, index), made, arrived.offset))
     assert draft.passenger
     return Itinerary(draft.passenger, tuple(f for _, f, _ in shown)), shown

@@ -1,6 +1,7 @@
 """Every sentence the dialogue sends: prompts, answers to mistakes, the summary, help and status.
 
-Plain text (no parse mode). Functions here only format; they decide nothing.
+Plain text (no parse mode), in the chat's language `t`. Functions here only format; they decide
+nothing. Constants are English msgids marked with `N_`, translated where they are used.
 """
 
 from __future__ import annotations
@@ -11,20 +12,19 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from itinerabot.i18n import LANGUAGES, N_, Texts, english
 from itinerabot.models import Airport, Flight, Order, OrderStatus
 
 MAX_TEXT = 4096
 _UTC = ZoneInfo("UTC")
-# Spelled out rather than strftime's %a/%b, which follow the process locale.
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # ---------------------------------------------------------------- formatting
 
 
-def day(d: date) -> str:
+def day(t: Texts, d: date) -> str:
     """`Thu 24 Dec 2026`."""
-    return f"{_WEEKDAYS[d.weekday()]} {d.day} {_MONTHS[d.month - 1]} {d.year}"
+    # Names from the catalogue's locale data rather than strftime's, which follow the process.
+    return f"{t.weekday(d.weekday())} {d.day} {t.month(d.month)} {d.year}"
 
 
 def utc_offset(moment: datetime) -> str:
@@ -36,22 +36,26 @@ def utc_offset(moment: datetime) -> str:
     return f"UTC{sign}{hours:02d}:{rest:02d}"
 
 
-def local_moment(moment: datetime) -> str:
+def local_moment(t: Texts, moment: datetime) -> str:
     """`Thu 24 Dec 2026, 14:05 (UTC+01:00)` for an aware datetime."""
-    return f"{day(moment.date())}, {moment:%H:%M} ({utc_offset(moment)})"
+    return f"{day(t, moment.date())}, {moment:%H:%M} ({utc_offset(moment)})"
 
 
-def utc_moment(moment: datetime) -> str:
+def utc_moment(t: Texts, moment: datetime) -> str:
     """`14:05 UTC on 24 Dec` for an aware datetime."""
     at = moment.astimezone(_UTC)
-    return f"{at:%H:%M} UTC on {at.day} {_MONTHS[at.month - 1]}"
+    return t.gettext(
+        "{time} UTC on {day} {month}", time=f"{at:%H:%M}", day=at.day, month=t.month(at.month)
+    )
 
 
-def duration(span: timedelta) -> str:
+def duration(t: Texts, span: timedelta) -> str:
     """`8 h 25 min`."""
     minutes = int(span.total_seconds()) // 60
     hours, rest = divmod(abs(minutes), 60)
-    return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
+    if hours:
+        return t.gettext("{hours} h {minutes} min", hours=hours, minutes=f"{rest:02d}")
+    return t.gettext("{minutes} min", minutes=rest)
 
 
 def airport(a: Airport) -> str:
@@ -67,14 +71,19 @@ def airport_button(a: Airport) -> str:
     return label if len(label) <= 60 else label[:59] + "…"
 
 
-def day_note(offset: int) -> str:
+def day_note(t: Texts, offset: int) -> str:
     """How the arrival day relates to the departure day, or "" for the same day."""
-    return {
-        -1: "the previous day by the local calendar (the flight crosses the date line)",
-        0: "",
-        1: "the next day",
-        2: "two days later",
-    }.get(offset, f"{offset:+d} days")
+    if offset == 0:
+        return ""
+    if offset == -1:
+        return t.gettext(
+            "the previous day by the local calendar (the flight crosses the date line)"
+        )
+    if offset == 1:
+        return t.gettext("the next day")
+    if offset == 2:
+        return t.gettext("two days later")
+    return t.ngettext("{offset} day", "{offset} days", abs(offset), offset=f"{offset:+d}")
 
 
 def money(amount: Decimal, currency: str) -> str:
@@ -88,366 +97,489 @@ def clip(text: str) -> str:
 
 # ---------------------------------------------------------------- greeting, help, commands
 
+#: (command, what it does) in English, for the bot's command menu
 COMMANDS = (
-    ("start", "make a new itinerary"),
-    ("help", "how this works"),
-    ("cancel", "drop the itinerary you are making"),
-    ("status", "where your current itinerary stands"),
-    ("orders", "your past orders, with their PDFs"),
+    ("start", N_("make a new itinerary")),
+    ("help", N_("how this works")),
+    ("cancel", N_("drop the itinerary you are making")),
+    ("status", N_("where your current itinerary stands")),
+    ("orders", N_("your past orders, with their PDFs")),
+    ("language", N_("choose the language I write in")),
 )
 
 
-def greeting(price: Decimal, currency: str) -> str:
-    return (
-        "Hello! I make a PDF itinerary of the flights you tell me, for "
-        f"{money(price, currency)}.\n"
+def commands(t: Texts) -> list[tuple[str, str]]:
+    """The command menu in the language of `t`."""
+    return [(name, t.gettext(what)) for name, what in COMMANDS]
+
+
+def greeting(t: Texts, price: Decimal, currency: str) -> str:
+    return t.gettext(
+        "Hello! I make a PDF itinerary of the flights you tell me, for {price}.\n"
         "It lists your flights; it is not an airline ticket or a reservation.\n"
-        "I'll ask one thing at a time. /cancel stops at any point, /help explains more."
+        "I'll ask one thing at a time. /cancel stops at any point, /help explains more.",
+        price=money(price, currency),
     )
 
 
-def help_text(price: Decimal, currency: str) -> str:
-    commands = "\n".join(f"/{name} – {what}" for name, what in COMMANDS)
-    return (
+def help_text(t: Texts, price: Decimal, currency: str) -> str:
+    listed = "\n".join(f"/{name} – {what}" for name, what in commands(t))
+    return t.gettext(
         "I turn the flights you enter into a neat PDF itinerary: passenger name, flight numbers, "
-        "airports, local times and flight durations. It costs "
-        f"{money(price, currency)}, paid by card or in USDC.\n\n"
+        "airports, local times and flight durations. It costs {price}, paid by card or in USDC."
+        "\n\n"
         "The PDF is an itinerary of the flights you entered. It is not an airline ticket or a "
         "reservation: no seat is booked and no airline is involved.\n\n"
-        f"{commands}"
+        "{commands}",
+        price=money(price, currency),
+        commands=listed,
     )
 
 
-def unknown_command(name: str) -> str:
-    commands = " ".join(f"/{n}" for n, _ in COMMANDS)
-    return f"I don't know the command /{name[:40]}. I understand: {commands}."
+def unknown_command(t: Texts, name: str) -> str:
+    listed = " ".join(f"/{n}" for n, _ in COMMANDS)
+    return t.gettext(
+        "I don't know the command /{name}. I understand: {commands}.",
+        name=name[:40],
+        commands=listed,
+    )
 
 
-NOTHING_TO_CANCEL = "There is nothing to cancel. /start makes a new itinerary."
-DRAFT_DROPPED = "Done: I dropped the itinerary you were making. /start makes a new one."
+NOTHING_TO_CANCEL = N_("There is nothing to cancel. /start makes a new itinerary.")
+DRAFT_DROPPED = N_("Done: I dropped the itinerary you were making. /start makes a new one.")
 
 
-def order_cancelled(reference: str) -> str:
-    return f"Order {reference} is cancelled; nothing will be charged for it."
+def order_cancelled(t: Texts, reference: str) -> str:
+    return t.gettext(
+        "Order {reference} is cancelled; nothing will be charged for it.", reference=reference
+    )
 
 
-def order_kept_paid(reference: str) -> str:
-    return f"Order {reference} is already paid, so it stays as it is and its PDF is yours."
+def order_kept_paid(t: Texts, reference: str) -> str:
+    return t.gettext(
+        "Order {reference} is already paid, so it stays as it is and its PDF is yours.",
+        reference=reference,
+    )
 
 
-def order_still_payable(reference: str) -> str:
-    return f"Your earlier order {reference} still waits for payment; its pay buttons still work."
+def order_still_payable(t: Texts, reference: str) -> str:
+    return t.gettext(
+        "Your earlier order {reference} still waits for payment; its pay buttons still work.",
+        reference=reference,
+    )
 
 
-INTERNAL_ERROR = "Sorry, something went wrong on my side. Send /start to begin again."
+INTERNAL_ERROR = N_("Sorry, something went wrong on my side. Send /start to begin again.")
+
+# ---------------------------------------------------------------- language
+
+ASK_LANGUAGE = N_("Which language shall I write in? Tap one:")
+LANGUAGE_SET = N_("From now on I write in English.")
+
+
+def language_buttons() -> list[tuple[str, str]]:
+    """(code, label) of each language, each named in itself."""
+    return list(LANGUAGES.items())
+
 
 # ---------------------------------------------------------------- prompts
 
-NAME_RULES = (
+NAME_RULES = N_(
     "Type the passenger name exactly as in the passport, 2 to 60 characters: Latin letters A–Z, "
     "spaces, hyphens (-) and apostrophes ('), e.g. JANE MARY DOE or SEAN O'NEILL."
 )
-ASK_NAME = "Passenger name, as in the passport (Latin letters A–Z, spaces, - and '):"
-ASK_TRIP = "One-way or return?"
-TRIP_ONE_WAY = "One-way"
-TRIP_RETURN = "Return"
-TRIP_RULES = "Press One-way or Return below (or type one-way or return)."
+ASK_NAME = N_("Passenger name, as in the passport (Latin letters A–Z, spaces, - and '):")
+ASK_TRIP = N_("One-way or return?")
+TRIP_ONE_WAY = N_("One-way")
+TRIP_RETURN = N_("Return")
+TRIP_RULES = N_("Press One-way or Return below (or type one-way or return).")
 
 
-def flight_label(index: int, return_trip: bool) -> str:
+def flight_label(t: Texts, index: int, return_trip: bool) -> str:
     if not return_trip:
-        return "Flight"
-    return "Outbound flight" if index == 0 else "Return flight"
+        return t.gettext("Flight")
+    return t.gettext("Outbound flight") if index == 0 else t.gettext("Return flight")
 
 
-def ask_origin(label: str) -> str:
-    return (
-        f"{label} – departure airport? Type a city, an airport name or a 3-letter IATA code "
-        "(e.g. Frankfurt, Heathrow, JFK)."
+def edit_flight_label(t: Texts, index: int) -> str:
+    """The flight's name on the edit menu's buttons: `Outbound` or `Return`."""
+    return t.pgettext("flight", "Return") if index else t.pgettext("flight", "Outbound")
+
+
+def ask_origin(t: Texts, label: str) -> str:
+    return t.gettext(
+        "{flight} – departure airport? Type a city, an airport name or a 3-letter IATA code "
+        "(e.g. Frankfurt, Heathrow, JFK).",
+        flight=label,
     )
 
 
-def ask_destination(label: str, origin: Airport) -> str:
-    return f"{label} from {origin.iata} – arrival airport? A city, an airport name or a code."
-
-
-def ask_number(label: str, origin: Airport, destination: Airport) -> str:
-    return (
-        f"{label} {origin.iata} → {destination.iata} – flight number? "
-        "Airline code and 1–4 digits, e.g. LH 401 or BA2490."
+def ask_destination(t: Texts, label: str, origin: Airport) -> str:
+    return t.gettext(
+        "{flight} from {origin} – arrival airport? A city, an airport name or a code.",
+        flight=label,
+        origin=origin.iata,
     )
 
 
-def ask_date(label: str, origin: Airport, example: date) -> str:
-    spelled = f"{example.day} {_MONTHS[example.month - 1]} {example.year}"
-    return (
-        f"{label} – departure date (local at {origin.iata})? "
-        f"E.g. {spelled}, {example:%d.%m.%Y} or {example.isoformat()}."
+def ask_number(t: Texts, label: str, origin: Airport, destination: Airport) -> str:
+    return t.gettext(
+        "{flight} {origin} → {destination} – flight number? "
+        "Airline code and 1–4 digits, e.g. LH 401 or BA2490.",
+        flight=label,
+        origin=origin.iata,
+        destination=destination.iata,
     )
 
 
-def ask_departure(label: str, origin: Airport, when: date) -> str:
-    return (
-        f"{label} – departure time on {day(when)}, local time at {origin.iata}? "
-        "E.g. 14:05, 1405 or 2:05pm."
+def ask_date(t: Texts, label: str, origin: Airport, example: date) -> str:
+    return t.gettext(
+        "{flight} – departure date (local at {origin})? E.g. {spelled}, {dotted} or {iso}.",
+        flight=label,
+        origin=origin.iata,
+        # the date parser reads English month names only, so the example spells one
+        spelled=f"{example.day} {english().month(example.month)} {example.year}",
+        dotted=f"{example:%d.%m.%Y}",
+        iso=example.isoformat(),
     )
 
 
-def ask_arrival(label: str, destination: Airport) -> str:
-    return (
-        f"{label} – arrival time, local time at {destination.iata}? E.g. 17:40. "
-        "If it lands on the next day, add +1 (e.g. 07:30 +1)."
+def ask_departure(t: Texts, label: str, origin: Airport, when: date) -> str:
+    return t.gettext(
+        "{flight} – departure time on {day}, local time at {origin}? E.g. 14:05, 1405 or 2:05pm.",
+        flight=label,
+        day=day(t, when),
+        origin=origin.iata,
     )
 
 
-def currently(value: str) -> str:
-    return f"Now: {value}. Type a new answer to change it."
+def ask_arrival(t: Texts, label: str, destination: Airport) -> str:
+    return t.gettext(
+        "{flight} – arrival time, local time at {destination}? E.g. 17:40. "
+        "If it lands on the next day, add +1 (e.g. 07:30 +1).",
+        flight=label,
+        destination=destination.iata,
+    )
 
 
-RETURN_ORIGIN_HINT = "Or pick the airport you flew to:"
-RETURN_DESTINATION_HINT = "Or pick the airport you started from:"
+def currently(t: Texts, value: str) -> str:
+    return t.gettext("Now: {value}. Type a new answer to change it.", value=value)
+
+
+RETURN_ORIGIN_HINT = N_("Or pick the airport you flew to:")
+RETURN_DESTINATION_HINT = N_("Or pick the airport you started from:")
 
 # ---------------------------------------------------------------- answers and acknowledgements
 
 
-def ack_passenger(name: str) -> str:
-    return f"Passenger: {name}"
+def ack_passenger(t: Texts, name: str) -> str:
+    return t.gettext("Passenger: {name}", name=name)
 
 
-def ack_trip(return_trip: bool) -> str:
-    return "Return trip." if return_trip else "One-way trip."
+def ack_trip(t: Texts, return_trip: bool) -> str:
+    return t.gettext("Return trip.") if return_trip else t.gettext("One-way trip.")
 
 
-def ack_airport(role: str, a: Airport, others: Sequence[Airport]) -> str:
-    text = f"{role}: {airport(a)}"
+def ack_airport(t: Texts, origin: bool, a: Airport, others: Sequence[Airport]) -> str:
+    """`From: …` (or `To: …` when not `origin`), with other airports the search matched."""
+    if origin:
+        text = t.gettext("From: {airport}", airport=airport(a))
+    else:
+        text = t.gettext("To: {airport}", airport=airport(a))
     if others:
         listed = ", ".join(f"{o.iata} ({o.name})" for o in others[:3])
-        text += f"\n(Also matching: {listed}. Not this one? Use Edit on the summary.)"
+        text += "\n" + t.gettext(
+            "(Also matching: {airports}. Not this one? Use Edit on the summary.)", airports=listed
+        )
     return text
 
 
-def ack_number(number: str) -> str:
-    return f"Flight number: {number}"
+def ack_number(t: Texts, number: str) -> str:
+    return t.gettext("Flight number: {number}", number=number)
 
 
-def ack_date(when: date) -> str:
-    return f"Date: {day(when)}"
+def ack_date(t: Texts, when: date) -> str:
+    return t.gettext("Date: {day}", day=day(t, when))
 
 
-def ack_departure(moment: datetime) -> str:
-    return f"Departs: {local_moment(moment)}"
+def ack_departure(t: Texts, moment: datetime) -> str:
+    return t.gettext("Departs: {moment}", moment=local_moment(t, moment))
 
 
-def ack_arrival(moment: datetime, offset: int, inferred: bool, took: timedelta) -> str:
-    text = f"Arrives: {local_moment(moment)}"
+def ack_arrival(t: Texts, moment: datetime, offset: int, inferred: bool, took: timedelta) -> str:
+    arrives = local_moment(t, moment)
     if offset:
-        text += f" – {day_note(offset)}"
-    text += f". Flight time {duration(took)}."
+        arrives += f" – {day_note(t, offset)}"
+    text = t.gettext(
+        "Arrives: {moment}. Flight time {duration}.", moment=arrives, duration=duration(t, took)
+    )
     if inferred:
-        text += " If that day is wrong, change it with Edit on the summary (add +1, +2 or -1)."
+        text += " " + t.gettext(
+            "If that day is wrong, change it with Edit on the summary (add +1, +2 or -1)."
+        )
     return text
 
 
-def several_airports(query: str, total: int, shown: int) -> str:
-    more = (
-        f" (showing {shown} of {total}; type more of the name to narrow it)"
-        if total > shown
-        else ""
+def several_airports(t: Texts, query: str, total: int, shown: int) -> str:
+    if total > shown:
+        return t.gettext(
+            "Several airports match “{query}” (showing {shown} of {total}; type more of the name "
+            "to narrow it). Pick one, or type its 3-letter code:",
+            query=query[:60],
+            shown=shown,
+            total=total,
+        )
+    return t.gettext(
+        "Several airports match “{query}”. Pick one, or type its 3-letter code:", query=query[:60]
     )
-    return f"Several airports match “{query[:60]}”{more}. Pick one, or type its 3-letter code:"
 
 
-def no_airport(query: str, has_suggestions: bool) -> str:
-    text = f"I found no airport for “{query[:60]}”."
+def no_airport(t: Texts, query: str, has_suggestions: bool) -> str:
+    text = t.gettext("I found no airport for “{query}”.", query=query[:60])
     if has_suggestions:
-        return text + " Did you mean one of these? Or type another city, name or code."
-    return text + " Type a city, an airport name or a 3-letter IATA code, e.g. Paris or CDG."
+        return (
+            text + " " + t.gettext("Did you mean one of these? Or type another city, name or code.")
+        )
+    return (
+        text
+        + " "
+        + t.gettext("Type a city, an airport name or a 3-letter IATA code, e.g. Paris or CDG.")
+    )
 
 
-def same_airport(a: Airport) -> str:
-    return f"The flight can't land where it took off ({a.iata}). Type the arrival airport."
+def same_airport(t: Texts, a: Airport) -> str:
+    return t.gettext(
+        "The flight can't land where it took off ({airport}). Type the arrival airport.",
+        airport=a.iata,
+    )
 
 
-def text_too_long(length: int, limit: int) -> str:
-    return f"That's {length} characters; answers here are at most {limit}. Please send it shorter."
+def text_too_long(t: Texts, length: int, limit: int) -> str:
+    return t.ngettext(
+        "That's {length} character; answers here are at most {limit}. Please send it shorter.",
+        "That's {length} characters; answers here are at most {limit}. Please send it shorter.",
+        length,
+        length=length,
+        limit=limit,
+    )
 
 
-def not_text(kind: str, hint: str) -> str:
+def not_text(t: Texts, kind: str, hint: str) -> str:
     what = " ".join(re.sub(r"[^a-z]+", " ", kind.casefold()).split())[:30] or "message"
-    return f"I can only read text here, so I can't use this {what}. {hint}"
+    return t.gettext(
+        "I can only read text here, so I can't use this {what}. {hint}", what=what, hint=hint
+    )
 
 
-CHANGE_DATE = "Change the date"
+CHANGE_DATE = N_("Change the date")
 
 HINTS = {
-    "name": "Please type the passenger name as in the passport.",
-    "trip": "Please press One-way or Return.",
-    "origin": "Please type the departure airport: a city, an airport name or a code.",
-    "destination": "Please type the arrival airport: a city, an airport name or a code.",
-    "number": "Please type the flight number, e.g. LH 401.",
-    "date": "Please type the departure date, e.g. 24 Dec 2026.",
-    "departure": "Please type the local departure time, e.g. 14:05.",
-    "arrival": "Please type the local arrival time, e.g. 17:40 (add +1 for the next day).",
+    "name": N_("Please type the passenger name as in the passport."),
+    "trip": N_("Please press One-way or Return."),
+    "origin": N_("Please type the departure airport: a city, an airport name or a code."),
+    "destination": N_("Please type the arrival airport: a city, an airport name or a code."),
+    "number": N_("Please type the flight number, e.g. LH 401."),
+    "date": N_("Please type the departure date, e.g. 24 Dec 2026."),
+    "departure": N_("Please type the local departure time, e.g. 14:05."),
+    "arrival": N_("Please type the local arrival time, e.g. 17:40 (add +1 for the next day)."),
 }
 
 # ---------------------------------------------------------------- validation messages
 
 
-def name_bad_characters(bad: Sequence[str], suggestion: str | None) -> str:
-    shown = " ".join(bad[:10])
-    text = (
-        f"The name can't contain {shown}. Passports print names in Latin letters A–Z only, "
-        "with spaces, hyphens (-) and apostrophes (')."
+def name_bad_characters(t: Texts, bad: Sequence[str], suggestion: str | None) -> str:
+    text = t.gettext(
+        "The name can't contain {characters}. Passports print names in Latin letters A–Z only, "
+        "with spaces, hyphens (-) and apostrophes (').",
+        characters=" ".join(bad[:10]),
     )
     if suggestion:
-        text += f" Without accents it would be: {suggestion}"
+        text += " " + t.gettext("Without accents it would be: {name}", name=suggestion)
     return text
 
 
-def name_bad_length(length: int, low: int, high: int) -> str:
-    return f"The name has {length} characters; it must have {low} to {high}."
+def name_bad_length(t: Texts, length: int, low: int, high: int) -> str:
+    return t.ngettext(
+        "The name has {length} character; it must have {low} to {high}.",
+        "The name has {length} characters; it must have {low} to {high}.",
+        length,
+        length=length,
+        low=low,
+        high=high,
+    )
 
 
-NAME_PUNCTUATION = (
+NAME_PUNCTUATION = N_(
     "Each part of the name must start with a letter; hyphens and apostrophes go between letters, "
     "e.g. ANNE-MARIE O'NEILL."
 )
 
 
-def flight_number_invalid(text: str) -> str:
-    return (
-        f"“{text[:40]}” is not a flight number. Type the airline code (2 letters/digits like LH, "
-        "U2, or 3 letters like DLH) and 1–4 digits, optionally one letter after: LH 401, BA2490."
+def flight_number_invalid(t: Texts, text: str) -> str:
+    return t.gettext(
+        "“{text}” is not a flight number. Type the airline code (2 letters/digits like LH, "
+        "U2, or 3 letters like DLH) and 1–4 digits, optionally one letter after: LH 401, BA2490.",
+        text=text[:40],
     )
 
 
-def date_unreadable(text: str) -> str:
-    return (
-        f"I couldn't read “{text[:40]}” as a date. Type day, month and year, e.g. 24 Dec 2026, "
-        "24.12.2026 (day first) or 2026-12-24."
+def date_unreadable(t: Texts, text: str) -> str:
+    return t.gettext(
+        "I couldn't read “{text}” as a date. Type day, month and year, e.g. 24 Dec 2026, "
+        "24.12.2026 (day first) or 2026-12-24.",
+        text=text[:40],
     )
 
 
-def date_not_a_day(text: str) -> str:
-    return f"“{text[:40]}” is not a day in the calendar. Check the day and month."
-
-
-def date_in_past(when: date, today: date, last: date) -> str:
-    return (
-        f"{day(when)} is in the past (today is {day(today)} there). "
-        f"Type a date from today up to {day(last)}."
+def date_not_a_day(t: Texts, text: str) -> str:
+    return t.gettext(
+        "“{text}” is not a day in the calendar. Check the day and month.", text=text[:40]
     )
 
 
-def date_too_far(when: date, last: date) -> str:
-    return f"{day(when)} is more than a year ahead. Type a date up to {day(last)}."
-
-
-def time_unreadable(text: str) -> str:
-    return (
-        f"I couldn't read “{text[:40]}” as a time. Type it as 24-hour HH:MM (14:05 or 1405) "
-        "or with am/pm (2:05pm)."
+def date_in_past(t: Texts, when: date, today: date, last: date) -> str:
+    return t.gettext(
+        "{day} is in the past (today is {today} there). Type a date from today up to {last}.",
+        day=day(t, when),
+        today=day(t, today),
+        last=day(t, last),
     )
 
 
-def arrival_unreadable(text: str) -> str:
-    return (
-        f"I couldn't read “{text[:40]}” as a time. Type it as 24-hour HH:MM (17:40) or with "
-        "am/pm (5:40pm), and add +1 if it lands the next day (07:30 +1)."
+def date_too_far(t: Texts, when: date, last: date) -> str:
+    return t.gettext(
+        "{day} is more than a year ahead. Type a date up to {last}.",
+        day=day(t, when),
+        last=day(t, last),
     )
 
 
-ARRIVAL_OFFSET_RANGE = (
+def time_unreadable(t: Texts, text: str) -> str:
+    return t.gettext(
+        "I couldn't read “{text}” as a time. Type it as 24-hour HH:MM (14:05 or 1405) "
+        "or with am/pm (2:05pm).",
+        text=text[:40],
+    )
+
+
+def arrival_unreadable(t: Texts, text: str) -> str:
+    return t.gettext(
+        "I couldn't read “{text}” as a time. Type it as 24-hour HH:MM (17:40) or with "
+        "am/pm (5:40pm), and add +1 if it lands the next day (07:30 +1).",
+        text=text[:40],
+    )
+
+
+ARRIVAL_OFFSET_RANGE = N_(
     "The day after the time can be +1 or +2 (later days) or -1 (the previous local day, when "
     "flying east over the date line), e.g. 07:30 +1."
 )
 
 
-def time_skipped(local: datetime, tz: str) -> str:
-    return (
-        f"{local:%H:%M} doesn't exist on {day(local.date())} in {tz}: the clocks jump forward "
-        "that night. Check the time."
+def time_skipped(t: Texts, local: datetime, tz: str) -> str:
+    return t.gettext(
+        "{time} doesn't exist on {day} in {zone}: the clocks jump forward that night. "
+        "Check the time.",
+        time=f"{local:%H:%M}",
+        day=day(t, local.date()),
+        zone=tz,
     )
 
 
-def departure_in_past(local: datetime, now_local: datetime) -> str:
-    return (
-        f"{day(local.date())} at {local:%H:%M} has already passed there (it is now "
-        f"{now_local:%H:%M} local time). Type a later time."
+def departure_in_past(t: Texts, local: datetime, now_local: datetime) -> str:
+    return t.gettext(
+        "{day} at {time} has already passed there (it is now {now} local time). Type a later time.",
+        day=day(t, local.date()),
+        time=f"{local:%H:%M}",
+        now=f"{now_local:%H:%M}",
     )
 
 
-def arrival_before_departure(took_off: datetime, landed: datetime) -> str:
-    return (
-        f"That arrival ({local_moment(landed)}, i.e. {utc_moment(landed)}) is "
-        f"{duration(took_off - landed)} before the departure ({utc_moment(took_off)}) in "
-        "absolute time, so the flight would land before it took off. Check the time; add +1 "
-        "if it lands the next local day, or -1 if it lands the previous local day (flying east "
-        "over the date line)."
+def arrival_before_departure(t: Texts, took_off: datetime, landed: datetime) -> str:
+    return t.gettext(
+        "That arrival ({arrival}, i.e. {arrival_utc}) is {duration} before the departure "
+        "({departure_utc}) in absolute time, so the flight would land before it took off. "
+        "Check the time; add +1 if it lands the next local day, or -1 if it lands the previous "
+        "local day (flying east over the date line).",
+        arrival=local_moment(t, landed),
+        arrival_utc=utc_moment(t, landed),
+        duration=duration(t, took_off - landed),
+        departure_utc=utc_moment(t, took_off),
     )
 
 
-def flight_too_short(took: timedelta, least: timedelta) -> str:
-    return (
-        f"That makes the flight {duration(took)} long; a flight takes at least "
-        f"{duration(least)}. Check the arrival time."
+def flight_too_short(t: Texts, took: timedelta, least: timedelta) -> str:
+    return t.gettext(
+        "That makes the flight {duration} long; a flight takes at least {least}. "
+        "Check the arrival time.",
+        duration=duration(t, took),
+        least=duration(t, least),
     )
 
 
-def flight_too_long(took_off: datetime, landed: datetime, most: timedelta) -> str:
-    return (
-        f"That makes the flight {duration(landed - took_off)} long (departure "
-        f"{utc_moment(took_off)}, arrival {utc_moment(landed)}); I accept flights up to "
-        f"{duration(most)}. Check the time, and the day: +1, +2 or -1 after the time."
+def flight_too_long(t: Texts, took_off: datetime, landed: datetime, most: timedelta) -> str:
+    return t.gettext(
+        "That makes the flight {duration} long (departure {departure_utc}, arrival "
+        "{arrival_utc}); I accept flights up to {most}. Check the time, and the day: +1, +2 or "
+        "-1 after the time.",
+        duration=duration(t, landed - took_off),
+        departure_utc=utc_moment(t, took_off),
+        arrival_utc=utc_moment(t, landed),
+        most=duration(t, most),
     )
 
 
-def return_date_before_outbound(when: date, outbound_arrival: datetime) -> str:
-    return (
-        f"The return can't be on {day(when)}: the outbound flight lands "
-        f"{local_moment(outbound_arrival)}. Type a date on or after its arrival."
+def return_date_before_outbound(t: Texts, when: date, outbound_arrival: datetime) -> str:
+    return t.gettext(
+        "The return can't be on {day}: the outbound flight lands {arrival}. "
+        "Type a date on or after its arrival.",
+        day=day(t, when),
+        arrival=local_moment(t, outbound_arrival),
     )
 
 
-def return_before_outbound(departure: datetime, outbound_arrival: datetime) -> str:
-    return (
-        f"The return would depart {local_moment(departure)}, before the outbound flight lands "
-        f"({local_moment(outbound_arrival)}; {utc_moment(outbound_arrival)}). The return must "
-        "depart after the outbound arrives."
+def return_before_outbound(t: Texts, departure: datetime, outbound_arrival: datetime) -> str:
+    return t.gettext(
+        "The return would depart {departure}, before the outbound flight lands ({arrival}; "
+        "{arrival_utc}). The return must depart after the outbound arrives.",
+        departure=local_moment(t, departure),
+        arrival=local_moment(t, outbound_arrival),
+        arrival_utc=utc_moment(t, outbound_arrival),
     )
 
 
 # ---------------------------------------------------------------- summary, status, orders
 
-ITINERARY_NOT_TICKET = (
+ITINERARY_NOT_TICKET = N_(
     "The PDF is an itinerary of the flights you entered. It is not an airline ticket or a "
     "reservation: no seat is booked and no airline is involved."
 )
-PAY_CARD = "Pay by card"
-PAY_USDC = "Pay with USDC"
-EDIT = "Edit"
-CANCEL = "Cancel"
-BACK_TO_SUMMARY = "Back to the summary"
-NO_PAYMENT_METHOD = "Payment is not available at the moment; please try again later."
-EDIT_WHAT = "What would you like to change?"
+PAY_CARD = N_("Pay by card")
+PAY_USDC = N_("Pay with USDC")
+EDIT = N_("Edit")
+CANCEL = N_("Cancel")
+BACK_TO_SUMMARY = N_("Back to the summary")
+NO_PAYMENT_METHOD = N_("Payment is not available at the moment; please try again later.")
+EDIT_WHAT = N_("What would you like to change?")
 FIELD_LABELS = {
-    "name": "Passenger name",
-    "trip": "One-way / return",
-    "origin": "from",
-    "destination": "to",
-    "number": "flight number",
-    "date": "date",
-    "departure": "departure time",
-    "arrival": "arrival time",
+    "name": N_("Passenger name"),
+    "trip": N_("One-way / return"),
+    "origin": N_("from"),
+    "destination": N_("to"),
+    "number": N_("flight number"),
+    "date": N_("date"),
+    "departure": N_("departure time"),
+    "arrival": N_("arrival time"),
 }
 
 
-def edit_label(field: str, flight: str | None) -> str:
-    label = FIELD_LABELS[field]
+def edit_label(t: Texts, field: str, flight: str | None) -> str:
+    label = t.gettext(FIELD_LABELS[field])
     return f"{flight}: {label}" if flight else label
 
 
 def summary(
+    t: Texts,
     passenger: str,
     flights: Sequence[tuple[str, Flight, int]],
     price: Decimal,
@@ -455,110 +587,138 @@ def summary(
     reference: str,
 ) -> str:
     """The whole itinerary for a last check: `flights` holds (label, flight, arrival day offset)."""
-    parts = ["Please check your itinerary.", "", f"Passenger: {passenger}"]
+    parts = [t.gettext("Please check your itinerary."), "", ack_passenger(t, passenger)]
     for label, flight, offset in flights:
-        arrives = local_moment(flight.arrival_aware)
+        arrives = local_moment(t, flight.arrival_aware)
         if offset:
-            arrives += f" – {day_note(offset)}"
+            arrives += f" – {day_note(t, offset)}"
         parts += [
             "",
             f"{label} {flight.flight_number}",
-            f"From: {airport(flight.origin)}",
-            f"Departs: {local_moment(flight.departure_aware)}",
-            f"To: {airport(flight.destination)}",
-            f"Arrives: {arrives}",
-            f"Flight time: {duration(flight.duration)}",
+            t.gettext("From: {airport}", airport=airport(flight.origin)),
+            ack_departure(t, flight.departure_aware),
+            t.gettext("To: {airport}", airport=airport(flight.destination)),
+            t.gettext("Arrives: {moment}", moment=arrives),
+            t.gettext("Flight time: {duration}", duration=duration(t, flight.duration)),
         ]
     parts += [
         "",
-        f"Price: {money(price, currency)} · Order {reference}",
+        t.gettext(
+            "Price: {price} · Order {reference}",
+            price=money(price, currency),
+            reference=reference,
+        ),
         "",
-        ITINERARY_NOT_TICKET,
+        t.gettext(ITINERARY_NOT_TICKET),
     ]
     return clip("\n".join(parts))
 
 
-SUMMARY_HINT = "Use the buttons under the summary: pay, edit or cancel."
-EDIT_HINT = "Pick the field to change with the buttons above."
-IDLE_HINT = "Send /start to make a new itinerary, or /help to learn more."
-STALE = "That step is already done."
-ALREADY_PAID = "This order is already paid."
-ORDER_WAS_CANCELLED = "This order was cancelled. /start makes a new one."
-ORDER_UNKNOWN = "I can't find that order."
-CARD_OFF = "Card payment is not available at the moment."
-USDC_OFF = "USDC payment is not available at the moment."
-NOT_PAID_NO_PDF = "That order isn't paid, so there is no PDF to send."
-SENDING_PDF = "Sending the PDF again…"
+SUMMARY_HINT = N_("Use the buttons under the summary: pay, edit or cancel.")
+EDIT_HINT = N_("Pick the field to change with the buttons above.")
+IDLE_HINT = N_("Send /start to make a new itinerary, or /help to learn more.")
+STALE = N_("That step is already done.")
+ALREADY_PAID = N_("This order is already paid.")
+ORDER_WAS_CANCELLED = N_("This order was cancelled. /start makes a new one.")
+ORDER_UNKNOWN = N_("I can't find that order.")
+CARD_OFF = N_("Card payment is not available at the moment.")
+USDC_OFF = N_("USDC payment is not available at the moment.")
+NOT_PAID_NO_PDF = N_("That order isn't paid, so there is no PDF to send.")
+SENDING_PDF = N_("Sending the PDF again…")
 
 STATUS_WORDS = {
-    OrderStatus.AWAITING_PAYMENT: "waiting for payment",
-    OrderStatus.CANCELLED: "cancelled",
-    OrderStatus.PAID: "paid, PDF on its way",
-    OrderStatus.DELIVERED: "paid, PDF sent",
-    OrderStatus.DELIVERY_FAILED: "paid, sending the PDF failed (/orders to ask for it again)",
+    OrderStatus.AWAITING_PAYMENT: N_("waiting for payment"),
+    OrderStatus.CANCELLED: N_("cancelled"),
+    OrderStatus.PAID: N_("paid, PDF on its way"),
+    OrderStatus.DELIVERED: N_("paid, PDF sent"),
+    OrderStatus.DELIVERY_FAILED: N_("paid, sending the PDF failed (/orders to ask for it again)"),
 }
 
 
-def route(order: Order) -> str:
+def status_word(t: Texts, status: OrderStatus) -> str:
+    word = STATUS_WORDS.get(status)
+    return t.gettext(word) if word else str(status)
+
+
+def route(t: Texts, order: Order) -> str:
     flights = order.itinerary.flights
     if not flights:
         return "—"
     codes = [flights[0].origin.iata, *(f.destination.iata for f in flights)]
-    return " → ".join(codes) + f", {day(flights[0].departure_local.date())}"
+    return " → ".join(codes) + f", {day(t, flights[0].departure_local.date())}"
 
 
-def order_line(order: Order) -> str:
-    return f"{order.reference} · {route(order)} · {STATUS_WORDS.get(order.status, order.status)}"
+def order_line(t: Texts, order: Order) -> str:
+    return f"{order.reference} · {route(t, order)} · {status_word(t, order.status)}"
 
 
 QUESTIONS = {
-    "name": "the passenger name",
-    "trip": "one-way or return",
-    "origin": "the departure airport",
-    "destination": "the arrival airport",
-    "number": "the flight number",
-    "date": "the departure date",
-    "departure": "the departure time",
-    "arrival": "the arrival time",
+    "name": N_("the passenger name"),
+    "trip": N_("one-way or return"),
+    "origin": N_("the departure airport"),
+    "destination": N_("the arrival airport"),
+    "number": N_("the flight number"),
+    "date": N_("the departure date"),
+    "departure": N_("the departure time"),
+    "arrival": N_("the arrival time"),
 }
 
 
-def status_in_progress(answered: int, total: int, question: str) -> str:
-    return (
-        f"You are making an itinerary: {answered} of {total} answers given. "
-        f"Waiting for: {question}. /cancel drops it."
+def status_in_progress(t: Texts, answered: int, total: int, question: str) -> str:
+    return t.ngettext(
+        "You are making an itinerary: {answered} of {total} answer given. "
+        "Waiting for: {question}. /cancel drops it.",
+        "You are making an itinerary: {answered} of {total} answers given. "
+        "Waiting for: {question}. /cancel drops it.",
+        total,
+        answered=answered,
+        total=total,
+        question=question,
     )
 
 
-def status_summary(reference: str, order: Order | None) -> str:
+def status_summary(t: Texts, reference: str, order: Order | None) -> str:
     if order is None:
-        return f"Your itinerary is ready as order {reference}; use the buttons under the summary."
-    state = STATUS_WORDS.get(order.status, order.status)
-    text = f"Order {reference} ({route(order)}): {state}."
+        return t.gettext(
+            "Your itinerary is ready as order {reference}; use the buttons under the summary.",
+            reference=reference,
+        )
+    text = t.gettext(
+        "Order {reference} ({route}): {status}.",
+        reference=reference,
+        route=route(t, order),
+        status=status_word(t, order.status),
+    )
     if order.status is OrderStatus.AWAITING_PAYMENT:
-        text += " Pay with the buttons under the summary."
+        text += " " + t.gettext("Pay with the buttons under the summary.")
     return text
 
 
-STATUS_EDITING = "You are changing your itinerary: pick a field with the buttons above."
-STATUS_IDLE = "No itinerary in progress. /start makes a new one."
+STATUS_EDITING = N_("You are changing your itinerary: pick a field with the buttons above.")
+STATUS_IDLE = N_("No itinerary in progress. /start makes a new one.")
 
 
-def status_latest(order: Order) -> str:
-    return f"Your latest order: {order_line(order)}."
+def status_latest(t: Texts, order: Order) -> str:
+    return t.gettext("Your latest order: {order}.", order=order_line(t, order))
 
 
-NO_ORDERS = "You have no orders yet. /start makes a new itinerary."
+NO_ORDERS = N_("You have no orders yet. /start makes a new itinerary.")
 
 
-def orders_list(lines: Sequence[str], total: int) -> str:
-    head = (
-        "Your orders, newest first:"
-        if total <= len(lines)
-        else (f"Your latest {len(lines)} of {total} orders, newest first:")
-    )
-    return clip("\n".join([head, *lines, "", "Paid orders have a button to send the PDF again."]))
+def orders_list(t: Texts, lines: Sequence[str], more: bool) -> str:
+    """The listed orders; `more` says the chat has older ones than those listed."""
+    if more:
+        head = t.ngettext(
+            "Your latest {shown} order, newest first (older ones are not shown):",
+            "Your latest {shown} orders, newest first (older ones are not shown):",
+            len(lines),
+            shown=len(lines),
+        )
+    else:
+        head = t.gettext("Your orders, newest first:")
+    tail = t.gettext("Paid orders have a button to send the PDF again.")
+    return clip("\n".join([head, *lines, "", tail]))
 
 
-def pdf_button(reference: str) -> str:
-    return f"PDF {reference}"
+def pdf_button(t: Texts, reference: str) -> str:
+    return t.gettext("PDF {reference}", reference=reference)

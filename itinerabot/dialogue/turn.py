@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from itinerabot.dialogue import texts
 from itinerabot.dialogue.draft import Draft
 from itinerabot.dialogue.types import Action, Context, InlineButton, Keyboard, Reply, SendText
+from itinerabot.i18n import Texts
 from itinerabot.models import Airport, Order
 
 MAX_CALLBACK_DATA = 64  # bytes, Telegram's limit
@@ -25,6 +26,11 @@ class Turn:
     ctx: Context
     replies: list[Reply] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
+
+    @property
+    def t(self) -> Texts:
+        """The sentences in the chat's language."""
+        return self.ctx.texts
 
     def say(self, text: str, keyboard: Sequence[Sequence[InlineButton]] = ()) -> None:
         """Send `text` (clipped to Telegram's limit) with the buttons of `keyboard` that fit."""

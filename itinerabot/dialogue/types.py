@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from itinerabot.i18n import Texts, english
 from itinerabot.models import Itinerary, Order
 
 # ---------------------------------------------------------------- events (Telegram → dialogue)
@@ -134,7 +135,22 @@ class DeepLinkReturn:
     payload: str
 
 
-Action = CreateOrder | CancelOrder | PayByCard | PayWithUsdc | ResendDocument | DeepLinkReturn
+@dataclass(frozen=True, slots=True)
+class ChooseLanguage:
+    """The traveller picked the language `code` (one of `i18n.LANGUAGES`): remember it."""
+
+    code: str
+
+
+Action = (
+    CreateOrder
+    | CancelOrder
+    | PayByCard
+    | PayWithUsdc
+    | ResendDocument
+    | DeepLinkReturn
+    | ChooseLanguage
+)
 
 # ---------------------------------------------------------------- context and outcome
 
@@ -150,6 +166,7 @@ class Context:
     orders: tuple[Order, ...] = ()  # this chat's orders, newest first
     card_enabled: bool = True
     usdc_enabled: bool = True
+    texts: Texts = field(default_factory=english)  # the chat's language
 
 
 @dataclass(frozen=True, slots=True)

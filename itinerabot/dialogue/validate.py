@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from itinerabot.dialogue import texts
+from itinerabot.i18n import Texts, english
 
 NAME_MIN, NAME_MAX = 2, 60
 MIN_FLIGHT = timedelta(minutes=15)
@@ -47,9 +49,19 @@ _WEEKDAY = r"(?:(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)[a-z]*\.?,?\s+)?"
 
 @dataclass(frozen=True, slots=True)
 class Invalid:
-    """An answer that cannot be used; `message` tells the traveller what is allowed."""
+    """An answer that cannot be used; `say(texts)` tells the traveller what is allowed."""
 
-    message: str
+    say: Callable[[Texts], str]
+
+    @property
+    def message(self) -> str:
+        """What `say` tells, in English (the default language)."""
+        return self.say(english())
+
+
+def _says(message: str) -> Invalid:
+    """An `Invalid` whose message is the catalogue's sentence `message`."""
+    return Invalid(lambda t: t.gettext(message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,16 +88,17 @@ def parse_passenger_name(text: str) -> str | Invalid:
     """The name in capitals with single spaces, or why it cannot be printed as in a passport."""
     name = " ".join(text.replace("’", "'").replace("‘", "'").split()).upper()
     if not name:
-        return Invalid(texts.NAME_RULES)
+        return _says(texts.NAME_RULES)
     bad = sorted({c for c in name if not (c.isascii() and (c.isalpha() or c in " -'"))})
     if bad:
-        return Invalid(texts.name_bad_characters(bad, _ascii_suggestion(name)))
+        suggestion = _ascii_suggestion(name)
+        return Invalid(lambda t: texts.name_bad_characters(t, bad, suggestion))
     if not NAME_MIN <= len(name) <= NAME_MAX:
-        return Invalid(texts.name_bad_length(len(name), NAME_MIN, NAME_MAX))
+        return Invalid(lambda t: texts.name_bad_length(t, len(name), NAME_MIN, NAME_MAX))
     if not all(re.fullmatch(r"[A-Z]+(?:['-][A-Z]+)*'?", word) for word in name.split()):
-        return Invalid(texts.NAME_PUNCTUATION)
+        return _says(texts.NAME_PUNCTUATION)
     if sum(c.isalpha() for c in name) < NAME_MIN:
-        return Invalid(texts.NAME_RULES)
+        return _says(texts.NAME_RULES)
     return name
 
 
@@ -110,12 +123,12 @@ def parse_flight_number(text: str) -> str | Invalid:
     # A space or hyphen the traveller typed marks where the airline code ends ("L4 01" ≠ "L 401").
     parts = re.split(r"[\s\-]+", text.strip().upper(), maxsplit=1)
     if len(parts) == 2 and not 2 <= len(parts[0]) <= 3:
-        return Invalid(texts.flight_number_invalid(text.strip()))
+        return Invalid(lambda t: texts.flight_number_invalid(t, text.strip()))
     match = _FLIGHT_NUMBER.fullmatch(re.sub(r"[\s\-]+", "", text).upper())
     if match and len(parts) == 2 and match[1] != parts[0]:
         match = None
     if match is None or not any(c.isalpha() for c in match[1]) or int(match[2]) == 0:
-        return Invalid(texts.flight_number_invalid(text.strip()))
+        return Invalid(lambda t: texts.flight_number_invalid(t, text.strip()))
     return f"{match[1]} {int(match[2])}{match[3]}"
 
 
@@ -141,9 +154,9 @@ def check_date(when: date, *, today: date) -> Invalid | None:
     """Why `when` is not between `today` and a year ahead, or None."""
     last = today + BOOKING_HORIZON
     if when < today:
-        return Invalid(texts.date_in_past(when, today, last))
+        return Invalid(lambda t: texts.date_in_past(t, when, today, last))
     if when > last:
-        return Invalid(texts.date_too_far(when, last))
+        return Invalid(lambda t: texts.date_too_far(t, when, last))
     return None
 
 
@@ -168,7 +181,7 @@ def _read_date(words: str, today: date) -> date | Invalid:
         return _with_year(
             int(month_first[2]), _MONTHS[month_first[1]], month_first[3], today, words
         )
-    return Invalid(texts.date_unreadable(words))
+    return Invalid(lambda t: texts.date_unreadable(t, words))
 
 
 def _with_year(day: int, month: int, year: str | None, today: date, words: str) -> date | Invalid:
@@ -186,7 +199,7 @@ def _make_date(year: int, month: int, day: int, words: str) -> date | Invalid:
     try:
         return date(year, month, day)
     except ValueError:
-        return Invalid(texts.date_not_a_day(words))
+        return Invalid(lambda t: texts.date_not_a_day(t, words))
 
 
 # ---------------------------------------------------------------- times
@@ -197,7 +210,7 @@ _OFFSET = re.compile(r"\(?\s*([+-])\s*(\d)\s*(?:d|day|days)?\s*\)?$")
 def parse_time(text: str) -> time | Invalid:
     """A local time from `14:05`, `14.05`, `14h05`, `1405`, `2:05pm`, `2 pm`."""
     found = _read_time(" ".join(text.strip().casefold().split()))
-    return Invalid(texts.time_unreadable(text.strip())) if found is None else found
+    return Invalid(lambda t: texts.time_unreadable(t, text.strip())) if found is None else found
 
 
 def _read_time(words: str) -> time | None:
@@ -222,11 +235,11 @@ def parse_arrival(text: str) -> ArrivalInput | Invalid:
     if match:
         offset = int(match[2]) * (-1 if match[1] == "-" else 1)
         if offset not in ARRIVAL_OFFSETS:
-            return Invalid(texts.ARRIVAL_OFFSET_RANGE)
+            return _says(texts.ARRIVAL_OFFSET_RANGE)
         words = words[: match.start()].strip()
     found = _read_time(words)
     if found is None:
-        return Invalid(texts.arrival_unreadable(text.strip()))
+        return Invalid(lambda t: texts.arrival_unreadable(t, text.strip()))
     return ArrivalInput(found, offset)
 
 
@@ -247,9 +260,9 @@ def local_time_exists(local: datetime, tz: str) -> bool:
 def check_departure(local: datetime, tz: str, *, now: datetime) -> Invalid | None:
     """Why a departure at `local` wall time in `tz` cannot be used, or None."""
     if not local_time_exists(local, tz):
-        return Invalid(texts.time_skipped(local, tz))
+        return Invalid(lambda t: texts.time_skipped(t, local, tz))
     if aware(local, tz) <= now:
-        return Invalid(texts.departure_in_past(local, now.astimezone(ZoneInfo(tz))))
+        return Invalid(lambda t: texts.departure_in_past(t, local, now.astimezone(ZoneInfo(tz))))
     return None
 
 
@@ -286,16 +299,16 @@ def _arrival_on(
 ) -> Arrival | Invalid:
     local = datetime.combine(departure.date() + timedelta(days=offset), answer.time)
     if not local_time_exists(local, destination_tz):
-        return Invalid(texts.time_skipped(local, destination_tz))
+        return Invalid(lambda t: texts.time_skipped(t, local, destination_tz))
     took_off = aware(departure, origin_tz)
     landed = aware(local, destination_tz)
     duration = landed - took_off
     if duration <= timedelta(0):
-        return Invalid(texts.arrival_before_departure(took_off, landed))
+        return Invalid(lambda t: texts.arrival_before_departure(t, took_off, landed))
     if duration < MIN_FLIGHT:
-        return Invalid(texts.flight_too_short(duration, MIN_FLIGHT))
+        return Invalid(lambda t: texts.flight_too_short(t, duration, MIN_FLIGHT))
     if duration > MAX_FLIGHT:
-        return Invalid(texts.flight_too_long(took_off, landed, MAX_FLIGHT))
+        return Invalid(lambda t: texts.flight_too_long(t, took_off, landed, MAX_FLIGHT))
     return Arrival(local, offset, inferred)
 
 
@@ -304,5 +317,7 @@ def check_return_after_outbound(
 ) -> Invalid | None:
     """Why the return (aware departure) cannot depart then: before the outbound (aware) lands."""
     if return_departure < outbound_arrival:
-        return Invalid(texts.return_before_outbound(return_departure, outbound_arrival))
+        return Invalid(
+            lambda t: texts.return_before_outbound(t, return_departure, outbound_arrival)
+        )
     return None

@@ -1,5 +1,6 @@
 """The PDF of a stored paid order, ready to send: rendered off the trio thread, the same bytes
-each time (the issue time is the payment's)."""
+each time (the issue time is the payment's), with a caption in the chat's language (the PDF
+itself stays in English: border officers read it)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from dataclasses import dataclass
 
 import trio
 
+from itinerabot.i18n import Texts, english
 from itinerabot.models import Order, Payment
 from itinerabot.pdf.render import PageSize, itinerary_filename, render_itinerary
-from itinerabot.store import Store
+from itinerabot.store import Store, languages
 from itinerabot.store import orders as order_rows
 
 #: PDFs rendered at once: each holds a worker thread and some memory
@@ -31,8 +33,10 @@ DocumentRenderer = Callable[[int], Awaitable[Document]]
 
 def _load_for_render(
     conn: sqlite3.Connection, order_id: int
-) -> tuple[Order | None, Payment | None]:
-    return order_rows.get_order(conn, order_id), order_rows.get_payment(conn, order_id)
+) -> tuple[Order | None, Payment | None, Texts]:
+    order = order_rows.get_order(conn, order_id)
+    texts = languages.texts_of(conn, order.chat_id) if order else english()
+    return order, order_rows.get_payment(conn, order_id), texts
 
 
 def document_renderer(store: Store, page_size: PageSize) -> DocumentRenderer:
@@ -40,7 +44,7 @@ def document_renderer(store: Store, page_size: PageSize) -> DocumentRenderer:
     limiter = trio.CapacityLimiter(RENDER_THREADS)
 
     async def render(order_id: int) -> Document:
-        order, payment = await store.run(_load_for_render, order_id)
+        order, payment, t = await store.run(_load_for_render, order_id)
         if order is None or payment is None:
             # a PDF row for an order that is not paid: a bug upstream, not Telegram's doing
             raise LookupError(f"order {order_id} is not paid")
@@ -53,8 +57,11 @@ def document_renderer(store: Store, page_size: PageSize) -> DocumentRenderer:
         return Document(
             content=content,
             filename=itinerary_filename(order),
-            caption=f"Flight itinerary {order.reference} for {order.itinerary.passenger}. "
-            "Not an airline ticket.",
+            caption=t.gettext(
+                "Flight itinerary {reference} for {passenger}. Not an airline ticket.",
+                reference=order.reference,
+                passenger=order.itinerary.passenger,
+            ),
         )
 
     return render

@@ -17,9 +17,10 @@ from datetime import datetime
 
 from itinerabot import messages
 from itinerabot.clock import WallClock
+from itinerabot.i18n import Texts
 from itinerabot.messages import Document, Notify, Text
 from itinerabot.models import Payment, PaymentMethod
-from itinerabot.store import Store, money
+from itinerabot.store import Store, languages, money
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import ExtraKind
 from itinerabot.store.orders import OrderHead
@@ -61,17 +62,22 @@ def shortfall(order: OrderHead, payment: Payment) -> str | None:
     return None
 
 
-def how_to_get_it_back(method: PaymentMethod, support: str | None) -> str:
+def how_to_get_it_back(t: Texts, method: PaymentMethod, support: str | None) -> str:
     """The sentence that tells a traveller how money owed back reaches them."""
     if method == PaymentMethod.CARD:
-        return "It will be refunded to your card."
-    if method == PaymentMethod.USDC:
-        where = f"write to {support}" if support else "reply here with /help"
-        return (
-            "We will send it back in USDC: to receive it, "
-            f"{where} with your order reference and the address and network to send it to."
+        return t.gettext("It will be refunded to your card.")
+    if method == PaymentMethod.USDC and support:
+        return t.gettext(
+            "We will send it back in USDC: to receive it, write to {support} with your order "
+            "reference and the address and network to send it to.",
+            support=support,
         )
-    return "It will be refunded."
+    if method == PaymentMethod.USDC:
+        return t.gettext(
+            "We will send it back in USDC: to receive it, reply here with /help with your order "
+            "reference and the address and network to send it to."
+        )
+    return t.gettext("It will be refunded.")
 
 
 def record_payment(
@@ -120,14 +126,21 @@ def record_payment(
             earlier_ref=ref,
             extra_payment_id=extra_id,
         )
-    how = " by card" if payment.method == PaymentMethod.CARD else ""  # "10.00 USDC" says it
-    _tell(
-        conn,
-        order,
-        f"Payment received: {_amount(payment)}{how} for order {order.reference}. "
-        "Your itinerary PDF is on its way.",
-        now,
-    )
+    t = languages.texts_of(conn, order.chat_id)
+    if payment.method == PaymentMethod.CARD:
+        received = t.gettext(
+            "Payment received: {amount} by card for order {reference}. "
+            "Your itinerary PDF is on its way.",
+            amount=_amount(payment),
+            reference=order.reference,
+        )
+    else:  # "10.00 USDC" says how
+        received = t.gettext(
+            "Payment received: {amount} for order {reference}. Your itinerary PDF is on its way.",
+            amount=_amount(payment),
+            reference=order.reference,
+        )
+    _tell(conn, order, received, now)
     messages.queue(conn, order.chat_id, Document(), now=now, order_id=order_id)
     extra_id = _overpaid(conn, order, payment, now, support)
     return Recorded(order_id, payment, source, order, fresh=True, extra_payment_id=extra_id)
@@ -164,13 +177,14 @@ def _overpaid(
         ):
             return None
         extra_id = known.id
-    _tell(
-        conn,
-        order,
-        f"Order {order.reference}: {_amount(payment)} arrived, "
-        f"{_amount(above)} more than the price. " + how_to_get_it_back(payment.method, support),
-        now,
+    t = languages.texts_of(conn, order.chat_id)
+    text = t.gettext(
+        "Order {reference}: {amount} arrived, {above} more than the price.",
+        reference=order.reference,
+        amount=_amount(payment),
+        above=_amount(above),
     )
+    _tell(conn, order, f"{text} {how_to_get_it_back(t, payment.method, support)}", now)
     return extra_id
 
 
@@ -185,16 +199,16 @@ def _second_payment(
     more arrived on the same payment since (a USDC intent paid twice), raise what is owed
     and tell the difference. The extra payment's id when it is new or grew."""
     extra_id = money.record_extra_payment(conn, order.id, payment, ExtraKind.SECOND, now)
-    how = how_to_get_it_back(payment.method, support)
+    t = languages.texts_of(conn, order.chat_id)
+    how = how_to_get_it_back(t, payment.method, support)
     if extra_id is None:
         return _more_on_second_payment(conn, order, payment, now, how)
-    _tell(
-        conn,
-        order,
-        f"We received a second payment of {_amount(payment)} for order "
-        f"{order.reference}, which was already paid. {how}",
-        now,
+    text = t.gettext(
+        "We received a second payment of {amount} for order {reference}, which was already paid.",
+        amount=_amount(payment),
+        reference=order.reference,
     )
+    _tell(conn, order, f"{text} {how}", now)
     return extra_id
 
 
@@ -215,13 +229,13 @@ def _more_on_second_payment(
         provider_ref=payment.provider_ref,
         paid_at=payment.paid_at,
     )
-    _tell(
-        conn,
-        order,
-        f"We received {_amount(more)} more for order {order.reference}, which was "
-        f"already paid ({_amount(payment)} in all). {how}",
-        now,
+    text = languages.texts_of(conn, order.chat_id).gettext(
+        "We received {more} more for order {reference}, which was already paid ({amount} in all).",
+        more=_amount(more),
+        reference=order.reference,
+        amount=_amount(payment),
     )
+    _tell(conn, order, f"{text} {how}", now)
     return known.id
 
 

@@ -94,11 +94,12 @@ def get_order_by_reference(conn: sqlite3.Connection, reference: str) -> Order | 
     return _order(row) if row else None
 
 
-def chat_orders(conn: sqlite3.Connection, chat_id: int, limit: int = 10) -> list[Order]:
-    """This chat's orders, newest first, cancelled unpaid ones left out."""
+def chat_orders(conn: sqlite3.Connection, chat_id: int, limit: int | None = None) -> list[Order]:
+    """This chat's latest `limit` orders (all if None), newest first, cancelled unpaid ones
+    left out. The caller picks the limit: /orders asks for one more than it lists."""
     rows = conn.execute(
         "SELECT * FROM orders WHERE chat_id = ? AND status != ? ORDER BY id DESC LIMIT ?",
-        (chat_id, OrderStatus.CANCELLED.value, limit),
+        (chat_id, OrderStatus.CANCELLED.value, -1 if limit is None else limit),
     ).fetchall()
     return [_order(r) for r in rows]
 
@@ -173,6 +174,16 @@ def mark_delivery_failed(conn: sqlite3.Connection, order_id: int, error: str) ->
     cur = conn.execute(
         "UPDATE orders SET status = ?, delivery_error = ? WHERE id = ? AND status = ?",
         (OrderStatus.DELIVERY_FAILED.value, error, order_id, OrderStatus.PAID.value),
+    )
+    return cur.rowcount == 1
+
+
+def reopen_delivery(conn: sqlite3.Connection, order_id: int) -> bool:
+    """delivery_failed → paid (the operator resends the PDF), so the next PDF sent marks the
+    order delivered; True if it moved. The error it had stays on its failed outbox row."""
+    cur = conn.execute(
+        "UPDATE orders SET status = ?, delivery_error = NULL WHERE id = ? AND status = ?",
+        (OrderStatus.PAID.value, order_id, OrderStatus.DELIVERY_FAILED.value),
     )
     return cur.rowcount == 1
 

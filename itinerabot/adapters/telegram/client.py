@@ -168,8 +168,15 @@ class TelegramClient:
             )
         )
 
-    async def set_commands(self, commands: Sequence[tuple[str, str]]) -> None:
-        await _call(self.bot.set_my_commands([telegram.BotCommand(c, d) for c, d in commands]))
+    async def set_commands(
+        self, commands: Sequence[tuple[str, str]], language_code: str | None = None
+    ) -> None:
+        """The command menu, for users whose app is in `language_code` (None: everyone else)."""
+        await _call(
+            self.bot.set_my_commands(
+                [telegram.BotCommand(c, d) for c, d in commands], language_code=language_code
+            )
+        )
 
     # ------------------------------------------------------------------ sending
 

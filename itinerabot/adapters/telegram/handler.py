@@ -24,10 +24,12 @@ from itinerabot.adapters.telegram.updates import Incoming, translate
 from itinerabot.clock import WallClock
 from itinerabot.config import Settings
 from itinerabot.dialogue import current_question, step
+from itinerabot.dialogue.commands import MAX_ORDERS_LISTED
 from itinerabot.dialogue.types import (
     AnswerCallback,
     ButtonPress,
     CancelOrder,
+    ChooseLanguage,
     CommandMessage,
     Context,
     CreateOrder,
@@ -41,16 +43,19 @@ from itinerabot.dialogue.types import (
     SendText,
     TextMessage,
 )
+from itinerabot.i18n import N_, Texts, choose, texts_for
 from itinerabot.messages import DocumentCopy, Message, Notify, Text
 from itinerabot.models import Order
 from itinerabot.payments.methods import PaymentActions
-from itinerabot.store import Store, misc, outbox
+from itinerabot.store import Store, languages, misc, outbox
 from itinerabot.store import orders as order_rows
 
 log = logging.getLogger(__name__)
 
 _REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L
-GROUP_REPLY = "I work in private chats only. Open a private chat with me to make an itinerary."
+GROUP_REPLY = N_("I work in private chats only. Open a private chat with me to make an itinerary.")
+NOT_PAID_NO_PDF = N_("Order {reference} is not paid yet, so there is no PDF to send.")
+SOMETHING_WENT_WRONG = N_("Sorry, something went wrong on our side. Please try again.")
 
 
 def new_reference() -> str:
@@ -76,17 +81,21 @@ class _ChatView:
     orders: list[Order]
     new_reference: str
     live_keyboard: int | None  # message id of a question whose buttons are still shown
+    texts: Texts  # the chat's language: its pick, else what its app reports now or last
 
 
-def _load(conn: sqlite3.Connection, chat_id: int) -> _ChatView:
+def _load(conn: sqlite3.Connection, chat_id: int, language_code: str | None) -> _ChatView:
     reference = new_reference()
     while order_rows.get_order_by_reference(conn, reference) is not None:
         reference = new_reference()
+    chosen, seen = languages.get(conn, chat_id)
     return _ChatView(
         misc.get_chat_state(conn, chat_id),
-        order_rows.chat_orders(conn, chat_id),
+        # one more than /orders lists, so it can tell there are more
+        order_rows.chat_orders(conn, chat_id, MAX_ORDERS_LISTED + 1),
         reference,
         outbox.live_step_keyboard(conn, chat_id),
+        texts_for(choose(chosen, language_code or seen)),
     )
 
 
@@ -101,6 +110,8 @@ def _commit(
 ) -> None:
     chat_id = incoming.chat_id
     queued = list(messages)
+    if incoming.private and incoming.language_code:
+        languages.set_seen(conn, chat_id, incoming.language_code, now)
     if outcome is not None:
         for action in outcome.actions:
             match action:
@@ -121,9 +132,10 @@ def _commit(
                     if order is not None and order.chat_id == chat_id and order.status.is_paid:
                         out.queue(conn, chat_id, DocumentCopy(), now=now, order_id=order.id)
                     else:
-                        queued.append(
-                            Text(f"Order {reference} is not paid yet, so there is no PDF to send.")
-                        )
+                        t = languages.texts_of(conn, chat_id)
+                        queued.append(Text(t.gettext(NOT_PAID_NO_PDF, reference=reference)))
+                case ChooseLanguage(code=code):
+                    languages.set_chosen(conn, chat_id, code, now)
         misc.set_chat_state(conn, chat_id, outcome.state, now)
         replies = [reply_to_message(r) for r in outcome.replies]
         # answer the button press first, then what the dialogue says, then payment messages
@@ -173,7 +185,8 @@ class UpdateHandler:
             if isinstance(incoming.event, ButtonPress):
                 # every callback query is answered, or the client spins on the button
                 messages.append(out.AnswerCallback(incoming.event.callback_id))
-            messages.append(Text("Sorry, something went wrong on our side. Please try again."))
+            t = texts_for(choose(None, incoming.language_code))
+            messages.append(Text(t.gettext(SOMETHING_WENT_WRONG)))
         await self._store.run(
             _commit, incoming, outcome, messages, pricing.price, pricing.currency, self._clock()
         )
@@ -182,13 +195,14 @@ class UpdateHandler:
 
     async def _decide(self, incoming: Incoming) -> tuple[Outcome | None, list[Message]]:
         if not incoming.private:
+            group_reply = texts_for(choose(None, incoming.language_code)).gettext(GROUP_REPLY)
             if isinstance(incoming.event, ButtonPress):
-                return None, [out.AnswerCallback(incoming.event.callback_id, GROUP_REPLY[:190])]
+                return None, [out.AnswerCallback(incoming.event.callback_id, group_reply[:190])]
             if isinstance(incoming.event, CommandMessage):
-                return None, [Text(GROUP_REPLY)]
+                return None, [Text(group_reply)]
             # Other group chatter is not for us: one reply per message could flood a group.
             return None, []
-        chat = await self._store.run(_load, incoming.chat_id)
+        chat = await self._store.run(_load, incoming.chat_id, incoming.language_code)
         ctx = Context(
             now=self._clock(),
             price=self._settings.pricing.price,
@@ -197,6 +211,7 @@ class UpdateHandler:
             orders=tuple(chat.orders),
             card_enabled=self._settings.stripe.enabled,
             usdc_enabled=self._settings.circle.enabled,
+            texts=chat.texts,
         )
         outcome = step(chat.state, incoming.event, ctx)
         messages: list[Message] = []
@@ -210,9 +225,13 @@ class UpdateHandler:
         for action in outcome.actions:
             match action:
                 case PayByCard(reference=ref):
-                    messages += await self._payments.pay_by_card(incoming.chat_id, ref)
+                    messages += await self._payments.pay_by_card(incoming.chat_id, ref, chat.texts)
                 case PayWithUsdc(reference=ref):
-                    messages += await self._payments.pay_with_usdc(incoming.chat_id, ref)
+                    messages += await self._payments.pay_with_usdc(
+                        incoming.chat_id, ref, chat.texts
+                    )
                 case DeepLinkReturn(payload=payload):
-                    messages += await self._payments.deep_link_return(incoming.chat_id, payload)
+                    messages += await self._payments.deep_link_return(
+                        incoming.chat_id, payload, chat.texts
+                    )
         return outcome, messages

@@ -41,6 +41,7 @@ class Incoming:
     chat_id: int
     private: bool
     event: Event
+    language_code: str | None = None  # the IETF tag the sender's app reports, e.g. "ru"
 
 
 def translate(update: telegram.Update) -> Incoming | None:
@@ -48,7 +49,8 @@ def translate(update: telegram.Update) -> Incoming | None:
     if update.message is not None:
         msg = update.message
         private = msg.chat.type == telegram.constants.ChatType.PRIVATE
-        return Incoming(update.update_id, msg.chat.id, private, _message_event(msg))
+        language = msg.from_user.language_code if msg.from_user is not None else None
+        return Incoming(update.update_id, msg.chat.id, private, _message_event(msg), language)
     cq = update.callback_query
     if cq is not None:
         chat = cq.message.chat if cq.message is not None else None
@@ -60,6 +62,7 @@ def translate(update: telegram.Update) -> Incoming | None:
             chat_id,
             private,
             ButtonPress(data=cq.data or "", callback_id=cq.id, message_id=message_id),
+            cq.from_user.language_code,
         )
     return None
 

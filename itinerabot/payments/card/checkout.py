@@ -10,23 +10,26 @@ import logging
 import re
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
-import stripe
 import trio
 
-from itinerabot.adapters.stripe.client import stripe_errors
+from itinerabot.adapters.stripe.client import StripeApi
 from itinerabot.clock import WallClock
 from itinerabot.config import StripeSettings
 from itinerabot.dialogue.types import InlineButton
 from itinerabot.errors import ServiceError
+from itinerabot.i18n import Texts, english
 from itinerabot.messages import Message, Text
-from itinerabot.models import Order, OrderStatus
+from itinerabot.models import Order
 from itinerabot.payments.card.paid import settle_taken, take_paid_session
 from itinerabot.payments.card.unpaid import ended_text, new_payment_offer, take_unpaid_end
 from itinerabot.payments.card.verify import minor_units
 from itinerabot.payments.fulfilment import Fulfilment
+from itinerabot.payments.payable import create_in_time, payable_order
+from itinerabot.payments.texts import card_unavailable, pay_by_card_label
 from itinerabot.store import Store
 from itinerabot.store import card_sessions as sessions
 from itinerabot.store import orders as order_rows
@@ -37,8 +40,6 @@ log = logging.getLogger(__name__)
 RETURN_OK = "ok_"
 RETURN_CANCEL = "back_"
 _PAYLOAD_RE = re.compile(r"^(ok|back)_(IB-[0-9A-Z]{6})$")
-#: longest a "Pay by card" tap may wait for Stripe, seconds (updates queue meanwhile)
-CREATE_TIME_LIMIT = 20.0
 #: longest a deep-link return waits for Stripe, seconds (wanted as a setting:
 #: stripe.return_time_limit); past it the webhook or the reconciler delivers
 RETURN_TIME_LIMIT = 5.0
@@ -48,13 +49,13 @@ RETURN_RETRIEVE_EVERY = 10.0
 _MIN_REMAINING = 35 * 60
 
 
-def deep_link(bot_username: str, payload: str) -> str:
-    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", payload), payload
-    return f"https://t.me/{bot_username}?start={payload}"
+#: the link the Checkout page sends the traveller back by, for a return payload: the
+#: channel's own (Telegram's deep link); raises ValueError for a payload it cannot carry
+ReturnLink = Callable[[str], str]
 
 
 def checkout_params(
-    order: Order, attempt: int, *, bot_username: str, expires_at: int
+    order: Order, attempt: int, *, return_link: ReturnLink, expires_at: int
 ) -> dict[str, Any]:
     """The exact parameters of `checkout.sessions.create` for this order and attempt."""
     ref = order.reference
@@ -78,18 +79,21 @@ def checkout_params(
         "metadata": {"order_reference": ref, "order_id": str(order.id), "attempt": str(attempt)},
         "payment_intent_data": {"metadata": {"order_reference": ref}},
         "expires_at": expires_at,
-        "success_url": deep_link(bot_username, RETURN_OK + ref),
-        "cancel_url": deep_link(bot_username, RETURN_CANCEL + ref),
+        "success_url": return_link(RETURN_OK + ref),
+        "cancel_url": return_link(RETURN_CANCEL + ref),
     }
 
 
-def pay_button(order: Order, url: str) -> Text:
-    label = f"Pay {order.price:.2f} {order.currency} by card"
-    return Text(
-        f"Order {order.reference}: pay {order.price:.2f} {order.currency} on Stripe's secure"
-        " checkout page. Your PDF arrives here as soon as the payment is confirmed.",
-        ((InlineButton(label, url=url),),),
+def pay_button(t: Texts, order: Order, url: str) -> Text:
+    label = pay_by_card_label(t, order.price, order.currency)
+    text = t.gettext(
+        "Order {reference}: pay {price} {currency} on Stripe's secure checkout page. "
+        "Your PDF arrives here as soon as the payment is confirmed.",
+        reference=order.reference,
+        price=f"{order.price:.2f}",
+        currency=order.currency,
     )
+    return Text(text, ((InlineButton(label, url=url),),))
 
 
 class CardPayments:
@@ -98,48 +102,46 @@ class CardPayments:
     def __init__(
         self,
         store: Store,
-        client: stripe.StripeClient,
+        client: StripeApi,
         fulfilment: Fulfilment,
         settings: StripeSettings,
         clock: WallClock,
-        bot_username: str,
+        return_link: ReturnLink,
     ) -> None:
         self._store = store
         self._client = client
         self._fulfilment = fulfilment
         self._settings = settings
         self._clock = clock
-        self._bot = bot_username
+        self._return_link = return_link
         self._lock = trio.Lock()
         self._throttle = RetrieveThrottle(RETURN_RETRIEVE_EVERY)
 
-    async def pay_by_card(self, chat_id: int, reference: str) -> Sequence[Message]:
-        """The URL button of this order's open Checkout Session, created if needed."""
+    async def pay_by_card(
+        self, chat_id: int, reference: str, texts: Texts | None = None
+    ) -> Sequence[Message]:
+        """The URL button of this order's open Checkout Session, created if needed; said
+        in `texts` (English if None)."""
+        t = texts or english()
         async with self._lock:  # a double tap waits and then reuses the same session
-            order = await self._store.run(order_rows.get_order_by_reference, reference)
-            if order is None or order.chat_id != chat_id:
-                return [Text(f"I cannot find order {reference}. Send /start.")]
-            if order.status.is_paid:
-                return [Text(f"Order {reference} is already paid.")]
-            if order.status == OrderStatus.CANCELLED:
-                return [Text(f"Order {reference} was cancelled. Send /start for a new one.")]
-            try:
-                # updates wait while this runs: bound it (a retry resends the stored request)
-                with trio.fail_after(CREATE_TIME_LIMIT):
-                    url = await self._session_url(order)
-            except (ServiceError, trio.TooSlowError) as exc:
-                log.error(
-                    "stripe: creating a checkout session failed",
-                    extra={"order": reference, "error": str(exc) or "timed out"},
-                )
-                return [
-                    Text("Card payment is not available right now. Please try again in a minute.")
-                ]
-            return [pay_button(order, url)]
+            found = await payable_order(self._store, t, chat_id, reference, sessions.latest)
+            if isinstance(found, Text):
+                return [found]
+            order, current = found
+            url = await create_in_time(
+                partial(self._session_url, order, current),
+                what="stripe: creating a checkout session",
+                reference=reference,
+            )
+            if url is None:
+                return [Text(card_unavailable(t))]
+            return [pay_button(t, order, url)]
 
-    async def _session_url(self, order: Order) -> str:
+    async def _session_url(self, order: Order, current: sessions.CardSession | None) -> str:
+        """The URL of the order's open session, else of a session created for a new attempt
+        (or for the one stored but not created: the same request). Raises ServiceError,
+        StoreError."""
         now = self._clock()
-        current = await self._store.run(sessions.latest, order.id)
         remaining = (current.expires_at - now.timestamp()) if current else 0
         if current is not None and current.status == "open" and current.url and remaining > 60:
             return current.url
@@ -150,28 +152,28 @@ class CardPayments:
             params = checkout_params(
                 order,
                 attempt,
-                bot_username=self._bot,
+                return_link=self._return_link,
                 expires_at=int(now.timestamp()) + self._settings.session_expiry,
             )
             current = await self._store.run(
                 sessions.begin_attempt, order.id, f"itinerabot-{uuid.uuid4()}", params, now
             )
-        with stripe_errors("creating a checkout session"):
-            session = await self._client.v1.checkout.sessions.create_async(
-                current.params,  # type: ignore[arg-type]
-                {"idempotency_key": current.idempotency_key},
-            )
-        assert session.url is not None
-        await self._store.run(
-            sessions.set_created, order.id, current.attempt, session.id, session.url
+        session = await self._client.create_checkout_session(
+            current.params, idempotency_key=current.idempotency_key
         )
+        session_id, url = str(session["id"]), session.get("url")
+        assert isinstance(url, str)  # a `payment` mode session always has its page
+        await self._store.run(sessions.set_created, order.id, current.attempt, session_id, url)
         log.info(
-            "checkout session created", extra={"order": order.reference, "session": session.id}
+            "checkout session created", extra={"order": order.reference, "session": session_id}
         )
-        return session.url
+        return url
 
-    async def deep_link_return(self, chat_id: int, payload: str) -> Sequence[Message]:
+    async def deep_link_return(
+        self, chat_id: int, payload: str, texts: Texts | None = None
+    ) -> Sequence[Message]:
         """The traveller came back from Checkout: fulfil at once if Stripe says it is paid.
+        Said in `texts` (English if None).
 
         Stripe is asked only about a session still open in the store, at most once per order
         every RETURN_RETRIEVE_EVERY seconds and for at most RETURN_TIME_LIMIT seconds (updates
@@ -179,44 +181,47 @@ class CardPayments:
         the webhook or the reconciler delivers it. Coming back with `back_` from a session
         that ended offers a new payment.
         """
-        match = _PAYLOAD_RE.match(payload)
+        match, t = _PAYLOAD_RE.match(payload), texts or english()
         if match is None:
-            return [Text("Welcome back! Send /start to make a new itinerary.")]
+            return [Text(t.gettext("Welcome back! Send /start to make a new itinerary."))]
         kind, reference = match.groups()
         order, current = await self._store.run(_order_and_session, reference)
         if order is None or order.chat_id != chat_id:
-            return [Text(f"I cannot find order {reference}.")]
+            return [Text(t.gettext("I cannot find order {reference}.", reference=reference))]
         if order.status.is_paid:
-            return [Text(f"Order {reference} is paid. Your itinerary PDF is sent to this chat.")]
+            sent = "Order {reference} is paid. Your itinerary PDF is sent to this chat."
+            return [Text(t.gettext(sent, reference=reference))]
         if current is None or current.session_id is None:
-            return [Text(f"Order {reference} has no card payment yet.")]
+            none = "Order {reference} has no card payment yet."
+            return [Text(t.gettext(none, reference=reference))]
         if current.status == "complete":  # complete at Stripe, yet the order is unpaid
-            return [_mismatch(reference)]
+            return [_mismatch(t, reference)]
         if current.status == "open" and self._throttle.may_retrieve(order.id):
-            answer = await self._ask_stripe(order, current.session_id)
+            answer = await self._ask_stripe(t, order, current.session_id)
             if answer is not None:
                 return answer
             current = await self._store.run(sessions.by_session_id, current.session_id)
             assert current is not None
         if kind == "back":
-            return [self._pay_again(order, current)]
+            return [self._pay_again(t, order, current)]
         return [
             Text(
-                f"Your card payment for {reference} is not confirmed yet. If you completed it, "
-                "the PDF arrives here as soon as Stripe confirms it; otherwise tap the pay "
-                "button again."
+                t.gettext(
+                    "Your card payment for {reference} is not confirmed yet. If you completed "
+                    "it, the PDF arrives here as soon as Stripe confirms it; otherwise tap the "
+                    "pay button again.",
+                    reference=reference,
+                )
             )
         ]
 
-    async def _ask_stripe(self, order: Order, session_id: str) -> list[Message] | None:
+    async def _ask_stripe(self, t: Texts, order: Order, session_id: str) -> list[Message] | None:
         """Retrieve the session (time-limited) and take what Stripe says: the reply, or None
         when Stripe could not tell in time or the session is still open."""
         session = None
         with trio.move_on_after(RETURN_TIME_LIMIT) as limit:
             try:
-                with stripe_errors("retrieving a checkout session"):
-                    found = await self._client.v1.checkout.sessions.retrieve_async(session_id)
-                session = found.to_dict()
+                session = await self._client.retrieve_checkout_session(session_id)
             except ServiceError as exc:
                 log.warning(
                     "stripe: retrieving a session failed",
@@ -233,7 +238,7 @@ class CardPayments:
             ended = await self._store.run(
                 take_unpaid_end, session_id, "expired", self._clock(), tell=False
             )
-            return [new_payment_offer(order, ended_text(order, "expired"))] if ended else None
+            return [new_payment_offer(t, order, ended_text(t, order, "expired"))] if ended else None
         if session.get("status") != "complete":
             return None
         taken = await self._store.run(
@@ -248,19 +253,20 @@ class CardPayments:
         if taken.verdict.payment is not None:
             return []  # "payment received" and the PDF are queued by fulfilment
         if taken.verdict.problems:
-            return [_mismatch(order.reference)]
+            return [_mismatch(t, order.reference)]
         return None  # a delayed method still settling
 
-    def _pay_again(self, order: Order, current: sessions.CardSession) -> Text:
+    def _pay_again(self, t: Texts, order: Order, current: sessions.CardSession) -> Text:
         """Back from Checkout unpaid: the same page while it is open, else a new payment."""
         remaining = current.expires_at - self._clock().timestamp()
         if current.status == "open" and current.url and remaining > 60:
-            return pay_button(order, current.url)
-        return new_payment_offer(
-            order,
-            f"The card payment page for order {order.reference} is closed. Nothing was "
-            "charged. You can start a new payment:",
+            return pay_button(t, order, current.url)
+        closed = t.gettext(
+            "The card payment page for order {reference} is closed. Nothing was charged. "
+            "You can start a new payment:",
+            reference=order.reference,
         )
+        return new_payment_offer(t, order, closed)
 
 
 class RetrieveThrottle:
@@ -280,11 +286,14 @@ class RetrieveThrottle:
         return True
 
 
-def _mismatch(reference: str) -> Text:
+def _mismatch(t: Texts, reference: str) -> Text:
     return Text(
-        f"Stripe reports a card payment for {reference} that does not match the order, so "
-        "the PDF cannot be sent for it. We have noted it and will look into it; you can also "
-        "reply with /help."
+        t.gettext(
+            "Stripe reports a card payment for {reference} that does not match the order, so "
+            "the PDF cannot be sent for it. We have noted it and will look into it; you can "
+            "also reply with /help.",
+            reference=reference,
+        )
     )
 
 

@@ -17,7 +17,7 @@ from itinerabot import messages
 from itinerabot.messages import Text
 from itinerabot.models import PaymentMethod
 from itinerabot.payments.card.verify import minor_units
-from itinerabot.store import money
+from itinerabot.store import languages, money
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import RefundStatus
 from itinerabot.store.orders import OrderHead
@@ -130,10 +130,12 @@ def record(
     assert after is not None
     order = order_rows.get_order_head(conn, after.order_id)
     if order is not None and before is not None and after.status == RefundStatus.SUCCEEDED:
-        text = (
-            f"We refunded {after.amount:.2f} {after.currency} to your card for "
-            f"order {order.reference}. Depending on your bank it shows on your statement "
-            "within 5 to 10 business days."
+        text = languages.texts_of(conn, order.chat_id).gettext(
+            "We refunded {amount} {currency} to your card for order {reference}. Depending on "
+            "your bank it shows on your statement within 5 to 10 business days.",
+            amount=f"{after.amount:.2f}",
+            currency=after.currency,
+            reference=order.reference,
         )
         messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
     return after

@@ -10,26 +10,35 @@ from datetime import datetime
 
 from itinerabot import messages
 from itinerabot.dialogue.types import InlineButton
+from itinerabot.i18n import Texts
 from itinerabot.messages import Text
 from itinerabot.models import Order
+from itinerabot.payments.texts import pay_by_card_label
 from itinerabot.store import card_sessions as sessions
+from itinerabot.store import languages
 from itinerabot.store import orders as order_rows
 
 #: stored statuses of a session still to end: the traveller has not been told of its end
 _UNFINISHED = ("creating", "open")
 
 
-def new_payment_offer(order: Order, text: str) -> Text:
+def new_payment_offer(t: Texts, order: Order, text: str) -> Text:
     """`text`, with a button that starts a new card payment of `order` (a new session)."""
-    label = f"Pay {order.price:.2f} {order.currency} by card"
+    label = pay_by_card_label(t, order.price, order.currency)
     return Text(text, ((InlineButton(label, data=f"pay:card:{order.reference}"),),))
 
 
-def ended_text(order: Order, status: str) -> str:
-    what = "expired" if status == "expired" else "did not go through"
-    return (
-        f"The card payment for order {order.reference} {what}. "
-        "Nothing was charged. You can start a new payment:"
+def ended_text(t: Texts, order: Order, status: str) -> str:
+    if status == "expired":
+        return t.gettext(
+            "The card payment for order {reference} expired. "
+            "Nothing was charged. You can start a new payment:",
+            reference=order.reference,
+        )
+    return t.gettext(
+        "The card payment for order {reference} did not go through. "
+        "Nothing was charged. You can start a new payment:",
+        reference=order.reference,
     )
 
 
@@ -54,6 +63,7 @@ def take_unpaid_end(
     if latest is not None and latest.session_id != session_id:
         return None  # a newer attempt is under way; this old page does not matter
     if tell:
-        offer = new_payment_offer(order, ended_text(order, status))
+        t = languages.texts_of(conn, order.chat_id)
+        offer = new_payment_offer(t, order, ended_text(t, order, status))
         messages.queue(conn, order.chat_id, offer, now=now, order_id=order.id)
     return order

@@ -17,12 +17,13 @@ from decimal import Decimal
 from itinerabot import messages
 from itinerabot.adapters.circle.status import Outcome, PaymentIntentView
 from itinerabot.dialogue.types import InlineButton, Keyboard
+from itinerabot.i18n import N_, Texts
 from itinerabot.messages import PhotoQr, Text
 from itinerabot.models import Order, Payment, PaymentMethod
 from itinerabot.payments.fulfilment import Recorded, how_to_get_it_back, record_payment
 from itinerabot.payments.usdc.lifetime import Lifetime
 from itinerabot.store import circle_intents as intents
-from itinerabot.store import money
+from itinerabot.store import languages, money
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import ExtraKind
 
@@ -43,11 +44,24 @@ CHAINS = {
 }
 
 #: told when the 30 s poller's window ends unpaid; the late watcher keeps checking
-NOT_CONFIRMED = (
+NOT_CONFIRMED = N_(
     "We have not seen a confirmed USDC payment for order {reference} in time. If you have "
-    "sent it, we keep checking until {until:%Y-%m-%d %H:%M} UTC and your PDF arrives here as "
+    "sent it, we keep checking until {until} UTC and your PDF arrives here as "
     "soon as it is confirmed. If you have not sent it, you can pay again:"
 )
+#: how an intent that paid nothing ended, as the chat is told
+_ENDED = {
+    Outcome.EXPIRED: N_(
+        "The USDC payment for order {reference} expired before a full payment arrived. "
+        "You can start a new payment:"
+    ),
+    Outcome.FAILED: N_(
+        "The USDC payment for order {reference} failed. You can start a new payment:"
+    ),
+    Outcome.REFUNDED: N_(
+        "The USDC payment for order {reference} was refunded. You can start a new payment:"
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +77,10 @@ def chain_name(chain: str) -> str:
     return f"{CHAINS.get(chain, chain)} ({chain})"
 
 
-def retry_keyboard(reference: str, *, card: bool) -> Keyboard:
-    row = [InlineButton("Pay with USDC again", data=f"pay:usdc:{reference}")]
+def retry_keyboard(t: Texts, reference: str, *, card: bool) -> Keyboard:
+    row = [InlineButton(t.gettext("Pay with USDC again"), data=f"pay:usdc:{reference}")]
     if card:
-        row.append(InlineButton("Pay by card", data=f"pay:card:{reference}"))
+        row.append(InlineButton(t.gettext("Pay by card"), data=f"pay:card:{reference}"))
     return (tuple(row),)
 
 
@@ -90,23 +104,30 @@ def _address_message(
     assert view.address is not None
     if not intents.set_address(conn, view.id, view.address, view.chain):
         return False
-    ends = (
-        f"\nThis offer ends at {view.expires_on:%Y-%m-%d %H:%M} UTC."
-        if view.expires_on is not None
-        else ""
-    )
-    text = (
-        f"Order {html.escape(order.reference)}: send exactly <b>{_fmt(order.price)} USDC</b> on "
-        f"<b>{html.escape(chain_name(view.chain))}</b> to this address (tap to copy):\n\n"
-        f"<code>{html.escape(view.address)}</code>\n{ends}\n"
-        f"Send USDC on {html.escape(CHAINS.get(view.chain, view.chain))} only: other tokens or "
-        "networks cannot be recovered. Your PDF arrives here as soon as the payment is confirmed."
+    t = languages.texts_of(conn, order.chat_id)
+    ends = ""
+    if view.expires_on is not None:
+        ends = "\n" + t.gettext(
+            "This offer ends at {until} UTC.", until=f"{view.expires_on:%Y-%m-%d %H:%M}"
+        )
+    text = t.gettext(
+        "Order {reference}: send exactly <b>{amount} USDC</b> on <b>{chain}</b> to this "
+        "address (tap to copy):\n\n<code>{address}</code>\n{ends}\n"
+        "Send USDC on {network} only: other tokens or networks cannot be recovered. "
+        "Your PDF arrives here as soon as the payment is confirmed.",
+        reference=html.escape(order.reference),
+        amount=_fmt(order.price),
+        chain=html.escape(chain_name(view.chain)),
+        address=html.escape(view.address),
+        ends=ends,
+        network=html.escape(CHAINS.get(view.chain, view.chain)),
     )
     messages.queue(conn, order.chat_id, Text(text, html=True), now=now, order_id=order.id)
+    caption = t.gettext("Deposit address for {reference}", reference=order.reference)
     messages.queue(
         conn,
         order.chat_id,
-        PhotoQr(view.address, f"Deposit address for {order.reference}"),
+        PhotoQr(view.address, caption),
         now=now,
         order_id=order.id,
     )
@@ -125,21 +146,37 @@ def _owed_back(
     the order, as owed back, and tell the chat what arrived and what happens next (once)."""
     kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
     extra_id = money.record_extra_payment(conn, order.id, payment, kind, now)
-    back = how_to_get_it_back(PaymentMethod.USDC, wording.support)
+    t = languages.texts_of(conn, order.chat_id)
+    back = how_to_get_it_back(t, PaymentMethod.USDC, wording.support)
     if extra_id is None:
         return _more_owed(conn, order, payment, kind, back, now)
     arrived = f"{_fmt(payment.amount)} USDC"
     message: Text
     if kind == ExtraKind.SECOND:
-        message = Text(
-            f"We received {arrived} for order {order.reference}, which was already paid. {back}"
+        text = t.gettext(
+            "We received {arrived} for order {reference}, which was already paid.",
+            arrived=arrived,
+            reference=order.reference,
         )
+        message = Text(f"{text} {back}")
     else:
+        values = {"reference": order.reference, "arrived": arrived, "price": _fmt(order.price)}
+        if ended == "expired":
+            text = t.gettext(
+                "The USDC payment for order {reference} expired with {arrived} of {price} "
+                "received, which does not pay the order.",
+                **values,
+            )
+        else:
+            text = t.gettext(
+                "The USDC payment for order {reference} failed with {arrived} of {price} "
+                "received, which does not pay the order.",
+                **values,
+            )
+        again = t.gettext("You can start a new payment:")
         message = Text(
-            f"The USDC payment for order {order.reference} {ended} with {arrived} of "
-            f"{_fmt(order.price)} received, which does not pay the order. {back} "
-            "You can start a new payment:",
-            retry_keyboard(order.reference, card=wording.card),
+            f"{text} {back} {again}",
+            retry_keyboard(t, order.reference, card=wording.card),
         )
     messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
     return Applied(order, told=True, owed=(extra_id, payment.amount, kind))
@@ -160,11 +197,14 @@ def _more_owed(
         conn, known.id, payment.amount, payment.provider_payment_id
     ):
         return Applied(order)
-    text = (
-        f"We received {_fmt(payment.amount - known.amount)} USDC more for order "
-        f"{order.reference} ({_fmt(payment.amount)} USDC in all), which does not pay it. {back}"
+    text = languages.texts_of(conn, order.chat_id).gettext(
+        "We received {more} USDC more for order {reference} ({amount} USDC in all), which "
+        "does not pay it.",
+        more=_fmt(payment.amount - known.amount),
+        reference=order.reference,
+        amount=_fmt(payment.amount),
     )
-    messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
+    messages.queue(conn, order.chat_id, Text(f"{text} {back}"), now=now, order_id=order.id)
     return Applied(order, told=True, owed=(known.id, payment.amount, kind))
 
 
@@ -206,17 +246,21 @@ def apply(
     if outcome == Outcome.UNDERPAID:
         # remembered even for a paid order: it is what a lapsed intent owes back
         if intents.set_notified_paid(conn, view.id, _fmt(paid)) and not order.status.is_paid:
-            text = (
-                f"Order {order.reference}: {_fmt(paid)} USDC of {_fmt(view.amount)} arrived. "
-                f"{_fmt(view.missing_amount)} USDC is still missing: send it to the "
-                "same address to complete the payment."
+            text = languages.texts_of(conn, order.chat_id).gettext(
+                "Order {reference}: {paid} USDC of {amount} arrived. {missing} USDC is still "
+                "missing: send it to the same address to complete the payment.",
+                reference=order.reference,
+                paid=_fmt(paid),
+                amount=_fmt(view.amount),
+                missing=_fmt(view.missing_amount),
             )
             messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
             told = True
     elif outcome == Outcome.EXPIRED and paid > 0 and _ended_as(conn, view.id, outcome.value):
         # seen expired before (a webhook now): more may have arrived on it since
         kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
-        back = how_to_get_it_back(PaymentMethod.USDC, wording.support)
+        t = languages.texts_of(conn, order.chat_id)
+        back = how_to_get_it_back(t, PaymentMethod.USDC, wording.support)
         more = _more_owed(conn, order, _arrived(view, now), kind, back, now)
         return Applied(order, told=told or more.told, owed=more.owed)
     elif outcome in (Outcome.EXPIRED, Outcome.FAILED, Outcome.REFUNDED) and intents.set_status(
@@ -226,15 +270,10 @@ def apply(
             owed = _owed_back(conn, order, _arrived(view, now), outcome.value, wording, now)
             return Applied(order, told=told or owed.told, owed=owed.owed)
         if not order.status.is_paid:  # nothing arrived on an intent a paid order no longer needs
-            what = {
-                Outcome.EXPIRED: "expired before a full payment arrived",
-                Outcome.FAILED: "failed",
-                Outcome.REFUNDED: "was refunded",
-            }[outcome]
+            t = languages.texts_of(conn, order.chat_id)
             message = Text(
-                f"The USDC payment for order {order.reference} {what}. "
-                "You can start a new payment:",
-                retry_keyboard(order.reference, card=wording.card),
+                t.gettext(_ENDED[outcome], reference=order.reference),
+                retry_keyboard(t, order.reference, card=wording.card),
             )
             messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
             told = True
@@ -266,11 +305,15 @@ def record_paid(
         return recorded
     kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
     if money.record_extra_payment(conn, order_id, payment, kind, now) is not None:
-        text = (
-            f"Circle confirmed {_fmt(payment.amount)} USDC for order {order.reference}, which "
-            f"does not pay its price of {_fmt(order.price)} USDC. "
-            f"{how_to_get_it_back(PaymentMethod.USDC, support)}"
+        t = languages.texts_of(conn, order.chat_id)
+        text = t.gettext(
+            "Circle confirmed {amount} USDC for order {reference}, which does not pay its price "
+            "of {price} USDC.",
+            amount=_fmt(payment.amount),
+            reference=order.reference,
+            price=_fmt(order.price),
         )
+        text += " " + how_to_get_it_back(t, PaymentMethod.USDC, support)
         messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order_id)
     return recorded
 
@@ -292,9 +335,10 @@ def window_over(
     if order is None or order.status.is_paid:
         return None
     until = lifetime.watch_until(row.expires_on, row.created_at)
+    t = languages.texts_of(conn, order.chat_id)
     message = Text(
-        NOT_CONFIRMED.format(reference=order.reference, until=until),
-        retry_keyboard(order.reference, card=wording.card),
+        t.gettext(NOT_CONFIRMED, reference=order.reference, until=f"{until:%Y-%m-%d %H:%M}"),
+        retry_keyboard(t, order.reference, card=wording.card),
     )
     messages.queue(conn, order.chat_id, message, now=now, order_id=order_id)
     return order
@@ -322,10 +366,10 @@ def lapse(
         return _owed_back(conn, order, payment, "expired", wording, now)
     if row.status != "polling" or order.status.is_paid:
         return Applied(order)
+    t = languages.texts_of(conn, order.chat_id)
     message = Text(
-        f"The USDC payment for order {order.reference} expired before a full payment "
-        "arrived. You can start a new payment:",
-        retry_keyboard(order.reference, card=wording.card),
+        t.gettext(_ENDED[Outcome.EXPIRED], reference=order.reference),
+        retry_keyboard(t, order.reference, card=wording.card),
     )
     messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
     return Applied(order, told=True)

@@ -12,7 +12,7 @@ from datetime import datetime
 from itinerabot import messages
 from itinerabot.adapters.circle.status import RefundView
 from itinerabot.messages import Text
-from itinerabot.store import money
+from itinerabot.store import languages, money
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import RefundStatus
 
@@ -72,11 +72,14 @@ def _tell_sent(
     order = order_rows.get_order_head(conn, refund.order_id)
     if order is None:
         return None
-    text = (
-        f"We sent {refund.amount:.2f} {refund.currency} back to the address you gave us "
-        f"for order {order.reference}."
+    t = languages.texts_of(conn, order.chat_id)
+    text = t.gettext(
+        "We sent {amount} {currency} back to the address you gave us for order {reference}.",
+        amount=f"{refund.amount:.2f}",
+        currency=refund.currency,
+        reference=order.reference,
     )
     if tx_hash is not None:
-        text += f" Transaction: {tx_hash}"
+        text += " " + t.gettext("Transaction: {tx_hash}", tx_hash=tx_hash)
     messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
     return order.chat_id

@@ -6,29 +6,28 @@ window, or once the order is paid another way, the late watcher owns the intent.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import uuid
 from collections.abc import Sequence
 from functools import partial
 
 import trio
 
+from itinerabot.adapters.circle.client import CircleClient
+from itinerabot.clock import WallClock
 from itinerabot.config import CircleSettings
-from itinerabot.errors import ServiceError
+from itinerabot.i18n import Texts, english
 from itinerabot.messages import Message, Text
-from itinerabot.models import Order, OrderStatus
+from itinerabot.models import Order
+from itinerabot.payments.payable import create_in_time, payable_order
+from itinerabot.payments.texts import order_already_paid, usdc_unavailable
 from itinerabot.payments.usdc.late import LateWatcher
 from itinerabot.payments.usdc.poller import UsdcPoller
 from itinerabot.payments.usdc.pollers import PollerNursery
 from itinerabot.payments.usdc.record import chain_name
-from itinerabot.payments.usdc.tracker import IntentTracker
+from itinerabot.store import Store
 from itinerabot.store import circle_intents as intents
-from itinerabot.store import orders as order_rows
 
 log = logging.getLogger(__name__)
-
-#: longest a "Pay with USDC" tap may wait for Circle, seconds (updates queue meanwhile)
-CREATE_TIME_LIMIT = 20.0
 
 
 class UsdcPayments:
@@ -36,13 +35,17 @@ class UsdcPayments:
 
     def __init__(
         self,
-        tracker: IntentTracker,
+        store: Store,
+        client: CircleClient,
+        clock: WallClock,
         poller: UsdcPoller,
         late: LateWatcher,
         pollers: PollerNursery,
         settings: CircleSettings,
     ) -> None:
-        self._tracker = tracker
+        self._store = store
+        self._client = client
+        self._clock = clock
         self._poller = poller
         self._late = late
         self._pollers = pollers
@@ -51,78 +54,86 @@ class UsdcPayments:
         # a polling intent is late by the wall clock only once its poller (trio clock) ended
         late.poller_watches = pollers.watches
 
-    async def pay_with_usdc(self, chat_id: int, reference: str) -> Sequence[Message]:
-        """Create (or reuse) the order's payment intent and start polling it at once."""
-        store = self._tracker.store
+    async def pay_with_usdc(
+        self, chat_id: int, reference: str, texts: Texts | None = None
+    ) -> Sequence[Message]:
+        """Create (or reuse) the order's payment intent and start polling it at once; said in
+        `texts` (English if None)."""
+        t = texts or english()
         async with self._lock:  # a double tap waits, then finds the intent made by the first
-            order, current = await store.run(_order_and_intent, reference)
-            if order is None or order.chat_id != chat_id:
-                return [Text(f"I cannot find order {reference}. Send /start.")]
-            if order.status.is_paid:
-                return [Text(f"Order {reference} is already paid.")]
-            if order.status == OrderStatus.CANCELLED:
-                return [Text(f"Order {reference} was cancelled. Send /start for a new one.")]
+            found = await payable_order(self._store, t, chat_id, reference, intents.latest)
+            if isinstance(found, Text):
+                return [found]
+            order, current = found
             if current is not None and current.status == "polling" and current.intent_id:
-                self.start_poller(order.id, current.intent_id, current.deadline_epoch)
-                if current.address:
-                    return [
-                        Text(
-                            f"Your USDC payment for {reference} is open: send"
-                            f" {order.price:.2f} USDC on"
-                            f" {chain_name(current.chain or self._settings.chain)} to\n\n"
-                            f"{current.address}"
-                        )
-                    ]
-                return [
-                    Text(
-                        "Your USDC payment is being prepared; the deposit address follows shortly."
-                    )
-                ]
-            if current is None or current.status != "creating":
-                current = await store.run(
-                    intents.begin_attempt,
-                    order.id,
-                    str(uuid.uuid4()),
-                    self._settings.chain,
-                    self._tracker.clock(),
+                return [self._still_open(t, order, current)]
+            return [await self._open_intent(t, order, current)]
+
+    def _still_open(self, t: Texts, order: Order, current: intents.IntentRow) -> Text:
+        """The order's intent is open: its poller runs again, the chat gets the address."""
+        assert current.intent_id is not None
+        self.start_poller(order.id, current.intent_id, current.deadline_epoch)
+        if current.address:
+            return Text(
+                t.gettext(
+                    "Your USDC payment for {reference} is open: send {price} USDC on {chain} "
+                    "to\n\n{address}",
+                    reference=order.reference,
+                    price=f"{order.price:.2f}",
+                    chain=chain_name(current.chain or self._settings.chain),
+                    address=current.address,
                 )
-            try:
-                # updates wait while this runs: bound it (a retry reuses the stored key)
-                with trio.fail_after(CREATE_TIME_LIMIT):
-                    view = await self._tracker.client.create_payment_intent(
-                        idempotency_key=current.idempotency_key,
-                        amount=order.price,
-                        currency=order.currency,
-                        chain=self._settings.chain,
-                    )
-            except (ServiceError, trio.TooSlowError) as exc:
-                log.error(
-                    "circle: creating a payment intent failed",
-                    extra={"order": reference, "error": str(exc) or "timed out"},
-                )
-                return [
-                    Text("USDC payment is not available right now. Please try again in a minute.")
-                ]
-            deadline = self._tracker.clock().timestamp() + self._settings.poll_window
-            paid = await store.run(
-                intents.set_created, order.id, current.attempt, view.id, deadline
             )
-            log.info("payment intent created", extra={"order": reference, "intent": view.id})
-            if paid:
-                # paid another way while Circle created it: `order_paid` found no intent
-                # to expire then, so it is expired now (and watched until final)
-                self._pollers.run_soon(
-                    self._late.expire_superseded, order.id, name=f"expire superseded {order.id}"
-                )
-                return [Text(f"Order {reference} is already paid.")]
-            self.start_poller(order.id, view.id, None)  # the whole window, exactly
-        return [
-            Text(
-                f"Paying {order.price:.2f} USDC on {chain_name(self._settings.chain)} for order "
-                f"{reference}. Circle is preparing your deposit address; it appears here in a "
-                "moment."
+        return Text(
+            t.gettext("Your USDC payment is being prepared; the deposit address follows shortly.")
+        )
+
+    async def _open_intent(self, t: Texts, order: Order, current: intents.IntentRow | None) -> Text:
+        """Create the intent of a new attempt (or of one stored but not created: the same
+        key) and start its poller. Raises StoreError."""
+        if current is None or current.status != "creating":
+            current = await self._store.run(
+                intents.begin_attempt,
+                order.id,
+                str(uuid.uuid4()),
+                self._settings.chain,
+                self._clock(),
             )
-        ]
+        view = await create_in_time(
+            partial(
+                self._client.create_payment_intent,
+                idempotency_key=current.idempotency_key,
+                amount=order.price,
+                currency=order.currency,
+                chain=self._settings.chain,
+            ),
+            what="circle: creating a payment intent",
+            reference=order.reference,
+        )
+        if view is None:
+            return Text(usdc_unavailable(t))
+        deadline = self._clock().timestamp() + self._settings.poll_window
+        paid = await self._store.run(
+            intents.set_created, order.id, current.attempt, view.id, deadline
+        )
+        log.info("payment intent created", extra={"order": order.reference, "intent": view.id})
+        if paid:
+            # paid another way while Circle created it: `order_paid` found no intent
+            # to expire then, so it is expired now (and watched until final)
+            self._pollers.run_soon(
+                self._late.expire_superseded, order.id, name=f"expire superseded {order.id}"
+            )
+            return Text(order_already_paid(t, order.reference))
+        self.start_poller(order.id, view.id, None)  # the whole window, exactly
+        return Text(
+            t.gettext(
+                "Paying {price} USDC on {chain} for order {reference}. Circle is preparing your "
+                "deposit address; it appears here in a moment.",
+                price=f"{order.price:.2f}",
+                chain=chain_name(self._settings.chain),
+                reference=order.reference,
+            )
+        )
 
     def start_poller(
         self,
@@ -138,7 +149,7 @@ class UsdcPayments:
         intent whose window has passed is the late watcher's. True if a poller started."""
         remaining = self._settings.poll_window
         if deadline_epoch is not None:
-            remaining = deadline_epoch - self._tracker.clock().timestamp()
+            remaining = deadline_epoch - self._clock().timestamp()
         if remaining <= 0:
             self._late.nudge()
             return False
@@ -174,7 +185,7 @@ class UsdcPayments:
         window has passed (while the bot was down, or during start-up, after the late
         watcher's first round) are handed to the late watcher with a nudge.
         """
-        rows = await self._tracker.store.run(intents.windowed_intents)
+        rows = await self._store.run(intents.windowed_intents)
         spread = self._settings.poll_interval / max(len(rows), 1)
         started = 0
         for i, (order_id, intent_id, deadline) in enumerate(rows):
@@ -182,10 +193,3 @@ class UsdcPayments:
         if rows:
             log.info("pollers resumed", extra={"count": started, "late": len(rows) - started})
         return started
-
-
-def _order_and_intent(
-    conn: sqlite3.Connection, reference: str
-) -> tuple[Order | None, intents.IntentRow | None]:
-    order = order_rows.get_order_by_reference(conn, reference)
-    return order, (intents.latest(conn, order.id) if order else None)

@@ -1,0 +1,67 @@
+"""What both payment methods do when a traveller taps "Pay": find the order (refused when it is
+not theirs, paid or cancelled), then ask the provider for a payment under a time limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import trio
+
+from itinerabot.errors import ServiceError
+from itinerabot.i18n import Texts
+from itinerabot.messages import Text
+from itinerabot.models import Order, OrderStatus
+from itinerabot.payments.texts import order_already_paid, order_cancelled, order_not_found
+from itinerabot.store import Store
+from itinerabot.store import orders as order_rows
+
+log = logging.getLogger(__name__)
+
+#: longest a "Pay" tap may wait for Stripe or Circle, seconds (updates queue meanwhile)
+CREATE_TIME_LIMIT = 20.0
+
+Attempt = TypeVar("Attempt")
+Created = TypeVar("Created")
+
+
+async def payable_order(
+    store: Store,
+    t: Texts,
+    chat_id: int,
+    reference: str,
+    latest: Callable[[sqlite3.Connection, int], Attempt | None],
+) -> tuple[Order, Attempt | None] | Text:
+    """The order `reference` of `chat_id` with its latest payment attempt (`latest(conn,
+    order_id)`), read in one store call; or the sentence that refuses the tap: no such order
+    in this chat, already paid, or cancelled (said in `t`). Raises StoreError."""
+
+    def read(conn: sqlite3.Connection) -> tuple[Order | None, Attempt | None]:
+        order = order_rows.get_order_by_reference(conn, reference)
+        return order, (latest(conn, order.id) if order else None)
+
+    order, attempt = await store.run(read)
+    if order is None or order.chat_id != chat_id:
+        return Text(order_not_found(t, reference))
+    if order.status.is_paid:
+        return Text(order_already_paid(t, reference))
+    if order.status == OrderStatus.CANCELLED:
+        return Text(order_cancelled(t, reference))
+    return order, attempt
+
+
+async def create_in_time(
+    create: Callable[[], Awaitable[Created]], *, what: str, reference: str
+) -> Created | None:
+    """`await create()` within CREATE_TIME_LIMIT (updates wait while it runs; a retry sends
+    the stored request again); None, logged as `what` failed, when the provider failed or
+    was too slow. Raises StoreError (from `create`)."""
+    try:
+        with trio.fail_after(CREATE_TIME_LIMIT):
+            return await create()
+    except (ServiceError, trio.TooSlowError) as exc:
+        log.error(f"{what} failed", extra={"order": reference, "error": str(exc) or "timed out"})
+        return None
