@@ -1,21 +1,36 @@
-"""The project's one exception tree. Adapters convert third-party errors into these.
+"""The project's one exception tree, drawn here once. Adapters convert third-party errors
+into it (`raise ... from exc`); the classes of one service live in its adapter's `errors`
+module, named here by their path below `itinerabot`.
 
 ItinerabotError
 ├── ConfigError                  bad or missing configuration (exit 2, one line per problem)
 ├── StoreError                   the SQLite store failed or has an unknown schema
-├── circle.SnsVerificationError  a webhook message that is not a genuine SNS message
-├── operator.Refused             an operator command cannot do what was asked (one sentence)
-│   └── operator.UnknownOrder    no order has the reference given
-└── ServiceError                 a call to an outside service failed
+├── adapters.circle.errors.SnsVerificationError
+│                                a webhook message that is not a genuine SNS message
+│                                (`retryable`: the certificate could not be fetched)
+├── adapters.stripe.errors.StripeSignatureError
+│                                a webhook body whose Stripe-Signature does not verify
+├── operator.errors.Refused      an operator command cannot do what was asked (one sentence)
+│   └── operator.errors.UnknownOrder   no order has the reference given
+└── ServiceError                 a call to an outside service failed (`service`, `status`)
     ├── TransientServiceError    worth retrying: network, timeout, 5xx, 429, garbage body
     │   ├── RateLimited          the service asked us to wait `retry_after` seconds
     │   ├── OutcomeUnknown       the request may have reached the service; no answer came
-    │   └── circle.MalformedResponse   Circle's body is not the expected JSON
-    └── PermanentServiceError    retrying will not help: a refused request (4xx)
-        ├── InvalidToken         the Telegram token was refused
+    │   └── adapters.circle.errors.MalformedResponse
+    │                            Circle's body is not the expected JSON
+    └── PermanentServiceError    the service refused the request (4xx); retrying will not
+        │                        help. Never raised for a bug of ours (that is a plain
+        │                        exception: ValueError, RuntimeError, an assert)
+        ├── InvalidToken         Telegram refused the bot token
         ├── Conflict             another instance is polling the same bot (409)
         ├── RecipientBlocked     the user blocked the bot or the chat is gone (403)
-        └── circle.CircleApiError      Circle refused the request, with its message
+        ├── adapters.circle.errors.CircleApiError
+        │                        Circle refused the request: its `code` and `message`
+        └── adapters.stripe.errors.StripeApiError
+                                 Stripe refused the request: its `code` and sentence
+
+Telegram's classes are converted in `adapters.telegram.client.convert_error`, Stripe's in
+`adapters.stripe.client`, httpx's (Circle, SNS) in `adapters.circle.http` and `sns`.
 """
 
 from __future__ import annotations
@@ -65,7 +80,8 @@ class OutcomeUnknown(TransientServiceError):
 
 
 class PermanentServiceError(ServiceError):
-    """A failure that retrying will not fix (a 4xx other than 429, a refused request)."""
+    """The service refused the request (a 4xx other than 429): retrying will not fix it.
+    Only for a service's refusal, never for a bug of ours."""
 
 
 class InvalidToken(PermanentServiceError):

@@ -1,6 +1,6 @@
-"""Card refunds after the review: a state order that never goes backwards (Review 1), no
-idempotency key sent once Stripe may have forgotten it (Review 2), Stripe's refund events and
-look-ups conclude a refund even when its answer was lost (Review 3)."""
+"""Card refunds: a state order that never goes backwards, no idempotency key sent once Stripe
+may have forgotten it, and Stripe's refund events and look-ups conclude a refund even when its
+answer was lost."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import stripe
 import trio
 
-from itinerabot.adapters.stripe.client import build_stripe_client
+from itinerabot.adapters.stripe.client import StripeApi, build_stripe_client
 from itinerabot.errors import TransientServiceError
 from itinerabot.operator.attention import needs_attention
 from itinerabot.payments.card.refunds import refund_card
@@ -24,34 +23,39 @@ from itinerabot.store import money
 from itinerabot.store.db import connect
 from itinerabot.store.money import RefundStatus
 from tests.harness import (
+    CARD_REF,
     CHAT,
     START,
     Bot,
     Fakes,
+    anomalies,
+    begin_card_refund,
+    deliver,
     eventually,
     make_settings,
+    open_checkout,
+    refunds_of,
     running_bot,
+    store_order,
+    two_paid_sessions,
     wall_clock,
 )
-from tests.test_card_checkout import REF, open_checkout
-from tests.test_card_verify import _begin, anomalies, deliver, refunds_of, two_paid_sessions
-from tests.test_fulfilment import store_order
 
 REFUNDED = "We refunded"
 
 
 @asynccontextmanager
-async def stripe_client(bot: Bot) -> AsyncIterator[stripe.StripeClient]:
+async def stripe_client(bot: Bot) -> AsyncIterator[StripeApi]:
     """A Stripe client like the operator's `itinerabot orders refund` builds."""
     client, http = build_stripe_client(bot.settings.stripe, transport=bot.fakes.transports().stripe)
     try:
-        yield client
+        yield StripeApi(client)
     finally:
         await http.close_async()  # type: ignore[no-untyped-call]
 
 
 async def paid_order(bot: Bot) -> tuple[int, str]:
-    """Order REF paid by card (its webhook delivered); its id and PaymentIntent."""
+    """Order CARD_REF paid by card (its webhook delivered); its id and PaymentIntent."""
     order_id, session_id = await open_checkout(bot)
     assert await deliver(bot, bot.stripe.complete(session_id)) == [200]
     await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
@@ -60,7 +64,9 @@ async def paid_order(bot: Bot) -> tuple[int, str]:
 
 async def store_refund(bot: Bot, order_id: int, intent: str, amount: str) -> money.Refund:
     """A refund stored as the operator's command stores it, before Stripe is asked."""
-    return await bot.rt.store.run(_begin, order_id, intent, Decimal(amount), wall_clock())
+    return await bot.rt.store.run(
+        begin_card_refund, order_id, intent, Decimal(amount), wall_clock()
+    )
 
 
 async def ask_with_answer_lost(bot: Bot, refund: money.Refund) -> None:
@@ -80,7 +86,7 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
 
 
-# ---------------------------------------------------------------- Review 1: the state order
+# ---------------------------------------------------------------- the state order
 
 
 async def test_a_refund_the_bank_returns_after_it_succeeded_is_recorded_failed(
@@ -113,7 +119,7 @@ async def test_a_refund_the_bank_returns_after_it_succeeded_is_recorded_failed(
     assert (refund.status, refund.provider_refund_id) == (RefundStatus.FAILED, stripe_id)
     assert refund.error == "lost_or_stolen_card"
     assert [e.order_id for e in owed] == [order_id]
-    assert [item.reference for item in listed if item.kind == "owed_back"] == [REF]
+    assert [item.reference for item in listed if item.kind == "owed_back"] == [CARD_REF]
     assert texts_after == texts_before
     assert len(bot.stripe.refunds) == 1
     returned_errors = [e for e in errors(caplog) if "returned after it succeeded" in e]
@@ -151,7 +157,7 @@ def test_the_state_order_of_a_stored_refund(tmp_path: Path) -> None:
     now = START
 
     def after(*steps: tuple[RefundStatus, bool]) -> RefundStatus:
-        refund = _begin(conn, order_id, "pi_3x", Decimal("1.00"), now)
+        refund = begin_card_refund(conn, order_id, "pi_3x", Decimal("1.00"), now)
         for status, returned in steps:
             money.set_refund_result(conn, refund.id, status, now, returned=returned)
         found = money.get_refund(conn, refund.id)
@@ -171,7 +177,7 @@ def test_the_state_order_of_a_stored_refund(tmp_path: Path) -> None:
     conn.close()
 
 
-# ---------------------------------------------------------------- Review 2: old keys
+# ---------------------------------------------------------------- old keys
 
 
 async def test_a_refund_whose_answer_was_lost_a_day_ago_is_not_made_twice(
@@ -202,7 +208,7 @@ async def test_a_refund_whose_answer_was_lost_a_day_ago_is_not_made_twice(
     assert fakes.stripe.charges[intent].refunded == 400
     assert recorded.provider_refund_id == at_stripe["id"]
     assert refund_texts(bot) == [
-        f"We refunded 4.00 USD to your card for order {REF}. Depending on your bank it shows "
+        f"We refunded 4.00 USD to your card for order {CARD_REF}. Depending on your bank it shows "
         "on your statement within 5 to 10 business days."
     ]
     after_restart = fakes.stripe.requests[before_restart:]
@@ -249,7 +255,7 @@ async def test_an_old_refund_stripe_never_made_is_asked_again_with_a_new_key(
     assert [r.form for r in lookups] == [{"payment_intent": intent, "limit": "100"}]
 
 
-# ---------------------------------------------------------------- Review 3: lost answers
+# ---------------------------------------------------------------- lost answers
 
 
 async def test_a_refund_event_concludes_a_refund_whose_answer_was_lost(
@@ -304,7 +310,7 @@ async def test_a_pending_refund_whose_event_was_lost_is_looked_up_hourly(
     assert len(gets) == 1
 
 
-# ---------------------------------------------------------------- minor findings
+# ---------------------------------------------------------------- odd events and long lists
 
 
 @pytest.mark.parametrize("named", ["²", "9" * 30])
@@ -409,8 +415,10 @@ async def test_an_old_refund_is_found_past_the_first_page_of_stripes_list(
         refund = await store_refund(bot, order_id, intent, "0.01")
         await ask_with_answer_lost(bot, refund)
         async with stripe_client(bot) as client:
-            for _ in range(120):  # the Dashboard's, say: no metadata of ours
-                await client.v1.refunds.create_async({"payment_intent": intent, "amount": 1})
+            for i in range(120):  # the Dashboard's, say: no metadata of ours
+                await client.create_refund(
+                    {"payment_intent": intent, "amount": 1}, idempotency_key=f"dashboard-{i}"
+                )
             asked = len(bot.stripe.requests)
             a_day_later = await refund_card(
                 bot.rt.store, client, refund, lambda: wall_clock() + timedelta(hours=24)

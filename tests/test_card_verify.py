@@ -4,7 +4,6 @@ anything else is an anomaly; a second card payment of a paid order is refunded a
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 import stripe
 import trio
 
-from itinerabot.adapters.stripe.client import build_stripe_client, service_error
+from itinerabot.adapters.stripe.client import StripeApi, build_stripe_client, service_error
 from itinerabot.errors import PermanentServiceError, TransientServiceError
 from itinerabot.models import OrderStatus, PaymentMethod
 from itinerabot.payments.card.refunds import refund_card
@@ -23,31 +22,27 @@ from itinerabot.store.db import connect
 from itinerabot.store.money import ExtraKind, RefundStatus
 from itinerabot.store.orders import OrderHead
 from tests.harness import (
+    CARD_REF,
     CHAT,
     START,
-    STRIPE_WHSEC,
     Bot,
     Fakes,
-    button,
+    anomalies,
+    begin_card_refund,
+    deliver,
     eventually,
     make_settings,
+    open_checkout,
+    refunds_of,
     running_bot,
+    status_of,
+    store_order,
     text_of,
+    two_paid_sessions,
 )
-from tests.test_card_checkout import REF, open_checkout
-from tests.test_fulfilment import status_of, store_order
 
 OTHER_REF = "IB-B2B2B2"
 OTHER_CHAT = 5151
-WEBHOOK = "http://bot.test/webhooks/stripe"
-
-
-def anomalies(bot: Bot) -> list[money.Anomaly]:
-    conn = connect(bot.settings.store.path)
-    try:
-        return money.anomalies(conn)
-    finally:
-        conn.close()
 
 
 def warnings_about(caplog: pytest.LogCaptureFixture, session_id: str) -> list[str]:
@@ -58,15 +53,7 @@ def warnings_about(caplog: pytest.LogCaptureFixture, session_id: str) -> list[st
     ]
 
 
-async def deliver(bot: Bot, event: dict[str, Any], times: int = 1) -> list[int]:
-    async with bot.web() as web:
-        answers = await bot.stripe.deliver_event(
-            event, WEBHOOK, STRIPE_WHSEC, client=web, times=times
-        )
-    return [a.status_code for a in answers]
-
-
-# ---------------------------------------------------------------- finding 1, by webhook
+# --------------------------------------------------------------- only our own session pays: webhook
 
 
 async def test_a_session_the_bot_never_created_pays_nothing(
@@ -75,9 +62,12 @@ async def test_a_session_the_bot_never_created_pays_nothing(
     """Finding 1: a signed session the bot never created (1 EUR cent, a Payment Link naming
     the order) delivered a PDF. Now: 200, an unknown_session anomaly, a WARNING, no PDF."""
     async with running_bot(tmp_path) as bot:
-        order_id = store_order(bot.settings.store.path, reference=REF)
+        order_id = store_order(bot.settings.store.path, reference=CARD_REF)
         foreign = bot.stripe.foreign_session(
-            amount=1, currency="eur", metadata={"order_reference": REF}, client_reference_id=REF
+            amount=1,
+            currency="eur",
+            metadata={"order_reference": CARD_REF},
+            client_reference_id=CARD_REF,
         )
         answers = await deliver(bot, bot.stripe.complete(foreign["id"]), times=2)
         await trio.sleep(60)
@@ -90,7 +80,7 @@ async def test_a_session_the_bot_never_created_pays_nothing(
         ("stripe", foreign["id"], "unknown_session", order_id)
     ]
     assert found[0].detail["amount_total"] == 1 and found[0].detail["currency"] == "eur"
-    assert found[0].detail["metadata_order_reference"] == REF
+    assert found[0].detail["metadata_order_reference"] == CARD_REF
     assert warnings_about(caplog, foreign["id"])
 
 
@@ -100,9 +90,12 @@ async def test_a_zero_total_session_pays_nothing(
     """Finding 1: a session with payment_status=no_payment_required and a total of 0,
     naming the order, delivered a PDF. Now: an anomaly, a WARNING, a 200, no PDF."""
     async with running_bot(tmp_path) as bot:
-        order_id = store_order(bot.settings.store.path, reference=REF)
+        order_id = store_order(bot.settings.store.path, reference=CARD_REF)
         free = bot.stripe.foreign_session(
-            amount=0, currency="usd", metadata={"order_reference": REF}, client_reference_id=REF
+            amount=0,
+            currency="usd",
+            metadata={"order_reference": CARD_REF},
+            client_reference_id=CARD_REF,
         )
         event = bot.stripe.complete(free["id"])
         answers = await deliver(bot, event)
@@ -203,7 +196,7 @@ async def test_an_async_method_still_settling_is_no_anomaly(
     assert status_of(bot.settings.store.path, order_id) == OrderStatus.DELIVERED
 
 
-# ---------------------------------------------------------------- finding 1, deep-link return
+# ---------------------------------------------------- only our own session pays: deep-link return
 
 
 async def test_deep_link_return_with_a_wrong_amount_delivers_nothing(
@@ -216,7 +209,7 @@ async def test_deep_link_return_with_a_wrong_amount_delivers_nothing(
         bot.stripe.complete(session_id, tax=100)  # paid at Stripe; no webhook
         card = bot.rt.payments.card
         assert card is not None
-        reply = await card.deep_link_return(CHAT, f"ok_{REF}")
+        reply = await card.deep_link_return(CHAT, f"ok_{CARD_REF}")
         await trio.sleep(60)
         found = anomalies(bot)
     assert bot.api.sent_documents() == []
@@ -232,7 +225,7 @@ async def test_deep_link_return_with_a_wrong_amount_delivers_nothing(
 
 
 def _order() -> OrderHead:
-    return OrderHead(7, REF, CHAT, OrderStatus.AWAITING_PAYMENT, Decimal("10.00"), "USD")
+    return OrderHead(7, CARD_REF, CHAT, OrderStatus.AWAITING_PAYMENT, Decimal("10.00"), "USD")
 
 
 def _session(**changes: Any) -> dict[str, Any]:
@@ -244,8 +237,8 @@ def _session(**changes: Any) -> dict[str, Any]:
         "livemode": False,
         "payment_status": "paid",
         "payment_intent": "pi_3x",
-        "metadata": {"order_reference": REF},
-        "client_reference_id": REF,
+        "metadata": {"order_reference": CARD_REF},
+        "client_reference_id": CARD_REF,
     }
     return {**session, **changes}
 
@@ -318,28 +311,6 @@ def test_stripe_errors_become_the_project_tree() -> None:
 # ---------------------------------------------------------------- double payments and refunds
 
 
-async def two_paid_sessions(bot: Bot) -> tuple[int, str, str]:
-    """Order REF with two open Checkout Sessions (two tabs: the first page was nearly
-    expired when the traveller tapped again), both then paid; returns the order id and both
-    sessions. Nothing is delivered to the bot yet."""
-    order_id, first = await open_checkout(bot)
-    await trio.sleep(bot.settings.stripe.session_expiry - 30)
-    card = bot.rt.payments.card
-    assert card is not None
-    url = button((await card.pay_by_card(CHAT, REF))[0]).url
-    (second,) = [s["id"] for s in bot.stripe.sessions.values() if s["url"] == url]
-    assert second != first
-    return order_id, first, second
-
-
-def refunds_of(bot: Bot, order_id: int) -> list[money.Refund]:
-    conn = connect(bot.settings.store.path)
-    try:
-        return money.refunds(conn, order_id)
-    finally:
-        conn.close()
-
-
 def extras_of(bot: Bot, order_id: int) -> list[money.ExtraPayment]:
     conn = connect(bot.settings.store.path)
     try:
@@ -374,7 +345,7 @@ async def test_a_second_card_payment_is_refunded_at_stripe_once(
     ] == [(ExtraKind.SECOND, PaymentMethod.CARD, Decimal("10.00"), second, intent)]
     assert sum("second payment of 10.00 USD" in t for t in texts) == 1
     assert [t for t in texts if "We refunded" in t] == [
-        f"We refunded 10.00 USD to your card for order {REF}. Depending on your bank it shows "
+        f"We refunded 10.00 USD to your card for order {CARD_REF}. Depending on your bank it shows "
         "on your statement within 5 to 10 business days."
     ]
     (at_stripe,) = bot.stripe.refunds.values()
@@ -383,7 +354,7 @@ async def test_a_second_card_payment_is_refunded_at_stripe_once(
         1000,
         "usd",
     )
-    assert at_stripe["metadata"]["order_reference"] == REF
+    assert at_stripe["metadata"]["order_reference"] == CARD_REF
     (refund,) = refunds
     assert (refund.status, refund.provider_refund_id, refund.provider_ref) == (
         RefundStatus.SUCCEEDED,
@@ -489,8 +460,12 @@ async def test_a_refund_stripe_refuses_is_recorded_failed(
         try:
             results = []
             for pi, amount in ((intent, "20.00"), ("pi_3Unknown", "10.00"), (intent, "10.00")):
-                refund = await bot.rt.store.run(_begin, order_id, pi, Decimal(amount), START)
-                results.append(await refund_card(bot.rt.store, client, refund, lambda: START))
+                refund = await bot.rt.store.run(
+                    begin_card_refund, order_id, pi, Decimal(amount), START
+                )
+                results.append(
+                    await refund_card(bot.rt.store, StripeApi(client), refund, lambda: START)
+                )
         finally:
             await http.close_async()  # type: ignore[no-untyped-call]
         await eventually(lambda: any("We refunded" in t for t in bot.api.sent_texts(CHAT)))
@@ -504,18 +479,6 @@ async def test_a_refund_stripe_refuses_is_recorded_failed(
     assert unknown.error is not None and "No such payment_intent" in unknown.error
     assert ok.status == RefundStatus.SUCCEEDED
     assert list(bot.stripe.refunds) == [ok.provider_refund_id]
-
-
-def _begin(conn: Any, order_id: int, intent: str, amount: Decimal, now: datetime) -> money.Refund:
-    return money.begin_refund(
-        conn,
-        order_id=order_id,
-        method=PaymentMethod.CARD,
-        provider_ref=intent,
-        amount=amount,
-        currency="USD",
-        now=now,
-    )
 
 
 async def test_a_pending_refund_is_concluded_by_stripes_refund_event(

@@ -164,7 +164,7 @@ async def test_get_payment_intent_and_its_latest_status() -> None:
     fake = FakeCircle([answer(200, body)])
     async with make_client(fake) as client:
         view = await client.get_payment_intent(INTENT_ID)
-        entry = await client.get_payment_intent_status(INTENT_ID)
+        entry = (await client.get_payment_intent(INTENT_ID)).latest
     assert [str(r.url) for r in fake.requests] == [
         f"https://api-sandbox.circle.com/v1/paymentIntents/{INTENT_ID}"
     ] * 2

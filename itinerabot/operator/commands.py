@@ -10,7 +10,6 @@ one whose schema is not exactly this program's is refused. Reads open it read-on
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -34,7 +33,7 @@ from itinerabot.operator.refund import RefundRequest, RefundTarget, plan_refund,
 from itinerabot.operator.resend import Resent, queue_resend
 from itinerabot.store import Store, money, open_store
 from itinerabot.store.money import Refund, RefundStatus
-from itinerabot.store.readonly import open_read_only, read_snapshot
+from itinerabot.store.readonly import read_snapshot
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ builds them.
 from __future__ import annotations
 
 from itinerabot.adapters.circle.client import CircleClient
-from itinerabot.adapters.stripe.client import build_stripe_client
+from itinerabot.adapters.stripe.client import StripeApi, build_stripe_client
 from itinerabot.clock import WallClock
 from itinerabot.config import Settings
 from itinerabot.models import PaymentMethod
@@ -33,7 +33,7 @@ async def ask_provider(
     if refund.method == PaymentMethod.CARD:
         client, http = build_stripe_client(settings.stripe)
         try:
-            return await refund_card(store, client, refund, clock)
+            return await refund_card(store, StripeApi(client), refund, clock)
         finally:
             await http.close_async()  # type: ignore[no-untyped-call]
     if address is None or chain is None:

@@ -19,6 +19,7 @@ from itinerabot.messages import DOCUMENT_KINDS, Document, DocumentCopy, Kind
 from itinerabot.models import OrderStatus
 from itinerabot.operator.errors import Refused, UnknownOrder
 from itinerabot.store import history
+from itinerabot.store import orders as order_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,19 +57,9 @@ def queue_resend(conn: sqlite3.Connection, reference: str, now: datetime) -> Res
         return Resent(reference, order.chat_id, row.id, row.kind, queued=False, reopened=False)
     reopened = False
     if order.status == OrderStatus.DELIVERY_FAILED:
-        reopened = _reopen(conn, order.id)
+        reopened = order_rows.reopen_delivery(conn, order.id)
     copy = order.status == OrderStatus.DELIVERED
     message = DocumentCopy() if copy else Document()
     row_id = messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
     kind = Kind.DOCUMENT_COPY if copy else Kind.DOCUMENT
     return Resent(reference, order.chat_id, row_id, kind, queued=True, reopened=reopened)
-
-
-def _reopen(conn: sqlite3.Connection, order_id: int) -> bool:
-    """delivery_failed → paid, so the next PDF sent marks the order delivered. The error it
-    had stays on its failed outbox row."""
-    cur = conn.execute(
-        "UPDATE orders SET status = ?, delivery_error = NULL WHERE id = ? AND status = ?",
-        (OrderStatus.PAID.value, order_id, OrderStatus.DELIVERY_FAILED.value),
-    )
-    return cur.rowcount == 1

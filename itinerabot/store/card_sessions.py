@@ -1,12 +1,29 @@
-"""Stripe Checkout Sessions per order and attempt, written before the API call."""
+"""Stripe Checkout Sessions per order and attempt, written before the API call, and the
+sessions still open that the card reconciler retrieves.
+"""
 
 from __future__ import annotations
 
+import enum
 import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from itinerabot.store.attempts import insert_attempt
+
+
+class SessionStatus(enum.StrEnum):
+    """A session's life in the store: creating → open → complete | expired | failed; a
+    `creating` attempt too close to its expiry is abandoned for a new one."""
+
+    CREATING = "creating"
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +34,7 @@ class CardSession:
     params: dict[str, Any]
     session_id: str | None
     url: str | None
-    status: str  # creating | open | complete | expired | failed | abandoned
+    status: SessionStatus
 
     @property
     def expires_at(self) -> int:
@@ -32,7 +49,7 @@ def _row(row: sqlite3.Row) -> CardSession:
         params=json.loads(row["params"]),
         session_id=row["session_id"],
         url=row["url"],
-        status=row["status"],
+        status=SessionStatus(row["status"]),
     )
 
 
@@ -59,13 +76,13 @@ def begin_attempt(
     now: datetime,
 ) -> CardSession:
     """Store a new attempt (status `creating`) with the exact parameters to send."""
-    (last,) = conn.execute(
-        "SELECT COALESCE(MAX(attempt), 0) FROM stripe_sessions WHERE order_id = ?", (order_id,)
-    ).fetchone()
-    conn.execute(
-        "INSERT INTO stripe_sessions (order_id, attempt, idempotency_key, params, status,"
-        " created_at) VALUES (?, ?, ?, ?, 'creating', ?)",
-        (order_id, last + 1, idempotency_key, json.dumps(params), now.isoformat()),
+    insert_attempt(
+        conn,
+        "stripe_sessions",
+        order_id,
+        now,
+        idempotency_key=idempotency_key,
+        params=json.dumps(params),
     )
     found = latest(conn, order_id)
     assert found is not None
@@ -82,11 +99,13 @@ def set_created(
     )
 
 
-def set_status(conn: sqlite3.Connection, session_id: str, status: str) -> None:
-    """Record a terminal status of a session; `complete` is never overwritten."""
+def set_status(conn: sqlite3.Connection, session_id: str, status: SessionStatus | str) -> None:
+    """Record a terminal status of a session; `complete` is never overwritten.
+
+    Raises ValueError for a status that is not a SessionStatus."""
     conn.execute(
         "UPDATE stripe_sessions SET status = ? WHERE session_id = ? AND status != 'complete'",
-        (status, session_id),
+        (SessionStatus(status), session_id),
     )
 
 
@@ -95,3 +114,14 @@ def abandon(conn: sqlite3.Connection, order_id: int, attempt: int) -> None:
         "UPDATE stripe_sessions SET status = 'abandoned' WHERE order_id = ? AND attempt = ?",
         (order_id, attempt),
     )
+
+
+def open_since(conn: sqlite3.Connection, created_after: datetime) -> list[CardSession]:
+    """Sessions created at Stripe (they have an id) still `open` in the store, created at or
+    after `created_after`, oldest first: what the card reconciler retrieves."""
+    rows = conn.execute(
+        "SELECT * FROM stripe_sessions WHERE status = 'open' AND session_id IS NOT NULL"
+        " AND created_at >= ? ORDER BY created_at",
+        (created_after.isoformat(),),
+    ).fetchall()
+    return [_row(r) for r in rows]

@@ -5,22 +5,47 @@ after a restart and the operator's CLI reads the same state as `serve`.
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-#: an intent's life in the store:
-#:   creating → polling        the 30 s poller watches it, until its window's `deadline_epoch`
-#:   polling → timed_out       the window ended unpaid: the late watcher checks it until expiry
-#:   polling | timed_out → superseded
-#:                             the order was paid another way: Circle was asked to expire it,
-#:                             and the late watcher checks it until Circle says it is final
-#:   → paid | expired | failed | refunded   what Circle said last (final)
-#:   → lapsed                  checked until `expiresOn` + margin, never final at Circle
-OPEN = ("creating", "polling", "timed_out", "superseded")
-_OPEN_MARKS = ", ".join("?" for _ in OPEN)
-#: order statuses of an order that has been paid (see OrderStatus.is_paid)
-_PAID_ORDER = ("paid", "delivered", "delivery_failed")
+from itinerabot.models import OrderStatus
+from itinerabot.store.attempts import insert_attempt
+from itinerabot.store.sql import marks
+
+
+class IntentStatus(enum.StrEnum):
+    """An intent's life in the store:
+
+    creating → polling        the 30 s poller watches it, until its window's `deadline_epoch`
+    polling → timed_out       the window ended unpaid: the late watcher checks it until expiry
+    polling | timed_out → superseded
+                              the order was paid another way: Circle was asked to expire it,
+                              and the late watcher checks it until Circle says it is final
+    → paid | expired | failed | refunded   what Circle said last (final)
+    → lapsed                  checked until `expiresOn` + margin, never final at Circle
+    """
+
+    CREATING = "creating"
+    POLLING = "polling"
+    TIMED_OUT = "timed_out"
+    SUPERSEDED = "superseded"
+    PAID = "paid"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    LAPSED = "lapsed"
+
+
+OPEN = (
+    IntentStatus.CREATING,
+    IntentStatus.POLLING,
+    IntentStatus.TIMED_OUT,
+    IntentStatus.SUPERSEDED,
+)
+#: order statuses of an order that has been paid
+_PAID_ORDER = tuple(status for status in OrderStatus if status.is_paid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +54,7 @@ class IntentRow:
     attempt: int
     idempotency_key: str
     intent_id: str | None
-    status: str
+    status: IntentStatus
     deadline_epoch: float | None
     address: str | None
     chain: str | None
@@ -44,7 +69,7 @@ def _row(row: sqlite3.Row) -> IntentRow:
         attempt=row["attempt"],
         idempotency_key=row["idempotency_key"],
         intent_id=row["intent_id"],
-        status=row["status"],
+        status=IntentStatus(row["status"]),
         deadline_epoch=row["deadline_epoch"],
         address=row["address"],
         chain=row["chain"],
@@ -74,13 +99,9 @@ def by_intent_id(conn: sqlite3.Connection, intent_id: str) -> IntentRow | None:
 def begin_attempt(
     conn: sqlite3.Connection, order_id: int, idempotency_key: str, chain: str, now: datetime
 ) -> IntentRow:
-    (last,) = conn.execute(
-        "SELECT COALESCE(MAX(attempt), 0) FROM circle_intents WHERE order_id = ?", (order_id,)
-    ).fetchone()
-    conn.execute(
-        "INSERT INTO circle_intents (order_id, attempt, idempotency_key, status, chain,"
-        " created_at) VALUES (?, ?, ?, 'creating', ?, ?)",
-        (order_id, last + 1, idempotency_key, chain, now.isoformat()),
+    """Store a new attempt (status `creating`) with its key, before Circle is asked."""
+    insert_attempt(
+        conn, "circle_intents", order_id, now, idempotency_key=idempotency_key, chain=chain
     )
     found = latest(conn, order_id)
     assert found is not None
@@ -99,17 +120,19 @@ def set_created(
         (intent_id, deadline_epoch, order_id, attempt),
     )
     row = conn.execute(
-        f"SELECT status IN ({', '.join('?' for _ in _PAID_ORDER)}) FROM orders WHERE id = ?",
+        f"SELECT status IN ({marks(_PAID_ORDER)}) FROM orders WHERE id = ?",
         (*_PAID_ORDER, order_id),
     ).fetchone()
     return bool(row and row[0])
 
 
-def set_status(conn: sqlite3.Connection, intent_id: str, status: str) -> bool:
-    """Move an open intent to `status`; False if it had already ended."""
+def set_status(conn: sqlite3.Connection, intent_id: str, status: IntentStatus | str) -> bool:
+    """Move an open intent to `status`; False if it had already ended.
+
+    Raises ValueError for a status that is not an IntentStatus."""
     cur = conn.execute(
-        f"UPDATE circle_intents SET status = ? WHERE intent_id = ? AND status IN ({_OPEN_MARKS})",
-        (status, intent_id, *OPEN),
+        f"UPDATE circle_intents SET status = ? WHERE intent_id = ? AND status IN ({marks(OPEN)})",
+        (IntentStatus(status), intent_id, *OPEN),
     )
     return cur.rowcount == 1
 
@@ -195,7 +218,7 @@ class LateIntent:
 
     order_id: int
     intent_id: str
-    status: str
+    status: IntentStatus
     address: str | None
     expires_on: datetime | None
     created_at: datetime
@@ -209,13 +232,13 @@ def late_intents(conn: sqlite3.Connection, now_epoch: float) -> list[LateIntent]
     deadline because the bot was down), superseded, or of an order paid another way."""
     rows = conn.execute(
         "SELECT ci.order_id, ci.intent_id, ci.status, ci.address, ci.expires_on, ci.created_at,"
-        " ci.notified_paid, o.status IN (?, ?, ?) AND COALESCE(p.provider_ref, '') !="
+        f" ci.notified_paid, o.status IN ({marks(_PAID_ORDER)}) AND COALESCE(p.provider_ref, '') !="
         " ci.intent_id AS superseded"
         " FROM circle_intents ci JOIN orders o ON o.id = ci.order_id"
         " LEFT JOIN payments p ON p.order_id = ci.order_id"
         " WHERE ci.status IN ('polling', 'timed_out', 'superseded') AND ci.intent_id IS NOT NULL"
         " AND (ci.status != 'polling' OR COALESCE(ci.deadline_epoch, 0) <= ?"
-        " OR o.status IN (?, ?, ?))"
+        f" OR o.status IN ({marks(_PAID_ORDER)}))"
         " ORDER BY ci.order_id, ci.attempt",
         (*_PAID_ORDER, now_epoch, *_PAID_ORDER),
     ).fetchall()
@@ -223,7 +246,7 @@ def late_intents(conn: sqlite3.Connection, now_epoch: float) -> list[LateIntent]
         LateIntent(
             order_id=r["order_id"],
             intent_id=r["intent_id"],
-            status=r["status"],
+            status=IntentStatus(r["status"]),
             address=r["address"],
             expires_on=_when(r["expires_on"]),
             created_at=datetime.fromisoformat(r["created_at"]),

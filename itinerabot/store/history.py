@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from itinerabot.models import Itinerary, OrderStatus
+from itinerabot.store.sql import marks
 
 #: outbox kinds that carry the order's PDF
 DOCUMENT_KINDS = ("document", "document_copy")
@@ -209,10 +210,9 @@ def undelivered_messages(conn: sqlite3.Connection, *, texts_since: datetime) -> 
     A row that is not a PDF, of an order whose PDF was delivered, counts only if it failed
     at `texts_since` or later: nothing but a later PDF clears it, so it would stay for ever.
     Times compare as the ISO text they are stored as (one clock, one format)."""
-    marks = ", ".join("?" for _ in PAID_STATUSES)
     rows = conn.execute(
         "SELECT m.* FROM outbox m JOIN orders o ON o.id = m.order_id"
-        f" WHERE m.status IN (?, ?) AND o.status IN ({marks})"
+        f" WHERE m.status IN ({marks(UNDELIVERED)}) AND o.status IN ({marks(PAID_STATUSES)})"
         " AND NOT (o.delivered_at IS NOT NULL AND o.delivered_at > m.created_at)"
         " AND NOT EXISTS (SELECT 1 FROM outbox later WHERE later.order_id = m.order_id"
         "   AND later.id > m.id AND later.kind IN (?, ?) AND later.status = 'sent')"

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from itinerabot.models import Payment, PaymentMethod
+from itinerabot.store.sql import marks
 
 
 class ExtraKind(enum.StrEnum):
@@ -267,9 +268,8 @@ def refunds(conn: sqlite3.Connection, order_id: int) -> list[Refund]:
 
 
 def refunds_in(conn: sqlite3.Connection, statuses: tuple[RefundStatus, ...]) -> list[Refund]:
-    marks = ", ".join("?" for _ in statuses)
     rows = conn.execute(
-        f"SELECT * FROM refunds WHERE status IN ({marks}) ORDER BY id",
+        f"SELECT * FROM refunds WHERE status IN ({marks(statuses)}) ORDER BY id",
         tuple(s.value for s in statuses),
     )
     return [_refund(r) for r in rows.fetchall()]

@@ -5,10 +5,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from itinerabot.errors import StoreError
 from itinerabot.store.db import check_schema
+
+T = TypeVar("T")
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:
@@ -33,3 +37,19 @@ def open_read_only(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def read_snapshot(path: Path, query: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `query` in one read transaction (a consistent snapshot while the bot writes), on
+    a read-only connection. Raises StoreError, or what `query` raises."""
+    conn = open_read_only(path)
+    try:
+        conn.execute("BEGIN")
+        try:
+            return query(conn)
+        finally:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise StoreError(f"reading {path}: {exc}") from exc
+    finally:
+        conn.close()

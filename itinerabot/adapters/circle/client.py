@@ -25,7 +25,6 @@ from itinerabot.adapters.circle.status import (
     PaymentIntentView,
     PaymentView,
     RefundView,
-    TimelineEntry,
     parse_payment_intent_response,
     parse_payment_response,
     parse_refund_response,
@@ -43,6 +42,32 @@ MAX_RETRY_AFTER = 600.0
 
 # Circle ids are UUIDs; anything else would be spliced into the URL path, so refuse it.
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+
+
+def _http_port(settings: CircleSettings, transport: httpx.AsyncBaseTransport | None) -> HttpPort:
+    """The HTTP side of the client, with the key in its headers: our h11 pool on the real
+    network, httpx over `transport` when one is given (tests, the sandbox). Raises
+    ConfigError if the settings have no API key."""
+    if settings.api_key is None:
+        raise ConfigError(["circle.api_key: is required to talk to Circle"])
+    headers = {
+        "Authorization": f"Bearer {settings.api_key.get_secret_value()}",
+        "Accept": "application/json",
+    }
+    if transport is None:
+        return H11Pool(
+            settings.base_url,
+            headers=headers,
+            timeout=settings.request_timeout,
+            max_connections=settings.max_connections,
+        )
+    client = httpx.AsyncClient(
+        base_url=settings.base_url,
+        headers=headers,
+        timeout=httpx.Timeout(settings.request_timeout),
+        transport=transport,
+    )
+    return HttpxPort(client)
 
 
 class CircleClient:
@@ -71,8 +96,6 @@ class CircleClient:
         `retry_backoff` (doubling) govern the retries of `create_payment_intent`.
         Raises ConfigError if the settings have no API key.
         """
-        if settings.api_key is None:
-            raise ConfigError(["circle.api_key: is required to talk to Circle"])
         if create_attempts < 1:
             raise ValueError("create_attempts must be at least 1")
         self.budget = budget or RequestBudget(
@@ -81,28 +104,8 @@ class CircleClient:
         self._wall_clock = wall_clock
         self._create_attempts = create_attempts
         self._retry_backoff = retry_backoff
-        headers = {
-            "Authorization": f"Bearer {settings.api_key.get_secret_value()}",
-            "Accept": "application/json",
-        }
         self._base_url = settings.base_url
-        self._http: HttpPort
-        if transport is None:
-            self._http = H11Pool(
-                settings.base_url,
-                headers=headers,
-                timeout=settings.request_timeout,
-                max_connections=settings.max_connections,
-            )
-        else:
-            self._http = HttpxPort(
-                httpx.AsyncClient(
-                    base_url=settings.base_url,
-                    headers=headers,
-                    timeout=httpx.Timeout(settings.request_timeout),
-                    transport=transport,
-                )
-            )
+        self._http = _http_port(settings, transport)
 
     def __repr__(self) -> str:
         return f"<CircleClient {self._base_url}>"
@@ -164,10 +167,6 @@ class CircleClient:
         if view.id != intent_id:
             raise MalformedResponse(f"asked for payment intent {intent_id}, got {view.id}")
         return view
-
-    async def get_payment_intent_status(self, intent_id: str) -> TimelineEntry | None:
-        """The latest timeline entry (by `time`) of an intent, with its context; None if empty."""
-        return (await self.get_payment_intent(intent_id)).latest
 
     async def expire_payment_intent(self, intent_id: str) -> PaymentIntentView:
         """Ask Circle to end an intent now (`POST /v1/paymentIntents/{id}/expire`), so no

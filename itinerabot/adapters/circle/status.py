@@ -15,13 +15,6 @@ from typing import Any
 
 from itinerabot.adapters.circle.errors import MalformedResponse
 
-#: Timeline statuses in Circle's spec and docs; any other still parses (and counts as pending).
-KNOWN_STATUSES = frozenset(
-    {"created", "pending", "active", "complete", "expired", "failed", "refunded"}
-)
-#: Contexts from the spec, plus `expired` which some docs show on a `complete` entry.
-KNOWN_CONTEXTS = frozenset({"underpaid", "paid", "overpaid", "expired"})
-
 # Tie-break for entries with the same `time`, so the array order never matters.
 _STATUS_RANK = {"created": 0, "active": 1, "pending": 1, "complete": 2, "expired": 2, "failed": 2}
 _UNKNOWN_RANK = 1

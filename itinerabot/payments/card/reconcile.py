@@ -10,10 +10,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import stripe
 import trio
 
-from itinerabot.adapters.stripe.client import stripe_errors
+from itinerabot.adapters.stripe.client import StripeApi
 from itinerabot.clock import WallClock
 from itinerabot.errors import ServiceError, StoreError
 from itinerabot.messages import Notify
@@ -22,8 +21,7 @@ from itinerabot.payments.card.rounds import every
 from itinerabot.payments.card.unpaid import take_unpaid_end
 from itinerabot.payments.fulfilment import Fulfilment
 from itinerabot.store import Store
-from itinerabot.store.card_sessions import CardSession
-from itinerabot.store.open_card_sessions import open_since
+from itinerabot.store.card_sessions import CardSession, open_since
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ class SessionReconciler:
     def __init__(
         self,
         store: Store,
-        client: stripe.StripeClient,
+        client: StripeApi,
         fulfilment: Fulfilment,
         notify: Notify,
         clock: WallClock,
@@ -82,11 +80,9 @@ class SessionReconciler:
         assert stored.session_id is not None
         async with self._limiter:
             try:
-                with trio.fail_after(RETRIEVE_TIME_LIMIT), stripe_errors("retrieving a session"):
-                    found = await self._client.v1.checkout.sessions.retrieve_async(
-                        stored.session_id
-                    )
-                await self._take(found.to_dict())
+                with trio.fail_after(RETRIEVE_TIME_LIMIT):
+                    found = await self._client.retrieve_checkout_session(stored.session_id)
+                await self._take(found)
             except trio.Cancelled:
                 raise
             except (ServiceError, StoreError, trio.TooSlowError) as exc:

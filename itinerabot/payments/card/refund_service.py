@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-import stripe
 import trio
 
+from itinerabot.adapters.stripe.client import StripeApi
 from itinerabot.clock import WallClock
 from itinerabot.errors import ServiceError, StoreError, TransientServiceError
 from itinerabot.messages import Notify
@@ -66,7 +66,7 @@ class CardRefunds:
     def __init__(
         self,
         store: Store,
-        client: stripe.StripeClient,
+        client: StripeApi,
         notify: Notify,
         clock: WallClock,
         *,

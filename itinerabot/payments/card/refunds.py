@@ -11,9 +11,7 @@ import sqlite3
 from datetime import timedelta
 from typing import Any
 
-import stripe
-
-from itinerabot.adapters.stripe.client import stripe_errors
+from itinerabot.adapters.stripe.client import StripeApi
 from itinerabot.clock import WallClock
 from itinerabot.errors import PermanentServiceError, TransientServiceError
 from itinerabot.payments.card.refund_record import REFUND_ID_KEY, is_made_for, record, record_found
@@ -32,7 +30,7 @@ _PAGE = 100
 
 
 async def refund_card(
-    store: Store, client: stripe.StripeClient, refund: money.Refund, clock: WallClock
+    store: Store, client: StripeApi, refund: money.Refund, clock: WallClock
 ) -> money.Refund:
     """Ask Stripe to refund `refund` (stored by `money.begin_refund`) and record the answer.
 
@@ -78,7 +76,7 @@ async def refund_card(
 
 
 async def _ask(
-    store: Store, client: stripe.StripeClient, refund: money.Refund, clock: WallClock
+    store: Store, client: StripeApi, refund: money.Refund, clock: WallClock
 ) -> money.Refund:
     """POST the refund with its stored idempotency key and record the answer."""
     reference = await store.run(_reference_of, refund.order_id)
@@ -92,11 +90,7 @@ async def _ask(
         },
     }
     try:
-        with stripe_errors("refunding a card payment"):
-            answer = await client.v1.refunds.create_async(
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": refund.idempotency_key},
-            )
+        answer = await client.create_refund(params, idempotency_key=refund.idempotency_key)
     except TransientServiceError as exc:
         # only a refund still requested notes the error: an event may have answered meanwhile
         await store.run(
@@ -105,13 +99,13 @@ async def _ask(
         raise
     except PermanentServiceError as exc:
         return await _refused(store, refund, clock, exc)
-    recorded = await store.run(record_found, refund.id, answer.to_dict(), clock())
+    recorded = await store.run(record_found, refund.id, answer, clock())
     log.info(
         "card refund asked of Stripe",
         extra={
             "order": reference,
             "refund": refund.id,
-            "stripe_refund": answer.id,
+            "stripe_refund": answer.get("id"),
             "status": recorded.status.value,
             "amount": f"{refund.amount:.2f} {refund.currency}",
         },
@@ -129,30 +123,28 @@ async def _refused(
     return await store.run(record, refund.id, RefundStatus.FAILED, clock(), None, str(exc))
 
 
-async def find_at_stripe(
-    client: stripe.StripeClient, refund: money.Refund
-) -> dict[str, Any] | None:
+async def find_at_stripe(client: StripeApi, refund: money.Refund) -> dict[str, Any] | None:
     """The Stripe refund made for `refund` (Stripe's JSON), found among the refunds of its
     PaymentIntent by the stored refund id in its metadata; None if Stripe has none.
 
     Raises TransientServiceError if Stripe could not be asked, PermanentServiceError if it
     refused (no such PaymentIntent).
     """
-    params: dict[str, Any] = {"payment_intent": refund.provider_ref, "limit": _PAGE}
+    after = None
     while True:
-        with stripe_errors("looking up the refunds of a card payment"):
-            page = await client.v1.refunds.list_async(params)  # type: ignore[arg-type]
-        for item in page.data:
-            found = item.to_dict()
+        page, has_more = await client.list_refunds(
+            refund.provider_ref, limit=_PAGE, starting_after=after
+        )
+        for found in page:
             if is_made_for(found, refund):
                 return found
-        if not page.has_more or not page.data:
+        if not has_more or not page:
             return None
-        params["starting_after"] = page.data[-1].id
+        after = str(page[-1]["id"])
 
 
 async def check_refund(
-    store: Store, client: stripe.StripeClient, refund: money.Refund, clock: WallClock
+    store: Store, client: StripeApi, refund: money.Refund, clock: WallClock
 ) -> money.Refund:
     """Ask Stripe how a refund it knows (`provider_refund_id`) stands now, and record it: a
     pending refund whose event was lost is concluded this way.
@@ -160,9 +152,8 @@ async def check_refund(
     Raises TransientServiceError or PermanentServiceError (from Stripe), StoreError.
     """
     assert refund.provider_refund_id is not None
-    with stripe_errors("retrieving a card refund"):
-        found = await client.v1.refunds.retrieve_async(refund.provider_refund_id)
-    return await store.run(record_found, refund.id, found.to_dict(), clock())
+    found = await client.retrieve_refund(refund.provider_refund_id)
+    return await store.run(record_found, refund.id, found, clock())
 
 
 def _reference_of(conn: sqlite3.Connection, order_id: int) -> str | None:

@@ -14,8 +14,8 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-import stripe
-
+from itinerabot.adapters.stripe.errors import StripeSignatureError
+from itinerabot.adapters.stripe.signature import verify_signature
 from itinerabot.clock import WallClock
 from itinerabot.messages import Notify
 from itinerabot.models import Order
@@ -25,7 +25,7 @@ from itinerabot.payments.card.unpaid import take_unpaid_end
 from itinerabot.payments.fulfilment import Fulfilment
 from itinerabot.store import Store, misc
 from itinerabot.store.orders import OrderHead
-from itinerabot.web.app import Request, Response
+from itinerabot.web.app import Outcome, Request, Response
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,13 @@ class StripeWebhook:
         header = request.headers.get("stripe-signature")
         if not header or not header.isascii():
             log.warning("stripe webhook without a usable Stripe-Signature refused")
-            return Response.text(400, "missing Stripe-Signature")
+            return Response.text(400, "missing Stripe-Signature", outcome=Outcome.REFUSED_SIGNATURE)
         try:
-            stripe.WebhookSignature.verify_header(
-                request.body, header, self._secret, stripe.Webhook.DEFAULT_TOLERANCE
-            )
+            verify_signature(request.body, header, self._secret)
             event = json.loads(request.body)
-        except stripe.SignatureVerificationError:
+        except StripeSignatureError:
             log.warning("stripe webhook with a bad signature refused")
-            return Response.text(400, "bad signature")
+            return Response.text(400, "bad signature", outcome=Outcome.REFUSED_SIGNATURE)
         except (ValueError, RecursionError):
             log.warning("signed stripe webhook whose body is not JSON refused")
             return Response.text(400, "body is not JSON")
@@ -76,7 +74,7 @@ class StripeWebhook:
             return Response.text(400, "not a Stripe event")
         taken = await self._store.run(_take_event, event, self._livemode, self._clock())
         if taken is None:
-            return Response.text(200, "already processed")
+            return Response.text(200, "already processed", outcome=Outcome.DUPLICATE)
         if isinstance(taken, TakenSession):
             # an anomaly is answered 200 too: Stripe's retries would not change it
             settle_taken(taken, self._fulfilment)

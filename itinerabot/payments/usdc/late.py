@@ -18,13 +18,16 @@ from decimal import Decimal
 
 import trio
 
+from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.adapters.circle.errors import CircleApiError
 from itinerabot.adapters.circle.status import Outcome, PaymentIntentView
+from itinerabot.clock import WallClock
 from itinerabot.config import CircleSettings
 from itinerabot.errors import ServiceError, StoreError
 from itinerabot.payments.usdc.lifetime import Lifetime
 from itinerabot.payments.usdc.poller import next_tick
 from itinerabot.payments.usdc.tracker import IntentTracker
+from itinerabot.store import Store
 from itinerabot.store import circle_intents as intents
 from itinerabot.store.circle_intents import LateIntent
 
@@ -36,12 +39,22 @@ SOURCE = "circle-late-check"
 class LateWatcher:
     """Owns the intents after their window; `run` is its one long-running task."""
 
-    def __init__(self, tracker: IntentTracker, settings: CircleSettings) -> None:
+    def __init__(
+        self,
+        tracker: IntentTracker,
+        store: Store,
+        client: CircleClient,
+        clock: WallClock,
+        settings: CircleSettings,
+    ) -> None:
         self._tracker = tracker
+        self._store = store
+        self._client = client
+        self._clock = clock
         self._interval = settings.late_check_interval
         self.lifetime = Lifetime.of(settings)
         # checks of a round run side by side, as many as the budget lets through at once
-        self._workers = tracker.client.budget.max_concurrent
+        self._workers = client.budget.max_concurrent
         self._nudged = False
         #: set by a nudge or a new poll window: wakes an idle watcher
         self._wake = trio.Event()
@@ -94,9 +107,9 @@ class LateWatcher:
         """Seconds until the next poll window ends: an idle watcher looks then even if no
         poller hands the intent over (one that crashed, or was never started). Never raises
         (a store it cannot read: it looks again in one interval)."""
-        now = self._tracker.clock().timestamp()
+        now = self._clock().timestamp()
         try:
-            end = await self._tracker.store.run(intents.next_window_end, now)
+            end = await self._store.run(intents.next_window_end, now)
         except trio.Cancelled:
             raise
         except Exception:
@@ -116,9 +129,9 @@ class LateWatcher:
         """
         self.rounds += 1
         tracker = self._tracker
-        now = tracker.clock()
+        now = self._clock()
         try:
-            rows = await tracker.store.run(intents.late_intents, now.timestamp())
+            rows = await self._store.run(intents.late_intents, now.timestamp())
         except trio.Cancelled:
             raise
         except StoreError as exc:
@@ -179,7 +192,7 @@ class LateWatcher:
         done by the next round (they are open intents of a paid order in the store)."""
         tracker = self._tracker
         try:
-            ids = await tracker.store.run(intents.superseded_of, order_id)
+            ids = await self._store.run(intents.superseded_of, order_id)
             if not ids:
                 return  # the order had no other intent open
             for intent_id in ids:
@@ -203,12 +216,12 @@ class LateWatcher:
         is new; with `last`, let it go afterwards unless it ended."""
         tracker = self._tracker
         self.checks += 1
-        asked_at = tracker.clock()
+        asked_at = self._clock()
         try:
             if row.superseded and row.status != "superseded":
                 view = await tracker.supersede(row.intent_id)
             else:
-                view = await tracker.client.get_payment_intent(row.intent_id)
+                view = await self._client.get_payment_intent(row.intent_id)
             seen: Outcome | None = view.outcome
             # what the store holds already needs no trip to it (thousands per round)
             if _news(row, view):

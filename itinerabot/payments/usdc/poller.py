@@ -14,6 +14,7 @@ from functools import partial
 
 import trio
 
+from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.adapters.circle.status import Outcome, PaymentIntentView
 from itinerabot.errors import ServiceError, StoreError, TransientServiceError
 from itinerabot.payments.usdc.pollers import FollowUp
@@ -33,8 +34,9 @@ _NOTHING_TOLD = hash((None, Outcome.PENDING, None))
 class UsdcPoller:
     """Runs the checks of one intent; started under the poller nursery."""
 
-    def __init__(self, tracker: IntentTracker, interval: float) -> None:
+    def __init__(self, tracker: IntentTracker, client: CircleClient, interval: float) -> None:
         self._tracker = tracker
+        self._client = client
         self._interval = interval
         self.checks = 0  # across all intents, for tests and benchmarks
 
@@ -42,7 +44,7 @@ class UsdcPoller:
         """One GET of the intent; None (logged) if the check failed."""
         self.checks += 1
         try:
-            return await self._tracker.client.get_payment_intent(intent_id)
+            return await self._client.get_payment_intent(intent_id)
         except ServiceError as exc:
             log.warning(
                 "payment intent check failed; next tick as usual",

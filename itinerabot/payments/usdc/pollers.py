@@ -17,12 +17,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TypeVarTuple
 
 import trio
 
 #: what a poller may return: work to do once it is finished (or None)
 FollowUp = Callable[[], Awaitable[object]] | None
+
+#: the positional arguments of a started poller or piece of work, checked against its
+#: signature as trio checks `start_soon`'s
+PosArgs = TypeVarTuple("PosArgs")
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +61,8 @@ class PollerNursery:
     def start(
         self,
         key: int,
-        poller: Callable[..., Awaitable[FollowUp]],
-        *args: Any,
+        poller: Callable[[*PosArgs], Awaitable[FollowUp]],
+        *args: *PosArgs,
         deadline: float = math.inf,
         on_timeout: FollowUp = None,
         watches: object = None,
@@ -88,7 +92,12 @@ class PollerNursery:
         self._watching[key] = watches
         return True
 
-    def run_soon(self, work: Callable[..., Awaitable[object]], *args: Any, name: str) -> bool:
+    def run_soon(
+        self,
+        work: Callable[[*PosArgs], Awaitable[object]],
+        *args: *PosArgs,
+        name: str,
+    ) -> bool:
         """Run one-off payment work `work(*args)` under the nursery (not a poller: no key,
         no window); its failure is logged. False after shutdown (its state is in the store)."""
         if self._nursery is None:
@@ -112,8 +121,8 @@ class PollerNursery:
         self,
         key: int,
         scope: trio.CancelScope,
-        poller: Callable[..., Awaitable[FollowUp]],
-        args: tuple[Any, ...],
+        poller: Callable[[*PosArgs], Awaitable[FollowUp]],
+        args: tuple[*PosArgs],
         on_timeout: FollowUp,
     ) -> None:
         follow_up: FollowUp = None
@@ -145,7 +154,10 @@ class PollerNursery:
             log.exception("poller hand-off failed", extra={"poller": key})
 
     async def _guard_work(
-        self, work: Callable[..., Awaitable[object]], args: tuple[Any, ...], name: str
+        self,
+        work: Callable[[*PosArgs], Awaitable[object]],
+        args: tuple[*PosArgs],
+        name: str,
     ) -> None:
         try:
             await work(*args)

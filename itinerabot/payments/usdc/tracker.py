@@ -43,16 +43,16 @@ class IntentTracker:
         *,
         card_enabled: bool,
     ) -> None:
-        self.store = store
-        self.client = client
-        self.fulfilment = fulfilment
-        self.notify = notify
-        self.clock = clock
-        self.card_enabled = card_enabled
+        self._store = store
+        self._client = client
+        self._fulfilment = fulfilment
+        self._notify = notify
+        self._clock = clock
+        self._card_enabled = card_enabled
 
     @property
-    def wording(self) -> Wording:
-        return Wording(self.card_enabled, self.fulfilment.support_contact)
+    def _wording(self) -> Wording:
+        return Wording(self._card_enabled, self._fulfilment.support_contact)
 
     async def observe(
         self, order_id: int, view: PaymentIntentView, *, source: str
@@ -68,7 +68,7 @@ class IntentTracker:
             if await self.record_paid(order_id, view.id, payment, source=source) is not None:
                 return Outcome.UNDERPAID  # refused: the intent stays open and watched
             return outcome
-        applied = await self.store.run(record.apply, order_id, view, self.wording, self.clock())
+        applied = await self._store.run(record.apply, order_id, view, self._wording, self._clock())
         self._after(applied, view.id, source)
         if applied.order is None or applied.order.status.is_paid:
             return None
@@ -81,25 +81,25 @@ class IntentTracker:
         the sender and the listeners hear of it. A repeat changes nothing. Returns why the
         order refused the payment (the intent then stays open), else None.
         Raises StoreError (nothing recorded: the caller retries)."""
-        recorded = await self.store.run(
+        recorded = await self._store.run(
             record.record_paid,
             order_id,
             intent_id,
             payment,
             source,
-            self.clock(),
-            self.fulfilment.support_contact,
+            self._clock(),
+            self._fulfilment.support_contact,
         )
-        self.fulfilment.settle(recorded)
+        self._fulfilment.settle(recorded)
         if recorded.refused is not None and recorded.order is not None:
-            self.notify(recorded.order.chat_id)  # what arrived is owed back: told
+            self._notify(recorded.order.chat_id)  # what arrived is owed back: told
         return recorded.refused
 
     async def window_over(self, order_id: int, intent_id: str, lifetime: Lifetime) -> bool:
         """The 30 s window closed unpaid: mark the intent timed_out and tell the chat until
         when it is still checked (once). True if this call did it. Raises StoreError."""
-        order = await self.store.run(
-            record.window_over, order_id, intent_id, lifetime, self.wording, self.clock()
+        order = await self._store.run(
+            record.window_over, order_id, intent_id, lifetime, self._wording, self._clock()
         )
         if order is None:
             return False
@@ -107,13 +107,13 @@ class IntentTracker:
             "USDC payment not confirmed within the poll window; checked on until expiry",
             extra={"order": order.reference, "intent": intent_id},
         )
-        self.notify(order.chat_id)
+        self._notify(order.chat_id)
         return True
 
     async def lapse(self, order_id: int, intent_id: str) -> None:
         """Stop watching an intent past its expiry and margin. Raises StoreError."""
-        applied = await self.store.run(
-            record.lapse, order_id, intent_id, self.wording, self.clock()
+        applied = await self._store.run(
+            record.lapse, order_id, intent_id, self._wording, self._clock()
         )
         log.info("payment intent no longer watched", extra={"intent": intent_id})
         self._after(applied, intent_id, "circle-late-check")
@@ -128,20 +128,20 @@ class IntentTracker:
         Raises ServiceError (nothing recorded: ask again) or StoreError.
         """
         try:
-            view = await self.client.expire_payment_intent(intent_id)
+            view = await self._client.expire_payment_intent(intent_id)
         except CircleApiError as exc:
             log.info(
                 "circle did not expire the payment intent; looking at it",
                 extra={"intent": intent_id, "error": exc.message},
             )
-            view = await self.client.get_payment_intent(intent_id)
+            view = await self._client.get_payment_intent(intent_id)
             if not view.outcome.is_final:
                 log.warning(
                     "circle refused to expire an open payment intent; asking again next round",
                     extra={"intent": intent_id, "error": exc.message},
                 )
                 return view
-        await self.store.run(intents.supersede, intent_id)
+        await self._store.run(intents.supersede, intent_id)
         log.info(
             "asked circle to expire a payment intent the order no longer needs",
             extra={"intent": intent_id, "status": view.latest.status if view.latest else None},
@@ -156,7 +156,7 @@ class IntentTracker:
         if payment_id:
             with trio.move_on_after(5):
                 try:
-                    tx_hash = (await self.client.get_payment(payment_id)).transaction_hash
+                    tx_hash = (await self._client.get_payment(payment_id)).transaction_hash
                 except ServiceError as exc:
                     log.info("no transaction hash for the receipt", extra={"error": exc.message})
         return Payment(
@@ -166,7 +166,7 @@ class IntentTracker:
             provider_ref=view.id,
             provider_payment_id=payment_id,
             tx_hash=tx_hash,
-            paid_at=view.latest.time if view.latest is not None else self.clock(),
+            paid_at=view.latest.time if view.latest is not None else self._clock(),
         )
 
     def _after(self, applied: Applied, intent_id: str, source: str) -> None:
@@ -187,7 +187,7 @@ class IntentTracker:
                 },
             )
             if kind == ExtraKind.SECOND:
-                for listener in self.fulfilment.extra_listeners:
+                for listener in self._fulfilment.extra_listeners:
                     listener(extra_id, PaymentMethod.USDC)
         if applied.told:
-            self.notify(order.chat_id)
+            self._notify(order.chat_id)

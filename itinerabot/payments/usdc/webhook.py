@@ -16,12 +16,14 @@ import httpx
 from itinerabot.adapters.circle.errors import MalformedResponse, SnsVerificationError
 from itinerabot.adapters.circle.sns import CertificateCache, SnsMessage, verify_sns_message
 from itinerabot.adapters.circle.status import parse_payment_intent_notification
+from itinerabot.clock import WallClock
 from itinerabot.errors import StoreError, TransientServiceError
 from itinerabot.payments.usdc.pollers import PollerNursery
 from itinerabot.payments.usdc.tracker import IntentTracker
+from itinerabot.store import Store, misc
 from itinerabot.store import circle_intents as intents
-from itinerabot.store import misc
-from itinerabot.web.app import Request, Response
+from itinerabot.store.circle_intents import IntentStatus
+from itinerabot.web.app import Outcome, Request, Response
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ class CircleWebhook:
     def __init__(
         self,
         tracker: IntentTracker,
+        store: Store,
+        clock: WallClock,
         pollers: PollerNursery,
         certs: CertificateCache,
         http: httpx.AsyncClient,
@@ -44,6 +48,8 @@ class CircleWebhook:
         """`max_age`: messages signed longer ago are refused (set it below the time MessageIds
         are remembered, so a captured message cannot be replayed once its id is pruned)."""
         self._tracker = tracker
+        self._store = store
+        self._clock = clock
         self._pollers = pollers
         self._certs = certs
         self._http = http
@@ -64,7 +70,9 @@ class CircleWebhook:
             log.warning("circle webhook refused", extra={"reason": exc.reason})
             if exc.retryable:
                 return Response.text(503, "cannot verify now; deliver again")
-            return Response.text(400, "not a genuine notification")
+            return Response.text(
+                400, "not a genuine notification", outcome=Outcome.REFUSED_SIGNATURE
+            )
         try:
             return await self._take(msg)
         except (StoreError, TransientServiceError) as exc:
@@ -77,38 +85,53 @@ class CircleWebhook:
     async def _take(self, msg: SnsMessage) -> Response:
         """Act on a genuine message once. Raises StoreError or TransientServiceError when it
         could not be recorded (its MessageId is then not remembered either)."""
-        store = self._tracker.store
-        if await store.run(intents.event_seen, SOURCE, msg.message_id):
-            return Response.text(200, "already processed")
+        if await self._store.run(intents.event_seen, SOURCE, msg.message_id):
+            return Response.text(200, "already processed", outcome=Outcome.DUPLICATE)
+        refused = None
         if msg.type == "SubscriptionConfirmation":
-            assert msg.subscribe_url is not None
-            try:
-                answer = await self._http.get(msg.subscribe_url, timeout=10.0)
-            except httpx.HTTPError as exc:
-                log.error(
-                    "confirming the SNS subscription failed",
-                    extra={"error": exc.__class__.__name__},
-                )
-                return Response.text(502, "confirmation failed; deliver again")
-            if answer.status_code != 200:
-                log.error(
-                    "confirming the SNS subscription failed", extra={"status": answer.status_code}
-                )
-                return Response.text(502, "confirmation failed; deliver again")
-            log.info("circle notifications subscription confirmed", extra={"topic": msg.topic_arn})
+            refused = await self._confirm_subscription(msg)
         elif msg.type == "Notification":
-            try:
-                view = parse_payment_intent_notification(msg.message)
-            except MalformedResponse as exc:
-                log.warning("circle notification not understood", extra={"error": exc.message})
-                return Response.text(400, "malformed notification")
-            row = None if view is None else await store.run(intents.by_intent_id, view.id)
-            if view is not None and row is None:
-                log.info("notification for an unknown payment intent", extra={"intent": view.id})
-            elif view is not None and row is not None:
-                await self._tracker.observe(row.order_id, view, source="circle-webhook")
-                if view.outcome.is_final and row.status == "polling":
-                    # recorded: this intent's poller has nothing left to find
-                    self._pollers.cancel(row.order_id)
-        await store.run(misc.record_event, SOURCE, msg.message_id, self._tracker.clock())
+            refused = await self._notification(msg)
+        if refused is not None:
+            return refused
+        await self._store.run(misc.record_event, SOURCE, msg.message_id, self._clock())
         return Response.text(200, "ok")
+
+    async def _confirm_subscription(self, msg: SnsMessage) -> Response | None:
+        """GET the SubscribeURL; None when confirmed, else 502 (SNS delivers it again)."""
+        assert msg.subscribe_url is not None
+        try:
+            answer = await self._http.get(msg.subscribe_url, timeout=10.0)
+        except httpx.HTTPError as exc:
+            log.error(
+                "confirming the SNS subscription failed", extra={"error": exc.__class__.__name__}
+            )
+            return Response.text(502, "confirmation failed; deliver again")
+        if answer.status_code != 200:
+            log.error(
+                "confirming the SNS subscription failed", extra={"status": answer.status_code}
+            )
+            return Response.text(502, "confirmation failed; deliver again")
+        log.info("circle notifications subscription confirmed", extra={"topic": msg.topic_arn})
+        return None
+
+    async def _notification(self, msg: SnsMessage) -> Response | None:
+        """Record what a notification shows of one of our intents (then its poller stops if
+        it ended); None when taken (also: not an intent, or not ours), 400 if malformed.
+        Raises StoreError or TransientServiceError."""
+        try:
+            view = parse_payment_intent_notification(msg.message)
+        except MalformedResponse as exc:
+            log.warning("circle notification not understood", extra={"error": exc.message})
+            return Response.text(400, "malformed notification")
+        if view is None:
+            return None
+        row = await self._store.run(intents.by_intent_id, view.id)
+        if row is None:
+            log.info("notification for an unknown payment intent", extra={"intent": view.id})
+            return None
+        await self._tracker.observe(row.order_id, view, source="circle-webhook")
+        if view.outcome.is_final and row.status == IntentStatus.POLLING:
+            # recorded: this intent's poller has nothing left to find
+            self._pollers.cancel(row.order_id)
+        return None
