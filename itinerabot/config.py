@@ -1,6 +1,7 @@
 """Configuration: one YAML file validated by pydantic, secrets also from the environment.
 
-`load_config` raises `ConfigError` with one human line per problem; nothing else escapes.
+`load_config` raises `ConfigError` with one human line per problem; nothing else escapes. A
+value still holding config.example.yaml's placeholder (`REPLACE…`) is one of those problems.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ SECRET_ENV: dict[tuple[str, str], str] = {
 
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 
+#: what every value in config.example.yaml that must be filled in contains
+PLACEHOLDER = "REPLACE"
+
 
 #: the blockchains Circle's payment intents accept (PaymentMethodBlockchain.chain in its spec)
 Chain = Literal[
@@ -66,6 +70,8 @@ class TelegramSettings(_Section):
     backoff_initial: float = Field(default=1.0, gt=0)
     backoff_cap: float = Field(default=60.0, gt=0)
     conflict_backoff: float = Field(default=30.0, gt=0)
+    #: /healthz answers 503 once getUpdates has not succeeded for this many seconds
+    healthy_within: float = Field(default=120.0, gt=0)
 
     @field_validator("token")
     @classmethod
@@ -73,6 +79,13 @@ class TelegramSettings(_Section):
         if not _TOKEN_RE.fullmatch(v.get_secret_value()):
             raise ValueError("does not look like a bot token from @BotFather (digits:secret)")
         return v
+
+    @model_validator(mode="after")
+    def _healthy_after_a_long_poll(self) -> TelegramSettings:
+        # an idle long poll answers (and counts as a success) only every long_poll_timeout s
+        if self.healthy_within <= self.long_poll_timeout:
+            raise ValueError("healthy_within must be longer than long_poll_timeout")
+        return self
 
     @field_validator("api_base")
     @classmethod
@@ -263,10 +276,36 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Set
     for section in ("stripe", "circle"):
         if isinstance(data.get(section), dict):
             data[section].setdefault("enabled", True)
+    unfilled = placeholders(data)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+        others = [_describe(err) for err in exc.errors()]
+        # a placeholder's own line says it best; its key's other complaints are left out
+        keys = {line.partition(":")[0] for line in unfilled}
+        raise ConfigError(
+            unfilled + [line for line in others if line.partition(":")[0] not in keys]
+        ) from None
+    if unfilled:
+        raise ConfigError(unfilled)
+    return settings
+
+
+def placeholders(data: Mapping[str, Any]) -> list[str]:
+    """One line per value still holding the example's placeholder, in file order. A payment
+    section switched off (`enabled: false`) is not looked at: its values are not used."""
+    problems = []
+    for section, values in data.items():
+        if not isinstance(values, Mapping) or values.get("enabled") is False:
+            continue
+        for key, value in values.items():
+            if isinstance(value, str) and PLACEHOLDER in value:
+                env = SECRET_ENV.get((section, key))
+                instead = f" (or set ${env})" if env else ""
+                problems.append(
+                    f"{section}.{key}: still holds the example's placeholder; fill it in{instead}"
+                )
+    return problems
 
 
 def _describe(err: Mapping[str, Any]) -> str:

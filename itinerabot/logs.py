@@ -1,4 +1,7 @@
-"""Structured logging: key=value lines for a terminal or one JSON object per line.
+"""Structured logging: logfmt lines for a terminal or one JSON object per line.
+
+A text line is `<time> <LEVEL> <logger> msg="<message>" key=value …`: the message is always
+quoted, so a logfmt parser does not read its words as keys.
 
 Every record passes a redactor that replaces each configured secret (and any Telegram bot
 token in a URL) with `***`, so a secret never reaches a log line whatever a library logs.
@@ -52,18 +55,20 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _quote(value: Any) -> str:
+    """The value as is when it is one printable word, else a double-quoted JSON string."""
     text = str(value)
-    if text == "" or any(c in text for c in ' ="\n'):
+    if text == "" or not text.isprintable() or any(c.isspace() or c in '="' for c in text):
         return json.dumps(text)
     return text
 
 
 class KeyValueFormatter(logging.Formatter):
-    """`2026-11-26T10:00:00Z INFO itinerabot.poller payment confirmed order=IB-7K3Q9P`"""
+    """`2026-11-26T10:00:00.00Z INFO itinerabot.poller msg="payment confirmed" order=IB-7K3Q9P`"""
 
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        parts = [ts[:-4] + "Z", record.levelname, record.name, record.getMessage()]
+        message = f"msg={json.dumps(record.getMessage())}"
+        parts = [ts[:-4] + "Z", record.levelname, record.name, message]
         parts += [f"{k}={_quote(v)}" for k, v in _fields(record).items()]
         line = " ".join(parts)
         if record.exc_text:

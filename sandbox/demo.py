@@ -203,7 +203,7 @@ class Sandbox:
         """Order reference → what confirmed its payment (the bots' "payment confirmed" lines)."""
         found: dict[str, str] = {}
         for line in self.log.splitlines():
-            if " payment confirmed " in line:
+            if 'msg="payment confirmed"' in line:
                 fields = dict(re.findall(r"(\w+)=(\S+)", line))
                 found[fields.get("order", "?")] = fields.get("source", "?")
         return found

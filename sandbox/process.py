@@ -146,7 +146,7 @@ class ServeProcess(LineProcess):
 
     async def wait_ready(self, timeout: float = 30) -> str:
         """Wait for the "ready" log line; returns (and keeps) the web server's address."""
-        line = await self.wait_for_line(" ready ", timeout)
+        line = await self.wait_for_line(' msg="ready" ', timeout)
         match = _READY_ADDRESS.search(line)
         if match is None:
             raise AssertionError(f"no address in the ready line: {line!r}")

@@ -3,6 +3,7 @@
 Handlers get the method, headers and the whole raw body (webhook signatures need the exact
 bytes) and return a `Response`. No framework: three routes do not need one. Whatever a client
 sends, the answer is a 4xx with one WARNING line; a 500 (with its traceback) means a bug.
+Each answer of a webhook route is counted by its outcome (`Outcome`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import trio
+
+from itinerabot.metrics import DISCARD, Recorder
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,28 @@ Send = Callable[[Message], Awaitable[None]]
 
 #: seconds a client has to send a request body, unless the app is given another figure
 DEFAULT_READ_TIMEOUT = 10.0
+#: routes under this prefix are webhooks, counted by outcome
+WEBHOOKS = "/webhooks/"
+
+
+class Outcome(StrEnum):
+    """What a webhook request came to. A handler names the outcomes its status cannot tell
+    (a duplicate is answered 200, a bad signature 400); the status gives the rest."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REFUSED_SIGNATURE = "refused-signature"
+    BAD_REQUEST = "bad-request"
+    RETRY_LATER = "retry-later"
+    ERROR = "error"
+
+    @classmethod
+    def of_status(cls, status: int) -> Outcome:
+        if status < 300:
+            return cls.ACCEPTED
+        if status < 500:
+            return cls.BAD_REQUEST
+        return cls.ERROR if status == 500 else cls.RETRY_LATER
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +66,16 @@ class Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = field(default=())
+    #: what a webhook request came to, when the status alone does not say it
+    outcome: Outcome | None = None
 
     @classmethod
     def json(cls, status: int, obj: Any) -> Response:
         return cls(status, json.dumps(obj).encode(), "application/json")
 
     @classmethod
-    def text(cls, status: int, text: str) -> Response:
-        return cls(status, text.encode())
+    def text(cls, status: int, text: str, *, outcome: Outcome | None = None) -> Response:
+        return cls(status, text.encode(), outcome=outcome)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -69,9 +97,16 @@ class WebApp:
     sending a byte now and then would otherwise hold its connection for ever.
     """
 
-    def __init__(self, *, max_body_bytes: int, read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
+    def __init__(
+        self,
+        *,
+        max_body_bytes: int,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        metrics: Recorder = DISCARD,
+    ) -> None:
         self.max_body_bytes = max_body_bytes
         self.read_timeout = read_timeout
+        self._metrics = metrics
         self._routes: dict[str, tuple[frozenset[str], Handler]] = {}
 
     def route(self, path: str, methods: set[str], handler: Handler) -> None:
@@ -96,6 +131,7 @@ class WebApp:
                     "reason": str(refusal),
                 },
             )
+        self._count(scope, response)
         headers = [
             (b"content-type", response.content_type.encode()),
             (b"content-length", str(len(response.body)).encode()),
@@ -104,6 +140,14 @@ class WebApp:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         body = b"" if scope["method"] == "HEAD" else response.body
         await send({"type": "http.response.body", "body": body})
+
+    def _count(self, scope: Scope, response: Response) -> None:
+        """Count a webhook route's answer (not HEAD: Circle's endpoint check)."""
+        path: str = scope["path"]
+        # only registered routes: a label from whatever path a client sends has no bound
+        if path.startswith(WEBHOOKS) and path in self._routes and scope["method"] != "HEAD":
+            outcome = response.outcome or Outcome.of_status(response.status)
+            self._metrics.webhook_answered(path.removeprefix(WEBHOOKS), outcome)
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> Response:
         """The handler's response; raises _Refused for a request it must not see."""

@@ -1,6 +1,7 @@
 """One shared request budget for a service: a cap on requests in flight and a pace for their starts.
 
 Callers wait here, outside httpx, so a connection pool never sees thousands of queued requests.
+Each wait is observed in `itinerabot_circle_budget_wait_seconds`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
+
+from itinerabot.metrics import BUDGET_WAITS
 
 
 class RequestBudget:
@@ -54,9 +57,11 @@ class RequestBudget:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Wait for a slot and a start time, then hold the slot for the duration of the block."""
+        asked = trio.current_time()
         async with self._slots:
             async with self._head:
                 await self._wait_for_start()
+            BUDGET_WAITS.observe(trio.current_time() - asked)
             yield
 
     async def _wait_for_start(self) -> None:

@@ -7,7 +7,8 @@ machine, almost all in its client and pool layers; h11 over a trio stream spends
 (Content-Length, chunked, keep-alive, close) is handled by the same code.
 
 `HttpxPort` keeps httpx for callers that bring an httpx transport (tests, the in-process
-sandbox); both ports raise only the project's errors.
+sandbox); both ports raise only the project's errors, and count each request's status (or
+"timeout", "network") in `itinerabot_circle_requests`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import trio
 from itinerabot import __version__
 from itinerabot.adapters.circle.errors import SERVICE
 from itinerabot.errors import ConfigError, TransientServiceError
+from itinerabot.metrics import CIRCLE_REQUESTS
 
 _MAX_BODY = 4 * 1024 * 1024  # a Circle answer is a few KB; anything this big is not one
 _USER_AGENT = f"itinerabot/{__version__}"
@@ -124,15 +126,19 @@ class H11Pool:
             try:
                 with trio.fail_after(self._timeout):
                     try:
-                        return await self._exchange(request, body)
+                        response = await self._exchange(request, body)
                     except _Broken as exc:
                         if exc.fresh:
                             raise
-                        return await self._exchange(request, body, fresh=True)
+                        response = await self._exchange(request, body, fresh=True)
             except trio.TooSlowError:
+                CIRCLE_REQUESTS.labels("timeout").inc()
                 raise TransientServiceError(SERVICE, f"{method} {target}: timed out") from None
             except _Broken as exc:
+                CIRCLE_REQUESTS.labels("network").inc()
                 raise TransientServiceError(SERVICE, f"{method} {target}: {exc.reason}") from exc
+        CIRCLE_REQUESTS.labels(str(response.status)).inc()
+        return response
 
     async def _exchange(
         self, request: h11.Request, body: bytes, *, fresh: bool = False
@@ -222,11 +228,14 @@ class HttpxPort:
         try:
             response = await self._client.request(method, target, json=json_body)
         except httpx.TimeoutException as exc:
+            CIRCLE_REQUESTS.labels("timeout").inc()
             raise TransientServiceError(SERVICE, f"{method} {target}: timed out") from exc
         except httpx.RequestError as exc:
+            CIRCLE_REQUESTS.labels("network").inc()
             raise TransientServiceError(
                 SERVICE, f"{method} {target}: {exc.__class__.__name__}: {exc}"
             ) from exc
+        CIRCLE_REQUESTS.labels(str(response.status_code)).inc()
         return RawResponse(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},

@@ -2,7 +2,8 @@
 
 The offset lives in the store, committed with each update's effects. 409 (another instance
 polling) and network errors back off; 429 waits `retry_after`; an invalid token ends the loop
-with InvalidToken so the process stops with a clear message.
+with InvalidToken so the process stops with a clear message. The trio time of the last
+getUpdates that succeeded is kept for /healthz.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from itinerabot.errors import (
     RateLimited,
     ServiceError,
 )
+from itinerabot.metrics import DISCARD, Recorder
 from itinerabot.store import Store, misc
 
 log = logging.getLogger(__name__)
@@ -35,18 +37,28 @@ class LongPoll:
         store: Store,
         handler: UpdateHandler,
         settings: TelegramSettings,
+        metrics: Recorder = DISCARD,
     ) -> None:
         self._telegram = telegram
         self._store = store
         self._handler = handler
         self._settings = settings
+        self._metrics = metrics
         self.offset = 0
+        self.started_at: float | None = None
         self.last_success: float | None = None
         self.polls = 0
+
+    def seconds_without_updates(self) -> float | None:
+        """Seconds since getUpdates last succeeded, or since the loop started if it never has;
+        None before the loop starts."""
+        since = self.last_success if self.last_success is not None else self.started_at
+        return None if since is None else trio.current_time() - since
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Poll until cancelled. Raises InvalidToken if Telegram refuses the token."""
         self.offset = await self._store.run(misc.get_offset)
+        self.started_at = trio.current_time()
         task_status.started()
         backoff = self._settings.backoff_initial
         while True:
@@ -84,6 +96,7 @@ class LongPoll:
                     continue  # already handled (Telegram resent it before our confirmation)
                 await self._handler.handle(update)
                 self.offset = update.update_id + 1
+                self._metrics.update_handled()
 
     async def confirm_offset(self) -> None:
         """Tell Telegram which updates are handled (one short getUpdates), within 5 s."""
