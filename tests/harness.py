@@ -1,32 +1,47 @@
-"""A running `serve` in the test's trio run, against the sandbox fakes over in-process ASGI
-transports (no sockets, so trio's mock clock stays exact). Wall-clock time is tied to trio's
-clock: `START` at trio time 0.
+"""The one home of helpers the tests share: a running `serve` against the sandbox fakes over
+in-process ASGI transports (no sockets, so trio's mock clock stays exact), and the orders,
+payments and store reads the tests build on. Wall-clock time is tied to trio's clock: `START`
+at trio time 0.
 """
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from decimal import Decimal
+from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import trio
+import trio.testing
+from hypothesis import strategies as st
 
 from itinerabot.clock import trio_linked_clock
 from itinerabot.config import Settings, settings_from_mapping
 from itinerabot.dialogue.types import InlineButton
 from itinerabot.messages import Message, Text
+from itinerabot.models import OrderStatus, Payment, PaymentMethod
+from itinerabot.pdf import sample_order
 from itinerabot.runtime import Runtime, serve
+from itinerabot.store import circle_intents, money
+from itinerabot.store import orders as order_rows
+from itinerabot.store.db import connect
 from itinerabot.wiring import Transports
 from sandbox.circle import FakeCircle
 from sandbox.serve import InProcessTransport
 from sandbox.sns_signer import SnsSigner
 from sandbox.stripe import FakeStripe
 from sandbox.telegram import DEFAULT_TOKEN, FakeBotApi
+
+T = TypeVar("T")
+
+# ---------------------------------------------------------------- clock and credentials
 
 #: wall-clock time at trio time 0: the real minute the test session began, so signatures that
 #: libraries check against the real clock (Stripe's 300 s tolerance) are fresh
@@ -35,6 +50,10 @@ STRIPE_KEY = "sk_test_itinerabot_harness"
 STRIPE_WHSEC = "whsec_harness_secret"
 CIRCLE_KEY = "SAND_API_KEY:harness:secret"
 CHAT = 4242
+#: the reference of the order the card tests pay, and of the one the USDC tests pay
+CARD_REF = "IB-7K3Q9P"
+USDC_REF = "IB-USDC42"
+STRIPE_WEBHOOK = "http://bot.test/webhooks/stripe"
 
 
 def wall_clock() -> datetime:
@@ -43,6 +62,47 @@ def wall_clock() -> datetime:
 
 def unix_now() -> float:
     return wall_clock().timestamp()
+
+
+# ---------------------------------------------------------------- the mock clock and worker threads
+
+#: real idleness after which the mock clock jumps while no worker thread works: none, as in
+#: trio's own `autojump_clock` (with threads accounted for, nothing else needs the wait)
+AUTOJUMP_THRESHOLD = 0.0
+
+
+class StillWhileThreadsWork:
+    """trio's MockClock with autojump, standing still while the run waits for a worker thread.
+
+    trio's autojump jumps whenever the run loop is idle, and the loop is idle while a thread
+    runs a SQLite transaction or renders a PDF: trio time then leapt to the next deadline,
+    by as much as the thread's real duration let it (a 429's retry, due 11 s later, went out
+    at 12.24 s under load, and at 600 s while another process held the store's write lock).
+    Installed over `trio.to_thread.run_sync`, it counts the threads this run waits for and
+    switches autojump off while any works: real work takes no trio time. So a worker thread
+    must never wait for trio time to pass (a lock the test holds across a `trio.sleep`).
+    """
+
+    def __init__(self, clock: trio.testing.MockClock) -> None:
+        self.clock = clock
+        self._working = 0
+        self._run_sync = trio.to_thread.run_sync
+
+    async def run_sync(self, sync_fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`trio.to_thread.run_sync`, with the clock held still meanwhile (see the class)."""
+        if trio.lowlevel.current_clock() is not self.clock:
+            return await self._run_sync(sync_fn, *args, **kwargs)
+        self._working += 1
+        self.clock.autojump_threshold = math.inf
+        try:
+            return await self._run_sync(sync_fn, *args, **kwargs)
+        finally:
+            self._working -= 1
+            if self._working == 0:
+                self.clock.autojump_threshold = AUTOJUMP_THRESHOLD
+
+
+# ---------------------------------------------------------------- settings
 
 
 def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
@@ -68,6 +128,9 @@ def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
     return settings_from_mapping(raw, env={})
 
 
+# ---------------------------------------------------------------- a running bot and its fakes
+
+
 @dataclass
 class Bot:
     """A running bot and the fakes around it."""
@@ -90,6 +153,13 @@ class Bot:
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.rt.app), base_url="http://bot.test"
         )
+
+
+@cache
+def sns_signer() -> SnsSigner:
+    """The SNS signing key and certificate, made once: a 2048-bit RSA key takes 30 ms, and
+    every test's fakes need one (the signer holds no state)."""
+    return SnsSigner.generate(not_before=START - timedelta(days=1))
 
 
 @dataclass
@@ -119,7 +189,7 @@ class Fakes:
             api=FakeBotApi(clock=unix_now),
             stripe=FakeStripe(api_key=STRIPE_KEY, clock=unix_now),
             circle=FakeCircle(api_key=CIRCLE_KEY, clock=wall_clock),
-            sns=SnsSigner.generate(not_before=START - timedelta(days=1)),
+            sns=sns_signer(),
         )
 
     def amazon(self, request: httpx.Request) -> httpx.Response:
@@ -175,6 +245,9 @@ async def running_bot(
                 await bot.stop()
 
 
+# ---------------------------------------------------------------- waiting on trio's clock
+
+
 async def eventually(
     predicate: Callable[[], bool], *, timeout: float = 120.0, max_step: float = 1.0
 ) -> None:
@@ -191,6 +264,9 @@ async def eventually(
             step = min(step * 2, max_step)
 
 
+# ---------------------------------------------------------------- messages a payment action returns
+
+
 def text_of(message: Message) -> str:
     """The text of a message a payment action returned (it must be a text message)."""
     assert isinstance(message, Text), message
@@ -201,3 +277,162 @@ def button(message: Message, row: int = 0, col: int = 0) -> InlineButton:
     """A button under a text message a payment action returned."""
     assert isinstance(message, Text), message
     return message.keyboard[row][col]
+
+
+# ---------------------------------------------------------------- orders and payments in the store
+
+
+def store_order(path: Path, chat_id: int = CHAT, reference: str = CARD_REF) -> int:
+    """An order awaiting payment, written straight into the store (as the dialogue would)."""
+    order, _ = sample_order()
+    conn = connect(path)
+    with conn:
+        conn.execute("BEGIN")
+        order_id = order_rows.insert_order(
+            conn,
+            reference=reference,
+            chat_id=chat_id,
+            itinerary=order.itinerary,
+            price=Decimal("10.00"),
+            currency="USD",
+            created_at=START,
+        )
+        conn.execute("COMMIT")
+    conn.close()
+    return order_id
+
+
+def card_payment(session: str = "cs_test_1") -> Payment:
+    """A card payment of the full price, as the Stripe webhook hands it to fulfilment."""
+    return Payment(
+        method=PaymentMethod.CARD,
+        amount=Decimal("10.00"),
+        currency="USD",
+        provider_ref=session,
+        provider_payment_id="pi_1",
+        paid_at=START,
+    )
+
+
+def begin_card_refund(
+    conn: Any, order_id: int, intent: str, amount: Decimal, now: datetime
+) -> money.Refund:
+    """A card refund of `amount` on payment intent `intent`, begun but not yet sent."""
+    return money.begin_refund(
+        conn,
+        order_id=order_id,
+        method=PaymentMethod.CARD,
+        provider_ref=intent,
+        amount=amount,
+        currency="USD",
+        now=now,
+    )
+
+
+# ---------------------------------------------------------------- reading the store
+
+
+def status_of(path: Path, order_id: int) -> OrderStatus:
+    conn = connect(path)
+    order = order_rows.get_order(conn, order_id)
+    conn.close()
+    assert order is not None
+    return order.status
+
+
+def query(path: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """The rows of `sql`, on a connection of its own."""
+    conn = connect(path)
+    try:
+        return [tuple(row) for row in conn.execute(sql, args).fetchall()]
+    finally:
+        conn.close()
+
+
+def dump(path: Path) -> list[tuple[Any, ...]]:
+    """Every row of every table: what 'the store unchanged' compares."""
+    conn = sqlite3.connect(path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    rows = [(t, *r) for t in sorted(tables) for r in conn.execute(f"SELECT * FROM {t}")]
+    conn.close()
+    return rows
+
+
+def anomalies(bot: Bot) -> list[money.Anomaly]:
+    conn = connect(bot.settings.store.path)
+    try:
+        return money.anomalies(conn)
+    finally:
+        conn.close()
+
+
+def refunds_of(bot: Bot, order_id: int) -> list[money.Refund]:
+    conn = connect(bot.settings.store.path)
+    try:
+        return money.refunds(conn, order_id)
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- paying by card
+
+
+async def open_checkout(bot: Bot) -> tuple[int, str]:
+    """Store order CARD_REF and tap "pay by card"; returns the order id and the session id."""
+    order_id = store_order(bot.settings.store.path, reference=CARD_REF)
+    card = bot.rt.payments.card
+    assert card is not None
+    messages = await card.pay_by_card(CHAT, CARD_REF)
+    url = button(messages[0]).url
+    (session_id,) = [s["id"] for s in bot.stripe.sessions.values() if s["url"] == url]
+    return order_id, session_id
+
+
+async def two_paid_sessions(bot: Bot) -> tuple[int, str, str]:
+    """Order CARD_REF with two open Checkout Sessions (two tabs: the first page was nearly
+    expired when the traveller tapped again), both then paid; returns the order id and both
+    sessions. Nothing is delivered to the bot yet."""
+    order_id, first = await open_checkout(bot)
+    await trio.sleep(bot.settings.stripe.session_expiry - 30)
+    card = bot.rt.payments.card
+    assert card is not None
+    url = button((await card.pay_by_card(CHAT, CARD_REF))[0]).url
+    (second,) = [s["id"] for s in bot.stripe.sessions.values() if s["url"] == url]
+    assert second != first
+    return order_id, first, second
+
+
+async def deliver(bot: Bot, event: dict[str, Any], times: int = 1) -> list[int]:
+    """Stripe delivers `event` to the bot's webhook `times` times; returns the status codes."""
+    async with bot.web() as web:
+        answers = await bot.stripe.deliver_event(
+            event, STRIPE_WEBHOOK, STRIPE_WHSEC, client=web, times=times
+        )
+    return [a.status_code for a in answers]
+
+
+# ---------------------------------------------------------------- paying with USDC
+
+
+async def pay_usdc(bot: Bot, reference: str = USDC_REF, chat: int = CHAT) -> tuple[int, str]:
+    """Store an order and tap "pay with USDC"; returns the order id and the intent id."""
+    order_id = store_order(bot.settings.store.path, chat_id=chat, reference=reference)
+    usdc = bot.rt.payments.usdc
+    assert usdc is not None
+    await usdc.pay_with_usdc(chat, reference)
+    conn = connect(bot.settings.store.path)
+    row = circle_intents.latest(conn, order_id)
+    conn.close()
+    assert row is not None and row.intent_id is not None
+    return order_id, row.intent_id
+
+
+# ---------------------------------------------------------------- what an operator types
+
+#: any text an operator might type as a refund amount, well-formed or not
+amount_text = st.one_of(
+    st.text(max_size=40),
+    st.from_regex(r"\A[+-]?[0-9]{0,40}(\.[0-9]{0,40})?([eE][+-]?[0-9]{1,12})?\Z"),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.sampled_from(["sNaN", "-sNaN", "Infinity", "1_000", " 7.5 ", "٣", "0E-1000000"]),
+)

@@ -9,7 +9,9 @@ hidden there is still a knot for the reader.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+import functools
+from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import pytest
@@ -43,15 +45,17 @@ def _imports(path: Path, modules: set[str]) -> Iterator[str]:
                 yield sub if sub in modules else base
 
 
-def import_graph() -> dict[str, set[str]]:
+@functools.cache
+def import_graph() -> dict[str, frozenset[str]]:
     paths = sorted(PACKAGE.rglob("*.py"))
     modules = {_module_name(p) for p in paths}
     return {
-        _module_name(p): {m for m in _imports(p, modules) if m != _module_name(p)} for p in paths
+        _module_name(p): frozenset(m for m in _imports(p, modules) if m != _module_name(p))
+        for p in paths
     }
 
 
-def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+def _cycle(graph: Mapping[str, AbstractSet[str]]) -> list[str] | None:
     """One import cycle of `graph`, as the list of modules around it, or None."""
     done: set[str] = set()
     path: list[str] = []
@@ -80,7 +84,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def _importers(graph: dict[str, set[str]], importer: str, imported: str) -> list[str]:
+def _importers(graph: Mapping[str, AbstractSet[str]], importer: str, imported: str) -> list[str]:
     """Edges from modules under `importer` to modules under `imported`."""
 
     def under(module: str, prefix: str) -> bool:

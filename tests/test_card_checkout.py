@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -16,30 +15,21 @@ import trio
 from itinerabot.models import OrderStatus
 from itinerabot.store import card_sessions
 from itinerabot.store.db import connect
-from tests.harness import CHAT, STRIPE_WHSEC, Bot, Fakes, button, eventually, running_bot, text_of
-from tests.test_fulfilment import status_of, store_order
-
-REF = "IB-7K3Q9P"
-
-
-def dump(path: Path) -> list[tuple[Any, ...]]:
-    """Every row of every table: what 'the store unchanged' compares."""
-    conn = sqlite3.connect(path)
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-    rows = [(t, *r) for t in sorted(tables) for r in conn.execute(f"SELECT * FROM {t}")]
-    conn.close()
-    return rows
-
-
-async def open_checkout(bot: Bot) -> tuple[int, str]:
-    """Store an order and tap "pay by card"; returns the order id and the session id."""
-    order_id = store_order(bot.settings.store.path, reference=REF)
-    card = bot.rt.payments.card
-    assert card is not None
-    messages = await card.pay_by_card(CHAT, REF)
-    url = button(messages[0]).url
-    (session_id,) = [s["id"] for s in bot.stripe.sessions.values() if s["url"] == url]
-    return order_id, session_id
+from tests.harness import (
+    CARD_REF,
+    CHAT,
+    STRIPE_WHSEC,
+    Bot,
+    Fakes,
+    button,
+    dump,
+    eventually,
+    open_checkout,
+    running_bot,
+    status_of,
+    store_order,
+    text_of,
+)
 
 
 async def post(bot: Bot, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -64,18 +54,18 @@ async def test_checkout_request_carries_the_order(
         order_id, session_id = await open_checkout(bot)
         card = bot.rt.payments.card
         assert card is not None
-        again = await card.pay_by_card(CHAT, REF)  # a double tap
+        again = await card.pay_by_card(CHAT, CARD_REF)  # a double tap
     creates = [r for r in bot.stripe.requests if r.method == "POST"]
     assert len(creates) == 1
     form, headers = creates[0].form, creates[0].headers
     assert form["mode"] == "payment"
-    assert form["client_reference_id"] == REF
-    assert form["metadata"]["order_reference"] == REF
+    assert form["client_reference_id"] == CARD_REF
+    assert form["metadata"]["order_reference"] == CARD_REF
     item = form["line_items"][0]
     assert item["quantity"] == "1"
     assert item["price_data"]["currency"] == "usd"
     assert item["price_data"]["unit_amount"] == "1000"
-    assert REF in item["price_data"]["product_data"]["name"]
+    assert CARD_REF in item["price_data"]["product_data"]["name"]
     expires = int(form["expires_at"])
     assert 30 * 60 <= expires - int(bot.stripe.sessions[session_id]["created"]) <= 24 * 3600
     assert headers["idempotency-key"].startswith("itinerabot-")
@@ -97,12 +87,12 @@ async def test_a_retry_after_a_crash_sends_the_same_request(
     # the first tap: Stripe fails the request and both network retries (max_network_retries=2)
     fakes.stripe.fail_next(status=500, count=3)
     async with running_bot(tmp_path, fakes) as bot:
-        store_order(bot.settings.store.path, reference=REF)
+        store_order(bot.settings.store.path, reference=CARD_REF)
         card = bot.rt.payments.card
         assert card is not None
-        first = await card.pay_by_card(CHAT, REF)
+        first = await card.pay_by_card(CHAT, CARD_REF)
         assert "not available" in text_of(first[0])
-        await card.pay_by_card(CHAT, REF)
+        await card.pay_by_card(CHAT, CARD_REF)
     creates = [r for r in fakes.stripe.requests if r.method == "POST"]
     keys = {r.headers["idempotency-key"] for r in creates}
     assert len(keys) == 1
@@ -125,7 +115,7 @@ async def test_completed_event_sends_one_pdf_however_often_it_comes(
         assert (await post(bot, body, headers)).status_code == 200
         card = bot.rt.payments.card
         assert card is not None
-        await card.deep_link_return(CHAT, f"ok_{REF}")
+        await card.deep_link_return(CHAT, f"ok_{CARD_REF}")
         await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
         await trio.sleep(60)
     assert [a.status_code for a in answers] == [200, 200, 200]
@@ -144,7 +134,7 @@ async def test_deep_link_return_races_the_webhook(
         async with trio.open_nursery() as nursery:
             for _ in range(5):
                 nursery.start_soon(post, bot, body, headers)
-                nursery.start_soon(card.deep_link_return, CHAT, f"ok_{REF}")
+                nursery.start_soon(card.deep_link_return, CHAT, f"ok_{CARD_REF}")
         await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
         await trio.sleep(60)
     assert len(bot.api.sent_documents(CHAT)) == 1
@@ -157,7 +147,7 @@ async def test_deep_link_before_payment_says_not_confirmed(
         order_id, _ = await open_checkout(bot)
         card = bot.rt.payments.card
         assert card is not None
-        reply = await card.deep_link_return(CHAT, f"ok_{REF}")
+        reply = await card.deep_link_return(CHAT, f"ok_{CARD_REF}")
     assert "not confirmed yet" in text_of(reply[0])
     assert status_of(bot.settings.store.path, order_id) == OrderStatus.AWAITING_PAYMENT
 
@@ -225,5 +215,8 @@ async def test_expired_unpaid_session_offers_a_new_payment(
         keyboard = bot.api.last_keyboard(CHAT)
         unknown = signed(bot.stripe.event("customer.created", {"id": "cus_1"}))
         assert (await post(bot, *unknown)).status_code == 200
-    assert keyboard is not None and keyboard.data_for("Pay 10.00 USD by card") == f"pay:card:{REF}"
+    assert (
+        keyboard is not None
+        and keyboard.data_for("Pay 10.00 USD by card") == f"pay:card:{CARD_REF}"
+    )
     assert status_of(bot.settings.store.path, order_id) == OrderStatus.AWAITING_PAYMENT

@@ -1,5 +1,5 @@
-"""Card payments whose webhook never came are found by the reconciler (Review 4), and the
-deep-link return asks Stripe briefly, rarely, and only about an open session (Review 5)."""
+"""Card payments whose webhook never came are found by the reconciler, and the deep-link
+return asks Stripe briefly, rarely, and only about an open session."""
 
 from __future__ import annotations
 
@@ -17,10 +17,19 @@ from itinerabot.store import card_sessions
 from itinerabot.store.db import connect
 from itinerabot.wiring import Transports
 from sandbox.serve import InProcessTransport
-from tests.harness import CHAT, Fakes, button, eventually, running_bot, text_of
-from tests.test_card_checkout import REF, open_checkout
-from tests.test_card_verify import deliver
-from tests.test_fulfilment import status_of, store_order
+from tests.harness import (
+    CARD_REF,
+    CHAT,
+    Fakes,
+    button,
+    deliver,
+    eventually,
+    open_checkout,
+    running_bot,
+    status_of,
+    store_order,
+    text_of,
+)
 
 NOT_CONFIRMED = "not confirmed yet"
 
@@ -72,7 +81,7 @@ def confirmations(caplog: pytest.LogCaptureFixture) -> list[Any]:
     return [getattr(r, "source", None) for r in caplog.records if r.msg == "payment confirmed"]
 
 
-# ---------------------------------------------------------------- Review 4: the reconciler
+# ---------------------------------------------------------------- the reconciler
 
 
 async def test_a_card_payment_whose_webhook_never_came_is_delivered_within_the_hour(
@@ -135,9 +144,12 @@ async def test_a_session_that_expired_unseen_is_marked_expired_and_told_once(
         await trio.sleep(60)
         told = [t for t in bot.api.sent_texts(CHAT) if "expired" in t]
     assert marked == "expired"
-    assert keyboard is not None and keyboard.data_for("Pay 10.00 USD by card") == f"pay:card:{REF}"
+    assert (
+        keyboard is not None
+        and keyboard.data_for("Pay 10.00 USD by card") == f"pay:card:{CARD_REF}"
+    )
     assert told == [
-        f"The card payment for order {REF} expired. Nothing was charged. "
+        f"The card payment for order {CARD_REF} expired. Nothing was charged. "
         "You can start a new payment:"
     ]
     assert status_of(bot.settings.store.path, order_id) == OrderStatus.AWAITING_PAYMENT
@@ -198,7 +210,7 @@ async def test_the_reconciler_asks_about_four_sessions_at_a_time(
     assert 3630 <= done < 3700  # three waves of 10 s
 
 
-# ---------------------------------------------------------------- Review 5: the deep link
+# ---------------------------------------------------------------- the deep link
 
 
 async def test_a_deep_link_return_waits_at_most_five_seconds_for_stripe(
@@ -215,13 +227,13 @@ async def test_a_deep_link_return_waits_at_most_five_seconds_for_stripe(
         assert card is not None
         bot.stripe.delay_next_answers(100, count=10)
         asked = trio.current_time()
-        first = await card.deep_link_return(CHAT, f"ok_{REF}")
+        first = await card.deep_link_return(CHAT, f"ok_{CARD_REF}")
         took = trio.current_time() - asked
         await trio.sleep(3)
-        second = await card.deep_link_return(CHAT, f"ok_{REF}")
+        second = await card.deep_link_return(CHAT, f"ok_{CARD_REF}")
         gets_within_10_s = len(fakes.session_gets(session_id))
         await trio.sleep(10)
-        await card.deep_link_return(CHAT, f"ok_{REF}")
+        await card.deep_link_return(CHAT, f"ok_{CARD_REF}")
         gets_later = len(fakes.session_gets(session_id))
     assert took == pytest.approx(5, abs=0.01)
     assert NOT_CONFIRMED in text_of(first[0])
@@ -241,8 +253,8 @@ async def test_back_from_a_session_that_ended_offers_a_new_payment(
         assert await deliver(bot, bot.stripe.expire(session_id)) == [200]
         card = bot.rt.payments.card
         assert card is not None
-        (reply,) = await card.deep_link_return(CHAT, f"back_{REF}")
-    assert button(reply) == InlineButton("Pay 10.00 USD by card", data=f"pay:card:{REF}")
+        (reply,) = await card.deep_link_return(CHAT, f"back_{CARD_REF}")
+    assert button(reply) == InlineButton("Pay 10.00 USD by card", data=f"pay:card:{CARD_REF}")
     assert "Nothing was charged" in text_of(reply)
     assert fakes.session_gets(session_id) == []
 
@@ -256,7 +268,7 @@ async def test_back_from_a_session_still_open_offers_the_same_page(
         _, session_id = await open_checkout(bot)
         card = bot.rt.payments.card
         assert card is not None
-        (reply,) = await card.deep_link_return(CHAT, f"back_{REF}")
+        (reply,) = await card.deep_link_return(CHAT, f"back_{CARD_REF}")
     url = bot.stripe.sessions[session_id]["url"]
     assert button(reply) == InlineButton("Pay 10.00 USD by card", url=url)
     assert len(fakes.session_gets(session_id)) == 1

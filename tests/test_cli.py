@@ -12,6 +12,9 @@ import pytest
 
 from itinerabot.store.schema import MIGRATIONS
 
+#: every test here runs `python -m itinerabot` in a child process
+pytestmark = pytest.mark.process
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
 
 
@@ -26,8 +29,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def test_example_config_is_valid() -> None:
-    r = run_cli("check-config", str(EXAMPLE))
+def test_example_config_is_valid_once_filled_in(tmp_path: Path) -> None:
+    filled = tmp_path / "config.yaml"
+    text = EXAMPLE.read_text().replace("REPLACE-with-the-token-from-BotFather", "A" * 35)
+    text = text.replace("REPLACE with an e-mail address, a @username or a URL", "a@b.example")
+    filled.write_text(text.replace("REPLACE", "filled"))
+    r = run_cli("check-config", str(filled))
     assert r.returncode == 0, r.stderr
     assert "OK" in r.stdout
 
@@ -168,3 +175,61 @@ def test_secrets_lose_a_trailing_newline_and_refuse_inner_spaces(tmp_path: Path)
     assert r.returncode == 2
     assert "circle.api_key: must be one word" in r.stderr
     assert "SAND_API_KEY abc" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_the_example_unchanged_lists_every_placeholder_still_to_fill_in(command: str) -> None:
+    args = [command, str(EXAMPLE)] if command == "check-config" else [command, "-c", str(EXAMPLE)]
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        f"config error: {key}: still holds the example's placeholder; fill it in{env}"
+        for key, env in [
+            ("telegram.token", " (or set $ITINERABOT_TELEGRAM_TOKEN)"),
+            ("stripe.secret_key", " (or set $ITINERABOT_STRIPE_SECRET_KEY)"),
+            ("stripe.webhook_secret", " (or set $ITINERABOT_STRIPE_WEBHOOK_SECRET)"),
+            ("circle.api_key", " (or set $ITINERABOT_CIRCLE_API_KEY)"),
+            ("shop.support_contact", ""),
+        ]
+    ]
+    assert r.stdout == ""
+
+
+def test_a_secret_from_the_environment_fills_its_placeholder(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        EXAMPLE.read_text()
+        .replace("REPLACE with an e-mail address, a @username or a URL", "a@b.example")
+        # the first section with `enabled` is stripe's: switched off, its values are not used
+        .replace("enabled: true", "enabled: false", 1)
+    )
+    r = run_cli(
+        "check-config",
+        str(config),
+        env={
+            "ITINERABOT_TELEGRAM_TOKEN": "123456789:" + "B" * 35,
+            "ITINERABOT_CIRCLE_API_KEY": "SAND_API_KEY:abc:def",
+        },
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_demo_without_the_sandbox_says_where_to_run_it(tmp_path: Path) -> None:
+    """An installed itinerabot (a wheel, the container) has the package but no sandbox/."""
+    import shutil
+
+    import itinerabot
+
+    shutil.copytree(Path(itinerabot.__file__).parent, tmp_path / "itinerabot")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ITINERABOT_")}
+    r = subprocess.run(
+        [sys.executable, "-m", "itinerabot", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**base, "PYTHONPATH": str(tmp_path)},
+    )
+    assert r.returncode == 1
+    assert "make demo" in r.stderr and "sandbox/" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -3,58 +3,29 @@
 from __future__ import annotations
 
 import io
+import sqlite3
+import threading
+import time
 from dataclasses import replace
-from decimal import Decimal
 from pathlib import Path
 
 import trio
 from pypdf import PdfReader
 
-from itinerabot.models import OrderStatus, Payment, PaymentMethod
-from itinerabot.pdf import sample_order
+from itinerabot.models import OrderStatus
 from itinerabot.store import orders as order_rows
 from itinerabot.store import outbox
 from itinerabot.store.db import connect
-from tests.harness import CHAT, START, Fakes, eventually, running_bot
-
-
-def store_order(path: Path, chat_id: int = CHAT, reference: str = "IB-7K3Q9P") -> int:
-    """An order awaiting payment, written straight into the store (as the dialogue would)."""
-    order, _ = sample_order()
-    conn = connect(path)
-    with conn:
-        conn.execute("BEGIN")
-        order_id = order_rows.insert_order(
-            conn,
-            reference=reference,
-            chat_id=chat_id,
-            itinerary=order.itinerary,
-            price=Decimal("10.00"),
-            currency="USD",
-            created_at=START,
-        )
-        conn.execute("COMMIT")
-    conn.close()
-    return order_id
-
-
-def card_payment(session: str = "cs_test_1") -> Payment:
-    return Payment(
-        method=PaymentMethod.CARD,
-        amount=Decimal("10.00"),
-        currency="USD",
-        provider_ref=session,
-        provider_payment_id="pi_1",
-        paid_at=START,
-    )
-
-
-def status_of(path: Path, order_id: int) -> OrderStatus:
-    conn = connect(path)
-    order = order_rows.get_order(conn, order_id)
-    conn.close()
-    assert order is not None
-    return order.status
+from tests.harness import (
+    CHAT,
+    START,
+    Fakes,
+    card_payment,
+    eventually,
+    running_bot,
+    status_of,
+    store_order,
+)
 
 
 async def test_fifty_concurrent_calls_send_one_pdf(
@@ -130,6 +101,44 @@ async def test_429_waits_retry_after_then_sends_once(
     assert [c.status for c in calls] == [429, 200]
     assert calls[1].at - calls[0].at == 11
     assert status_of(tmp_path / "bot.sqlite3", order_id) == OrderStatus.DELIVERED
+
+
+def hold_write_lock(path: Path, seconds: float, taken: threading.Event) -> None:
+    """Hold the store's write lock for `seconds` of real time, as an operator's command in
+    another process would."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        taken.set()
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+async def test_a_429_retry_is_on_time_while_another_process_holds_the_store(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """When the retry of a 429 is due, the store is locked for 0.2 s of real time:
+    its `begin_send` waits for the lock, and that wait is not trio time. The mock clock used
+    to jump while the bot's thread waited, and the retry due 11 s after the 429 went out
+    29 s after it."""
+    fakes = Fakes.make()
+    fakes.api.fail_next("sendDocument", status=429, retry_after=11)
+    async with running_bot(tmp_path, fakes) as bot:
+        order_id = store_order(bot.settings.store.path)
+        await bot.rt.fulfilment.handle_successful_payment(order_id, card_payment(), source="t")
+        await eventually(lambda: len(bot.api.calls_to("sendDocument")) == 1)
+        await trio.sleep_until(bot.api.calls_to("sendDocument")[0].at + 10.9)
+        taken = threading.Event()
+        other = threading.Thread(target=hold_write_lock, args=(bot.settings.store.path, 0.2, taken))
+        other.start()
+        await trio.to_thread.run_sync(taken.wait)
+        await eventually(lambda: len(bot.api.sent_documents(CHAT)) == 1)
+        other.join()
+    calls = fakes.api.calls_to("sendDocument")
+    assert [c.status for c in calls] == [429, 200]
+    assert calls[1].at - calls[0].at == 11
 
 
 async def test_blocked_user_is_recorded_and_not_retried(

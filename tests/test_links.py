@@ -23,6 +23,7 @@ def test_a_payload_telegram_cannot_carry_is_refused(payload: str) -> None:
         start_link("itinerabot_sandbox_bot")(payload)
 
 
+@pytest.mark.process
 def test_the_refusal_survives_python_dash_o() -> None:
     code = (
         "from itinerabot.adapters.telegram.links import start_link\n"

@@ -45,13 +45,15 @@ from tests.harness import (
     STRIPE_WHSEC,
     Bot,
     Fakes,
+    amount_text,
+    card_payment,
     eventually,
+    open_checkout,
+    pay_usdc,
     running_bot,
+    status_of,
+    store_order,
 )
-from tests.test_card_checkout import open_checkout
-from tests.test_fulfilment import card_payment, status_of, store_order
-from tests.test_operator_refundable import amount_text
-from tests.test_pollers import pay_usdc
 
 REF = "IB-7K3Q9P"  # the reference open_checkout stores
 CLI_URL = "http://127.0.0.1:9"  # the discard port: commands that must not call out
@@ -102,9 +104,10 @@ async def bot_and_config(
 @asynccontextmanager
 async def on_loopback(app: ASGIApp) -> AsyncIterator[str]:
     """Serve a fake on 127.0.0.1 from its own thread and trio run, on the real clock: the
-    test's mock clock jumps while the test waits for the command, and must not time out the
-    command's connections. Yields the base URL. The bot keeps its in-process transport to the
-    same fake; the test makes sure only one of them calls it at a time."""
+    command reaches it over a socket from its own trio run, and the test's mock clock must
+    not time out the command's connections. Yields the base URL. The bot keeps its
+    in-process transport to the same fake; the test makes sure only one of them calls it at
+    a time."""
     urls: queue.Queue[str] = queue.Queue()
     stop = threading.Event()
 
@@ -508,6 +511,7 @@ def listed_after(bot: Bot, *, minutes: tuple[int, ...]) -> list[list[Attention]]
     return lists
 
 
+@pytest.mark.slow  # real time: Stripe's client waits between its network retries
 async def test_a_refund_whose_answer_was_lost_is_asked_again_with_its_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], autojump_clock: trio.abc.Clock
 ) -> None:

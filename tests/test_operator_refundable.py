@@ -16,6 +16,7 @@ from itinerabot.operator.errors import Refused
 from itinerabot.operator.refund import RefundTarget, decimal_places, parse_amount, with_amount
 from itinerabot.operator.refundable import OrderMoney, refund_key
 from itinerabot.store.money import ExtraKind, ExtraPayment, Refund, RefundStatus
+from tests.harness import amount_text
 
 AT = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 INTENT = "6e4f8f1a-5c39-4d5a-9d8e-2b7b4c1d0a11"
@@ -164,14 +165,6 @@ def test_a_mistyped_amount_is_one_sentence(typed: str, refused: str) -> None:
 def test_a_good_amount_is_refunded_in_cents(typed: str, refunds: str) -> None:
     amount = with_amount(target(), parse_amount(typed)).amount
     assert str(amount) == refunds
-
-
-amount_text = st.one_of(
-    st.text(max_size=40),
-    st.from_regex(r"\A[+-]?[0-9]{0,40}(\.[0-9]{0,40})?([eE][+-]?[0-9]{1,12})?\Z"),
-    st.decimals(allow_nan=True, allow_infinity=True).map(str),
-    st.sampled_from(["sNaN", "-sNaN", "Infinity", "1_000", " 7.5 ", "٣", "0E-1000000"]),
-)
 
 
 @settings(max_examples=500)

@@ -11,8 +11,16 @@ from pathlib import Path
 import trio
 
 from itinerabot.models import OrderStatus, Payment, PaymentMethod
-from tests.harness import CHAT, START, eventually, make_settings, running_bot
-from tests.test_fulfilment import card_payment, status_of, store_order
+from tests.harness import (
+    CHAT,
+    START,
+    card_payment,
+    eventually,
+    make_settings,
+    running_bot,
+    status_of,
+    store_order,
+)
 
 INTENT = "6e4f8f1a-5c39-4d5a-9d8e-2b7b4c1d0a11"
 

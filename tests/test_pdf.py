@@ -205,6 +205,7 @@ def test_renders_in_parallel_threads_are_identical() -> None:
     assert all(pdf == expected for pdf in results)
 
 
+@pytest.mark.process
 def test_bytes_do_not_depend_on_the_process() -> None:
     order, payment = sample_order()
     script = (

@@ -18,8 +18,6 @@ from pypdf import PdfReader
 
 from itinerabot.models import OrderStatus
 from itinerabot.payments.usdc.pollers import PollerNursery
-from itinerabot.store import circle_intents
-from itinerabot.store.db import connect
 from sandbox.circle import (
     expired_script,
     never_paid_script,
@@ -28,24 +26,20 @@ from sandbox.circle import (
 )
 from sandbox.sns_signer import circle_topic_arn, encode
 from tests.circle_spec import validate
-from tests.harness import CHAT, START, Bot, Fakes, eventually, running_bot
-from tests.test_card_checkout import dump
-from tests.test_fulfilment import status_of, store_order
-
-REF = "IB-USDC42"
-
-
-async def pay_usdc(bot: Bot, reference: str = REF, chat: int = CHAT) -> tuple[int, str]:
-    """Store an order and tap "pay with USDC"; returns the order id and the intent id."""
-    order_id = store_order(bot.settings.store.path, chat_id=chat, reference=reference)
-    usdc = bot.rt.payments.usdc
-    assert usdc is not None
-    await usdc.pay_with_usdc(chat, reference)
-    conn = connect(bot.settings.store.path)
-    row = circle_intents.latest(conn, order_id)
-    conn.close()
-    assert row is not None and row.intent_id is not None
-    return order_id, row.intent_id
+from tests.harness import (
+    CHAT,
+    START,
+    USDC_REF,
+    Bot,
+    Fakes,
+    card_payment,
+    dump,
+    eventually,
+    pay_usdc,
+    running_bot,
+    status_of,
+    store_order,
+)
 
 
 async def test_checks_every_30_seconds_and_stops_at_one_hour(
@@ -105,12 +99,12 @@ async def test_double_tap_creates_one_intent_and_one_poller(
     fakes = Fakes.make()
     fakes.circle.script_next(never_paid_script())
     async with running_bot(tmp_path, fakes) as bot:
-        store_order(bot.settings.store.path, reference=REF)
+        store_order(bot.settings.store.path, reference=USDC_REF)
         usdc = bot.rt.payments.usdc
         assert usdc is not None
         async with trio.open_nursery() as nursery:
             for _ in range(3):
-                nursery.start_soon(usdc.pay_with_usdc, CHAT, REF)
+                nursery.start_soon(usdc.pay_with_usdc, CHAT, USDC_REF)
         await trio.sleep(1)
         running = bot.rt.pollers.running
     creates = [entry for entry in fakes.circle_log if entry[1] == "POST"]
@@ -149,7 +143,7 @@ async def test_expired_intent_tells_the_user_with_a_way_to_pay_again(
         await trio.sleep(300)
     assert len(fakes.circle_gets(intent)) == 3
     assert keyboard is not None
-    assert keyboard.data_for("Pay with USDC again") == f"pay:usdc:{REF}"
+    assert keyboard.data_for("Pay with USDC again") == f"pay:usdc:{USDC_REF}"
 
 
 async def test_bad_answers_do_not_break_the_schedule(
@@ -410,7 +404,6 @@ async def _foreign_intent(fakes: Fakes) -> str:
 async def test_card_payment_stops_the_usdc_poller_of_the_same_order(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    from tests.test_fulfilment import card_payment
 
     fakes = Fakes.make()
     fakes.circle.script_next(never_paid_script())

@@ -30,6 +30,7 @@ async def test_serve_answers_healthz_and_start(
             "cancel",
             "status",
             "orders",
+            "language",
         ]
     assert bot.api.violations == []
 

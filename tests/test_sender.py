@@ -1,6 +1,6 @@
-"""Delivery through the sender when Telegram or the store misbehaves (issue 10, findings 6, 7,
-8, 11 and 12): long outages, give-up, sends that cannot be recorded, answers that never come,
-the mapping of python-telegram-bot's errors, the pace's memory, and the outbox's indexes.
+"""Delivery through the sender when Telegram or the store misbehaves: long outages, give-up,
+sends that cannot be recorded, answers that never come, the mapping of python-telegram-bot's
+errors, the pace's memory, and the outbox's indexes.
 """
 
 from __future__ import annotations
@@ -37,8 +37,17 @@ from itinerabot.models import OrderStatus
 from itinerabot.store import outbox
 from itinerabot.store.db import connect
 from itinerabot.wiring import Transports
-from tests.harness import CHAT, START, Fakes, eventually, make_settings, running_bot
-from tests.test_fulfilment import card_payment, status_of, store_order
+from tests.harness import (
+    CHAT,
+    START,
+    Fakes,
+    card_payment,
+    eventually,
+    make_settings,
+    running_bot,
+    status_of,
+    store_order,
+)
 
 #: nginx's answer while Telegram's backend is down
 BAD_GATEWAY = (
@@ -46,12 +55,6 @@ BAD_GATEWAY = (
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
     b"</body>\r\n</html>\r\n"
 )
-
-
-@pytest.fixture
-def instant_clock() -> trio.testing.MockClock:
-    """Trio's own autojump (no real idle wait): for tests with no worker threads."""
-    return trio.testing.MockClock(autojump_threshold=0)
 
 
 class LosingAnswers(httpx.AsyncBaseTransport):
@@ -411,7 +414,7 @@ async def test_telegram_failures_through_python_telegram_bot_say_whether_it_may_
 
 
 async def test_the_pace_memory_stays_bounded_over_thousands_of_chats(
-    instant_clock: trio.abc.Clock,
+    autojump_clock: trio.abc.Clock,
 ) -> None:
     """Finding 12: the per-chat pacing dictionary never forgot a chat. Now only chats whose
     pace lies in the future are remembered: never more than global_rate × per_chat_burst ×

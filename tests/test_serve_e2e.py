@@ -35,6 +35,8 @@ from sandbox.demo import (
 )
 from sandbox.serve import wait_for
 
+pytestmark = pytest.mark.process
+
 POLL = 0.5  # circle.poll_interval of these tests (seconds)
 
 
@@ -141,7 +143,7 @@ async def test_sigterm_with_pollers_running_then_restart_resumes(tmp_path: Path)
             assert (code, took < 1.0) == (0, True), (code, took)
             stopped = dict(gets)
             await sandbox.start_bot()
-            assert "pollers resumed count=4" in sandbox.bot.log
+            assert 'msg="pollers resumed" count=4' in sandbox.bot.log
             await wait_for(lambda: all(gets[i] > stopped[i] + 1 for i in intents.values()), 5)
 
             paid = travellers[0]
@@ -305,4 +307,4 @@ async def test_sigkill_at_seeded_points_then_restart(tmp_path: Path, seed: int) 
         resent += len(answer) - len(set(answer))
     print(f"seed {seed}: crashes at {purchase.crashes}; messages sent again: {resent}")
     assert sandbox.api.violations == []
-    assert re.findall(r"payment confirmed order=(\S+)", sandbox.log) == [card, usdc]
+    assert re.findall(r"msg=\"payment confirmed\" order=(\S+)", sandbox.log) == [card, usdc]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import collections
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -39,43 +38,12 @@ from tests.harness import (
     text_of,
 )
 
+pytestmark = pytest.mark.slow
+
 ORDERS = 300  # half by card, half in USDC
 SEED = 20261126
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 PAID_AT_NEXT_CHECK = Step("complete", "paid", Decimal(1), after_checks=0)
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    """Trio time runs 50 times faster than real time, and jumps after 20 ms of idleness.
-
-    The request budget and the sender pace thousands of calls a few ms of trio time apart;
-    with time standing still, each of those waits would cost a 20 ms jump. This test asserts
-    no exact times; a request that times out early while a worker thread renders a PDF just
-    looks like a slow machine, which the bot must survive anyway.
-    """
-    clock = trio.testing.MockClock(rate=50)
-    clock.autojump_threshold = 0.02
-    return clock
-
-
-@asynccontextmanager
-async def bounded_jumps(step: float) -> AsyncIterator[None]:
-    """Keep a timer due every `step` seconds of trio time for the block.
-
-    An autojump goes to the next deadline when the loop idles, which it also does while a
-    worker thread commits; on a busy machine with no other timer pending, that leap would
-    land on this test's own `fail_after` deadline.
-    """
-
-    async def tick() -> None:
-        while True:  # noqa: ASYNC110 - the timer itself is the point, there is nothing to wait on
-            await trio.sleep(step)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(tick)
-        yield
-        nursery.cancel_scope.cancel()
 
 
 def reference(n: int) -> str:
@@ -164,7 +132,7 @@ async def test_hundreds_of_orders_through_lost_and_repeated_webhooks_and_faults(
     counts: collections.Counter[str] = collections.Counter()
 
     with trio.fail_after(3 * 3600):  # trio time
-        async with bounded_jumps(300), running_bot(tmp_path, fakes, settings=settings) as bot:
+        async with running_bot(tmp_path, fakes, settings=settings) as bot:
             sessions: dict[str, str] = {}
 
             async def card_tap(ref: str) -> None:

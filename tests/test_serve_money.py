@@ -1,5 +1,6 @@
 """The money promise end to end: the real `itinerabot serve` process against the sandbox on
-loopback, with the faults of issue 10. Real time, short intervals, a time limit on each test.
+loopback: a Telegram outage mid-payment, a USDC payment after the poll window with no
+webhook, a foreign Stripe session. Real time, short intervals, a time limit on each test.
 """
 
 from __future__ import annotations
@@ -8,10 +9,13 @@ import copy
 import sqlite3
 from pathlib import Path
 
+import pytest
 import trio
 
 from sandbox.circle import paid_script
 from sandbox.demo import CARD_TRIP, USDC_TRIP, Sandbox, Traveller, open_sandbox
+
+pytestmark = pytest.mark.process
 
 #: the methods a Telegram outage takes down (getUpdates too: the whole Bot API is gone)
 BOT_API = ("getUpdates", "sendMessage", "sendDocument", "sendPhoto", "editMessageReplyMarkup")

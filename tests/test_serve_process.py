@@ -6,12 +6,15 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
+from sandbox.process import ServeProcess, write_config
 from sandbox.serve import serve_app, wait_for
 from sandbox.telegram import DEFAULT_TOKEN, FakeBotApi
 from tests.harness import CHAT
-from tests.process import ServeProcess, write_config
+
+pytestmark = pytest.mark.process
 
 SECRETS = {
     "stripe_key": "sk_test_process_secret_123",
@@ -43,7 +46,7 @@ async def test_sigterm_exits_zero_promptly_and_secrets_stay_out_of_logs(tmp_path
     async with trio.open_nursery() as nursery:
         base = await nursery.start(serve_app, api)
         proc: ServeProcess = await nursery.start(ServeProcess(_config(tmp_path, base)).run)
-        await proc.wait_for_line(" ready ")
+        await proc.wait_for_line(' msg="ready" ')
         api.user_command(CHAT, "/start")
         await wait_for(lambda: bool(api.sent_texts(CHAT)), 10)
         start = trio.current_time()
@@ -81,7 +84,7 @@ async def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         base = await nursery.start(serve_app, api)
         proc: ServeProcess = await nursery.start(ServeProcess(_config(tmp_path, base)).run)
-        await proc.wait_for_line(" ready ")
+        await proc.wait_for_line(' msg="ready" ')
         proc.signal(signal.SIGINT)
         proc.signal(signal.SIGTERM)
         code = await proc.wait(timeout=5)

@@ -1,13 +1,20 @@
-"""The store's durability: a committed payment survives a power loss."""
+"""The Store: whatever the writer reports committed is committed, and on disk; a failing call
+in a batch rolls back its own writes only, so its neighbours' payments stand.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import pytest
 import trio
+import trio.testing
 
+from itinerabot.errors import StoreError
 from itinerabot.store import open_store
+from itinerabot.store.db import Store, connect
+from tests.harness import query
 
 SYNCHRONOUS_FULL = 2
 
@@ -30,3 +37,143 @@ async def test_every_commit_is_synced_before_it_returns(
         level = await store.run(_synchronous)
         journal = await store.run(_journal)
     assert (journal, level) == ("wal", SYNCHRONOUS_FULL)
+
+
+# ---------------------------------------------------------------- one batch, one savepoint per call
+
+#: tables of the batch tests: `tickets` is what each call writes (a call's own rows are
+#: (job, 0), (job, 1), ...), and `refused` refuses rows by trigger, as a schema check would
+TICKETS = """
+CREATE TABLE tickets (job TEXT NOT NULL, n INTEGER NOT NULL, UNIQUE (job, n));
+CREATE TABLE refused (job TEXT NOT NULL);
+CREATE TRIGGER refuse_abort BEFORE INSERT ON refused WHEN NEW.job LIKE 'abort%'
+BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END;
+CREATE TRIGGER refuse_rollback BEFORE INSERT ON refused WHEN NEW.job LIKE 'rollback%'
+BEGIN SELECT RAISE(ROLLBACK, 'refused, transaction rolled back'); END;
+"""
+
+
+class Refused(Exception):
+    """A call's own failure, raised after it wrote its rows."""
+
+
+def write_tickets(conn: sqlite3.Connection, job: str, rows: int, then: str = "") -> str:
+    """Write `rows` tickets for `job`, then (per `then`) fail in Python, on a UNIQUE
+    violation, or on a trigger."""
+    for n in range(rows):
+        conn.execute("INSERT INTO tickets VALUES (?, ?)", (job, n))
+    if then == "raise":
+        raise Refused(job)
+    if then == "duplicate":
+        conn.execute("INSERT INTO tickets VALUES (?, 0)", (job,))
+    if then == "trigger":
+        conn.execute("INSERT INTO refused VALUES (?)", (job,))
+    return f"{job}: {rows} written"
+
+
+Call = tuple[str, int, str]
+
+
+async def one_batch(
+    path: Path, calls: list[Call], *, then_alone: Call | None = None
+) -> tuple[dict[str, object], list[str]]:
+    """Submit `calls` from concurrent callers while the writer is not yet running, then start
+    it: it finds them all queued, in this order, and runs them as one batch. Then, if given,
+    the call `then_alone` is made on the same store, after the batch.
+
+    Returns each call's outcome (its result or the exception its caller got) and the
+    statements the writer's connection ran (the BEGIN/COMMIT among them show the batch's
+    transactions).
+    """
+    conn = connect(path)
+    conn.executescript(TICKETS)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    store = Store(conn)
+    outcomes: dict[str, object] = {}
+
+    async def call(job: str, rows: int, then: str) -> None:
+        try:
+            outcomes[job] = await store.run(write_tickets, job, rows, then)
+        except Exception as exc:
+            outcomes[job] = exc
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as writer:
+            async with trio.open_nursery() as callers:
+                for job, rows, then in calls:
+                    callers.start_soon(call, job, rows, then)
+                    # this caller's job is queued (it waits for the writer) before the next
+                    await trio.testing.wait_all_tasks_blocked()
+                await writer.start(store.writer)
+            if then_alone is not None:
+                await call(*then_alone)
+            store.close_queue()
+    conn.close()
+    return outcomes, statements
+
+
+def transactions(statements: list[str]) -> list[str]:
+    return [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")]
+
+
+def committed(path: Path) -> dict[str, int]:
+    """Tickets on disk per job, read on a connection of its own."""
+    rows = query(path, "SELECT job, count(*) FROM tickets GROUP BY job")
+    return {job: count for job, count in rows}
+
+
+async def test_a_call_failing_in_python_rolls_back_only_its_own_writes(tmp_path: Path) -> None:
+    """Four callers' calls in one transaction; the second writes three rows, then raises. Its
+    caller gets its exception, and none of its rows; the other three get their results, and
+    all their rows are committed."""
+    path = tmp_path / "bot.sqlite3"
+    outcomes, statements = await one_batch(
+        path,
+        [("a", 2, ""), ("failing", 3, "raise"), ("c", 4, ""), ("d", 1, "")],
+    )
+    assert transactions(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert statements.count("SAVEPOINT job") == 4
+    assert statements.count("ROLLBACK TO job") == 1
+    failed = outcomes.pop("failing")
+    assert isinstance(failed, Refused) and str(failed) == "failing"
+    assert outcomes == {"a": "a: 2 written", "c": "c: 4 written", "d": "d: 1 written"}
+    assert committed(path) == {"a": 2, "c": 4, "d": 1}
+
+
+@pytest.mark.parametrize(
+    ("then", "cause"),
+    [("duplicate", "UNIQUE constraint failed"), ("trigger", "refused by trigger")],
+)
+async def test_a_call_failing_in_sqlite_rolls_back_only_its_own_writes(
+    tmp_path: Path, then: str, cause: str
+) -> None:
+    """A statement SQLite refuses (a UNIQUE violation; a trigger's RAISE(ABORT)) after the call
+    wrote rows: its caller gets a StoreError naming the cause, its rows are gone, and the
+    calls before and after it in the same transaction are committed."""
+    path = tmp_path / "bot.sqlite3"
+    job = "abort" if then == "trigger" else "dup"
+    outcomes, statements = await one_batch(path, [("a", 2, ""), (job, 3, then), ("c", 1, "")])
+    assert transactions(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
+    failed = outcomes.pop(job)
+    assert isinstance(failed, StoreError) and cause in str(failed)
+    assert isinstance(failed.__cause__, sqlite3.IntegrityError)
+    assert outcomes == {"a": "a: 2 written", "c": "c: 1 written"}
+    assert committed(path) == {"a": 2, "c": 1}
+
+
+async def test_a_call_that_ends_the_transaction_fails_every_call_of_the_batch(
+    tmp_path: Path,
+) -> None:
+    """A trigger's RAISE(ROLLBACK) undoes the whole transaction, the writes of the calls
+    before it too: every caller of the batch gets a StoreError, none a result that was not
+    committed; nothing is on disk, and the next call is committed as usual."""
+    path = tmp_path / "bot.sqlite3"
+    outcomes, statements = await one_batch(
+        path, [("a", 2, ""), ("rollback", 1, "trigger"), ("c", 1, "")], then_alone=("e", 1, "")
+    )
+    assert transactions(statements) == ["BEGIN IMMEDIATE", "BEGIN IMMEDIATE", "COMMIT"]
+    assert outcomes.pop("e") == "e: 1 written"
+    assert set(outcomes) == {"a", "rollback", "c"}
+    assert all(isinstance(outcome, StoreError) for outcome in outcomes.values()), outcomes
+    assert committed(path) == {"e": 1}

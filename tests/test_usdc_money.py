@@ -1,4 +1,6 @@
-"""The money promise for USDC (issue 10, findings 2, 3 and 4) and Circle refunds.
+"""The money promise for USDC: a payment is found however late it lands (pollers, late
+watcher, webhook), a hand-off that fails is retried, money owed back is recorded; and Circle
+refunds.
 
 A running `serve` against the sandbox Circle on trio's mock clock. Times asserted are the
 trio times at which the fake Circle received each request, relative to T0, the moment the
@@ -24,7 +26,6 @@ from itinerabot.errors import TransientServiceError
 from itinerabot.models import OrderStatus, PaymentMethod
 from itinerabot.payments.usdc.refunds import refund_usdc
 from itinerabot.store import money, open_store
-from itinerabot.store.db import connect
 from itinerabot.store.money import RefundStatus
 from itinerabot.wiring import Transports
 from sandbox.circle import (
@@ -41,16 +42,20 @@ from tests.harness import (
     CHAT,
     CIRCLE_KEY,
     START,
+    USDC_REF,
     Bot,
     Fakes,
+    card_payment,
     eventually,
     make_settings,
+    pay_usdc,
+    query,
     running_bot,
+    status_of,
+    store_order,
     text_of,
     wall_clock,
 )
-from tests.test_fulfilment import card_payment, status_of, store_order
-from tests.test_pollers import REF, pay_usdc
 
 #: trio time at which the tests create their intents (whole seconds, so wall times are exact)
 T0 = 10.0
@@ -68,14 +73,6 @@ MARKING_PAID_FAILS = (
     "CREATE TRIGGER boom BEFORE UPDATE OF status ON circle_intents WHEN NEW.status = 'paid'"
     " BEGIN SELECT RAISE(ABORT, 'injected'); END"
 )
-
-
-def query(path: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    conn = connect(path)
-    try:
-        return [tuple(row) for row in conn.execute(sql, args).fetchall()]
-    finally:
-        conn.close()
 
 
 def execute(path: Path, sql: str) -> None:
@@ -211,6 +208,7 @@ async def test_late_checks_end_at_expiry_plus_the_margin(
     assert any("expired before a full payment arrived" in t for t in told_b)
 
 
+@pytest.mark.slow
 async def test_one_task_checks_all_late_intents_in_each_round(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
@@ -389,12 +387,14 @@ async def test_underpaid_then_expired_is_recorded_warned_and_told(
     assert len(warnings) == 1
     (told,) = [t for t in texts if "send it back" in t]
     assert told.startswith(
-        f"The USDC payment for order {REF} expired with 5.00 USDC of 10.00 received, "
+        f"The USDC payment for order {USDC_REF} expired with 5.00 USDC of 10.00 received, "
         "which does not pay the order. We will send it back in USDC: to receive it, reply "
         "here with /help with your order reference and the address and network to send it to."
     )
     assert not any("expired before a full payment arrived" in t for t in texts)
-    assert keyboard is not None and keyboard.data_for("Pay with USDC again") == f"pay:usdc:{REF}"
+    assert (
+        keyboard is not None and keyboard.data_for("Pay with USDC again") == f"pay:usdc:{USDC_REF}"
+    )
     assert query(path, "SELECT status FROM circle_intents") == [("expired",)]
     assert status_of(path, order_id) == OrderStatus.AWAITING_PAYMENT
 
@@ -422,7 +422,7 @@ async def test_usdc_landing_after_a_card_payment_is_a_second_payment_told(
         path, "SELECT method, kind, amount, currency, provider_ref FROM extra_payments"
     ) == [("usdc", "second", "10.00", "USDC", intent)]
     (told,) = [t for t in texts if "second payment" in t]
-    assert f"10.00 USDC for order {REF}, which was already paid" in told
+    assert f"10.00 USDC for order {USDC_REF}, which was already paid" in told
     assert query(path, "SELECT method, provider_ref FROM payments") == [("card", "cs_test_1")]
     assert query(path, "SELECT status FROM circle_intents") == [("paid",)]
     # the poller's two checks, then the one after Circle refused to expire: no more
@@ -566,6 +566,7 @@ async def test_refund_usdc_asks_circle_once_per_key_and_records_the_answer(
     assert refused.error == "The refund amount exceeds the amount left to refund."
 
 
+@pytest.mark.slow
 async def test_a_payment_confirmed_inside_the_margin_is_found(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
@@ -717,13 +718,13 @@ async def test_a_card_payment_while_the_intent_is_created_expires_it(
     async with running_bot(tmp_path, fakes) as bot:
         path = bot.settings.store.path
         await trio.sleep_until(T0)
-        order_id = store_order(path, chat_id=CHAT, reference=REF)
+        order_id = store_order(path, chat_id=CHAT, reference=USDC_REF)
         usdc = bot.rt.payments.usdc
         assert usdc is not None
         answer: list[str] = []
 
         async def tap() -> None:
-            replies = await usdc.pay_with_usdc(CHAT, REF)
+            replies = await usdc.pay_with_usdc(CHAT, USDC_REF)
             answer.extend(text_of(m) for m in replies)
 
         async with trio.open_nursery() as nursery:
@@ -733,13 +734,14 @@ async def test_a_card_payment_while_the_intent_is_created_expires_it(
         await trio.sleep(4 * 3600)
         (intent,) = fakes.circle.intent_ids()
         running = bot.rt.pollers.is_running(order_id)
-    assert answer == [f"Order {REF} is already paid."]
+    assert answer == [f"Order {USDC_REF} is already paid."]
     assert since([t for t, _ in fakes.circle.expire_requests], T0) == [5.0]
     assert fakes.circle.latest_status(intent) == "expired"
     assert query(path, "SELECT status FROM circle_intents") == [("expired",)]
     assert not running
 
 
+@pytest.mark.slow
 async def test_an_intent_circle_no_longer_knows_is_let_go_after_its_watch(
     tmp_path: Path, autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -888,6 +890,7 @@ def _underpaid_at_first() -> tuple[Step, ...]:
     )
 
 
+@pytest.mark.slow
 async def test_a_lapsed_partial_paid_later_is_no_longer_owed(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
@@ -904,6 +907,7 @@ async def test_a_lapsed_partial_paid_later_is_no_longer_owed(
     assert query(path, "SELECT COUNT(*) FROM extra_payments") == [(0,)]
 
 
+@pytest.mark.slow
 async def test_a_lapsed_partial_paid_later_after_a_card_is_owed_once(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:

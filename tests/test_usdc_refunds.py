@@ -1,4 +1,5 @@
-"""USDC refunds after Circle took them (issue 10, finding 4: money owed back is sent back).
+"""USDC refunds after Circle took them: money owed back is sent back, and its outcome is
+followed until Circle concludes it.
 
 Circle answers a crypto refund `pending`; the running bot looks each one up at start-up and
 every hour (`refund_checks.CHECK_INTERVAL`) until Circle shows it `paid` or `failed`. The
@@ -24,13 +25,22 @@ from itinerabot.store import money, open_store
 from itinerabot.store.money import Refund, RefundStatus
 from sandbox.circle import RefundScript, underpaid_then_expired_script
 from sandbox.serve import InProcessTransport
-from tests.harness import CHAT, START, Bot, Fakes, eventually, running_bot, wall_clock
-from tests.test_pollers import REF, pay_usdc
-from tests.test_usdc_money import query
+from tests.harness import (
+    CHAT,
+    START,
+    USDC_REF,
+    Bot,
+    Fakes,
+    eventually,
+    pay_usdc,
+    query,
+    running_bot,
+    wall_clock,
+)
 
 T0 = 10.0
 DESTINATION = "0x8381470ED67C3802402dbbFa0058E8871F017A6F"
-SENT = f"We sent 5.00 USDC back to the address you gave us for order {REF}."
+SENT = f"We sent 5.00 USDC back to the address you gave us for order {USDC_REF}."
 
 
 async def owed_back(bot: Bot) -> tuple[int, str]:

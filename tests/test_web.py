@@ -1,4 +1,4 @@
-"""The web edge under hostile clients: bad webhook input (finding 9) and slow clients (finding 10).
+"""The web edge under hostile clients: bad webhook input and slow clients.
 
 Bad input goes through `httpx.ASGITransport` to the real WebApp of a running bot, with its real
 Stripe and Circle routes. Slow clients talk to a real hypercorn on 127.0.0.1, port 0, over real
@@ -26,12 +26,11 @@ from hypothesis import strategies as st
 
 from itinerabot.web.app import Request, Response, WebApp
 from itinerabot.web.server import GRACEFUL_TIMEOUT, run_web_server
-from tests.harness import Bot, running_bot, unix_now
-from tests.test_card_checkout import dump
+from tests.harness import Bot, dump, running_bot, unix_now
 
 ROUTES = ("/webhooks/circle", "/webhooks/stripe")
 
-# --- finding 9: bad input ------------------------------------------------------------------------
+# --- bad input ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -187,6 +186,7 @@ def attempts(draw: st.DrawFn, signed_body: bytes) -> Attempt:
     return Attempt(method, path, body, tuple(headers))
 
 
+@pytest.mark.slow
 async def test_random_webhook_requests_get_a_4xx_and_change_nothing(
     tmp_path: Path, autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -227,7 +227,7 @@ async def test_random_webhook_requests_get_a_4xx_and_change_nothing(
     assert sum(seen.values()) >= 200
 
 
-# --- finding 10: slow clients --------------------------------------------------------------------
+# --- slow clients, on real sockets and real time -------------------------------------------------
 
 READ_TIMEOUT = 0.5
 CAP = 5
@@ -330,6 +330,7 @@ def about(at: float, expected: float) -> bool:
     return expected - 0.05 <= at < expected + 0.75
 
 
+@pytest.mark.slow
 async def test_a_body_sent_a_byte_at_a_time_is_cut_off_with_408() -> None:
     """Finding 10: each byte arrives well within hypercorn's per-read timeout, so only a
     deadline on the whole body stops these clients; they used to be held for ever."""
@@ -340,6 +341,7 @@ async def test_a_body_sent_a_byte_at_a_time_is_cut_off_with_408() -> None:
     assert all(about(o.at, READ_TIMEOUT) for o in outcomes), outcomes
 
 
+@pytest.mark.slow
 async def test_a_client_silent_after_its_headers_is_cut_off() -> None:
     """Finding 10: a body that never comes holds the connection for the read timeout only."""
     with trio.fail_after(4):
@@ -349,6 +351,7 @@ async def test_a_client_silent_after_its_headers_is_cut_off() -> None:
     assert about(outcome.at, READ_TIMEOUT), outcome
 
 
+@pytest.mark.slow
 async def test_headers_sent_a_byte_at_a_time_are_cut_off() -> None:
     """Finding 10: the headers too must be complete within the read timeout."""
     head = post("/webhook", 0)
@@ -359,6 +362,7 @@ async def test_headers_sent_a_byte_at_a_time_are_cut_off() -> None:
     assert about(outcome.at, READ_TIMEOUT), outcome
 
 
+@pytest.mark.slow
 async def test_past_the_cap_healthz_waits_until_the_slow_clients_are_cut_off() -> None:
     """Finding 10: `max_connections` slow clients fill the server; /healthz waits in the
     backlog (it is not accepted, so it holds no descriptor) and is answered as soon as the
@@ -380,6 +384,7 @@ async def test_past_the_cap_healthz_waits_until_the_slow_clients_are_cut_off() -
     assert about(health.at, READ_TIMEOUT - 0.1), health  # not before: the cap held it back
 
 
+@pytest.mark.slow
 async def test_under_the_cap_healthz_is_answered_at_once() -> None:
     """Finding 10: slow clients below the cap do not delay anyone."""
     with trio.fail_after(4):
@@ -391,6 +396,7 @@ async def test_under_the_cap_healthz_is_answered_at_once() -> None:
     assert health.at < 0.25, health
 
 
+@pytest.mark.slow
 async def test_a_handler_slower_than_the_read_timeout_still_answers() -> None:
     """hypercorn's read timeout also runs while a client waits for its answer; the
     connection stays open until the handler is done, so the answer is not lost."""
@@ -400,6 +406,7 @@ async def test_a_handler_slower_than_the_read_timeout_still_answers() -> None:
     assert outcome.status == 200
 
 
+@pytest.mark.slow
 async def test_shutdown_waits_for_requests_in_progress_the_grace_period_at_most() -> None:
     """Stopping the server closes its idle connections and cuts requests still in progress
     after the grace period (here with a read timeout too long to end them first)."""
