@@ -41,30 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="run the bot (long-poll, webhooks, pollers, sender)")
-    s.add_argument(
-        "--config",
-        "-c",
-        type=Path,
-        default=Path("config.yaml"),
-        help="YAML config file (default: config.yaml)",
-    )
+    _config_option(s, Path("config.yaml"))
 
     c = sub.add_parser("check-config", help="validate a config file and list every problem")
     c.add_argument("file", type=Path)
 
-    r = sub.add_parser("render", help="render the PDF of a stored order or of a sample")
-    src = r.add_mutually_exclusive_group(required=True)
-    src.add_argument("--order", metavar="REFERENCE", help="a stored order, e.g. IB-7K3Q9P")
-    src.add_argument("--sample", action="store_true", help="a built-in two-flight sample")
-    r.add_argument(
-        "--config",
-        "-c",
-        type=Path,
-        default=Path("config.yaml"),
-        help="config file (for the store and the page size)",
-    )
-    r.add_argument("--page-size", choices=["A4", "Letter"], default=None)
-    r.add_argument("--out", "-o", type=Path, required=True, help="where to write the PDF")
+    _render_parser(sub)
 
     ci = sub.add_parser("circle", help="Circle account tasks")
     ci_sub = ci.add_subparsers(dest="circle_command", required=True, metavar="TASK")
@@ -80,6 +62,22 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the PDFs")
     d.add_argument("--keep", action="store_true", help="keep the work folder (config, store, log)")
     return p
+
+
+def _render_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    r = sub.add_parser("render", help="render the PDF of a stored order or of a sample")
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--order", metavar="REFERENCE", help="a stored order, e.g. IB-7K3Q9P")
+    src.add_argument("--sample", action="store_true", help="a built-in two-flight sample")
+    r.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=Path("config.yaml"),
+        help="config file (for the store and the page size)",
+    )
+    r.add_argument("--page-size", choices=["A4", "Letter"], default=None)
+    r.add_argument("--out", "-o", type=Path, required=True, help="where to write the PDF")
 
 
 def _orders_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,8 +115,8 @@ def _orders_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _config_option(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
-    """--config on `orders` and again on each task, so it may come before or after the task
-    (a task's SUPPRESS default keeps the value given before it)."""
+    """--config on `parser`. `orders` has it and each of its tasks again, so it may come
+    before or after the task (a task's SUPPRESS default keeps the value given before it)."""
     parser.add_argument(
         "--config", "-c", type=Path, default=default, help="YAML config file (default: config.yaml)"
     )

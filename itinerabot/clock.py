@@ -6,9 +6,7 @@ Scheduling never uses this: it uses trio's clock (`trio.current_time`, `trio.sle
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-
-import trio
+from datetime import UTC, datetime
 
 WallClock = Callable[[], datetime]
 
@@ -16,12 +14,3 @@ WallClock = Callable[[], datetime]
 def system_clock() -> datetime:
     """Now, in UTC."""
     return datetime.now(UTC)
-
-
-def trio_linked_clock(start: datetime) -> WallClock:
-    """A wall clock that advances with trio's clock: `start` at trio time 0 (for tests)."""
-
-    def now() -> datetime:
-        return start + timedelta(seconds=trio.current_time())
-
-    return now

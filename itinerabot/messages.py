@@ -16,7 +16,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+# The dialogue's two replies that need no translation are outbox messages as they are.
+from itinerabot.dialogue.types import AnswerCallback as AnswerCallback
 from itinerabot.dialogue.types import InlineButton, Keyboard
+from itinerabot.dialogue.types import RemoveButtons as RemoveButtons
 from itinerabot.store import outbox
 
 
@@ -71,21 +74,6 @@ class Document:
 @dataclass(frozen=True, slots=True)
 class DocumentCopy:
     """Another copy of a paid order's PDF (the traveller's button, `orders resend`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveButtons:
-    """Take the buttons off an earlier message of ours."""
-
-    message_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerCallback:
-    """The answer every button press needs; `text` shows as a short notice (≤ 200 chars)."""
-
-    callback_id: str
-    text: str | None = None
 
 
 Message = Text | PhotoQr | Document | DocumentCopy | RemoveButtons | AnswerCallback

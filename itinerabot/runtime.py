@@ -112,17 +112,9 @@ async def _build(
 ) -> Runtime:
     """Every piece of the bot, connected, none running yet; /healthz and /metrics routed."""
     metrics = Metrics()
-    app = WebApp(
-        max_body_bytes=settings.server.max_body_bytes,
-        read_timeout=settings.server.read_timeout,
-        metrics=metrics,
-    )
+    app = _web_app(settings, metrics)
     pollers = PollerNursery()
-    renderer = document_renderer(store, settings.pdf.page_size)
-    sender = Sender(store, telegram, renderer, settings.sender, clock, metrics)
-    fulfilment = Fulfilment(
-        store, sender.notify, clock, support_contact=settings.shop.support_contact
-    )
+    sender, fulfilment = _delivery(settings, store, telegram, clock, metrics)
     actions = await wiring.wire(
         stack,
         settings=settings,
@@ -155,6 +147,28 @@ async def _build(
         metrics=metrics,
         clock=clock,
     )
+
+
+def _web_app(settings: Settings, metrics: Metrics) -> WebApp:
+    """The web app, with no routes yet: the payment methods and the ops routes add theirs."""
+    return WebApp(
+        max_body_bytes=settings.server.max_body_bytes,
+        read_timeout=settings.server.read_timeout,
+        metrics=metrics,
+    )
+
+
+def _delivery(
+    settings: Settings, store: Store, telegram: TelegramClient, clock: WallClock, metrics: Metrics
+) -> tuple[Sender, Fulfilment]:
+    """The sender, which renders and sends what the outbox holds, and the fulfilment that
+    records payments and queues the PDF for it."""
+    renderer = document_renderer(store, settings.pdf.page_size)
+    sender = Sender(store, telegram, renderer, settings.sender, clock, metrics)
+    fulfilment = Fulfilment(
+        store, sender.notify, clock, support_contact=settings.shop.support_contact
+    )
+    return sender, fulfilment
 
 
 class _Piece:

@@ -22,7 +22,6 @@ import trio
 import trio.testing
 from hypothesis import strategies as st
 
-from itinerabot.clock import trio_linked_clock
 from itinerabot.config import Settings, settings_from_mapping
 from itinerabot.dialogue.types import InlineButton
 from itinerabot.messages import Message, Text
@@ -57,7 +56,14 @@ STRIPE_WEBHOOK = "http://bot.test/webhooks/stripe"
 
 
 def wall_clock() -> datetime:
-    return trio_linked_clock(START)()
+    """The wall clock of tests: START at trio time 0, advancing with trio's (mock) clock."""
+    return START + timedelta(seconds=trio.current_time())
+
+
+def order_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many orders the store holds in each status."""
+    rows = conn.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall()
+    return {r[0]: r[1] for r in rows}
 
 
 def unix_now() -> float:

@@ -34,6 +34,7 @@ from tests.harness import (
     button,
     eventually,
     make_settings,
+    order_counts,
     running_bot,
     text_of,
 )
@@ -189,7 +190,7 @@ async def test_hundreds_of_orders_through_lost_and_repeated_webhooks_and_faults(
             )
             await trio.sleep(600)  # anything sent twice would have arrived by now
 
-            statuses = await bot.rt.store.run(order_rows.count_by_status)
+            statuses = await bot.rt.store.run(order_counts)
             sources = await bot.rt.store.run(
                 lambda conn: dict(
                     conn.execute("SELECT source, COUNT(*) FROM payments GROUP BY source").fetchall()

@@ -415,26 +415,29 @@ NAME_PUNCTUATION = N_(
 )
 
 
-def flight_number_invalid(t: Texts, text: str) -> str:
-    return t.gettext(
-        "“{text}” is not a flight number. Type the airline code (2 letters/digits like LH, "
-        "U2, or 3 letters like DLH) and 1–4 digits, optionally one letter after: LH 401, BA2490.",
-        text=text[:40],
-    )
+def quoting(t: Texts, msgid: str, text: str) -> str:
+    """`msgid` (one of the answers below that quote what the traveller typed) in the language
+    of `t`, with the first 40 characters of `text` as its {text}."""
+    return t.gettext(msgid, text=text[:40])
 
 
-def date_unreadable(t: Texts, text: str) -> str:
-    return t.gettext(
-        "I couldn't read “{text}” as a date. Type day, month and year, e.g. 24 Dec 2026, "
-        "24.12.2026 (day first) or 2026-12-24.",
-        text=text[:40],
-    )
-
-
-def date_not_a_day(t: Texts, text: str) -> str:
-    return t.gettext(
-        "“{text}” is not a day in the calendar. Check the day and month.", text=text[:40]
-    )
+FLIGHT_NUMBER_INVALID = N_(
+    "“{text}” is not a flight number. Type the airline code (2 letters/digits like LH, "
+    "U2, or 3 letters like DLH) and 1–4 digits, optionally one letter after: LH 401, BA2490."
+)
+DATE_UNREADABLE = N_(
+    "I couldn't read “{text}” as a date. Type day, month and year, e.g. 24 Dec 2026, "
+    "24.12.2026 (day first) or 2026-12-24."
+)
+DATE_NOT_A_DAY = N_("“{text}” is not a day in the calendar. Check the day and month.")
+TIME_UNREADABLE = N_(
+    "I couldn't read “{text}” as a time. Type it as 24-hour HH:MM (14:05 or 1405) "
+    "or with am/pm (2:05pm)."
+)
+ARRIVAL_UNREADABLE = N_(
+    "I couldn't read “{text}” as a time. Type it as 24-hour HH:MM (17:40) or with "
+    "am/pm (5:40pm), and add +1 if it lands the next day (07:30 +1)."
+)
 
 
 def date_in_past(t: Texts, when: date, today: date, last: date) -> str:
@@ -451,22 +454,6 @@ def date_too_far(t: Texts, when: date, last: date) -> str:
         "{day} is more than a year ahead. Type a date up to {last}.",
         day=day(t, when),
         last=day(t, last),
-    )
-
-
-def time_unreadable(t: Texts, text: str) -> str:
-    return t.gettext(
-        "I couldn't read “{text}” as a time. Type it as 24-hour HH:MM (14:05 or 1405) "
-        "or with am/pm (2:05pm).",
-        text=text[:40],
-    )
-
-
-def arrival_unreadable(t: Texts, text: str) -> str:
-    return t.gettext(
-        "I couldn't read “{text}” as a time. Type it as 24-hour HH:MM (17:40) or with "
-        "am/pm (5:40pm), and add +1 if it lands the next day (07:30 +1).",
-        text=text[:40],
     )
 
 

@@ -74,14 +74,14 @@ class SendText:
 
 @dataclass(frozen=True, slots=True)
 class RemoveButtons:
-    """Take the inline keyboard off a message whose step is done."""
+    """Take the inline keyboard off an earlier message of ours (one whose step is done)."""
 
     message_id: int
 
 
 @dataclass(frozen=True, slots=True)
 class AnswerCallback:
-    """Answer a button press (stops the spinner); `text` shows as a short toast."""
+    """Answer a button press (stops the spinner); `text` shows as a short notice (≤ 200 chars)."""
 
     callback_id: str
     text: str | None = None

@@ -123,12 +123,12 @@ def parse_flight_number(text: str) -> str | Invalid:
     # A space or hyphen the traveller typed marks where the airline code ends ("L4 01" ≠ "L 401").
     parts = re.split(r"[\s\-]+", text.strip().upper(), maxsplit=1)
     if len(parts) == 2 and not 2 <= len(parts[0]) <= 3:
-        return Invalid(lambda t: texts.flight_number_invalid(t, text.strip()))
+        return Invalid(lambda t: texts.quoting(t, texts.FLIGHT_NUMBER_INVALID, text.strip()))
     match = _FLIGHT_NUMBER.fullmatch(re.sub(r"[\s\-]+", "", text).upper())
     if match and len(parts) == 2 and match[1] != parts[0]:
         match = None
     if match is None or not any(c.isalpha() for c in match[1]) or int(match[2]) == 0:
-        return Invalid(lambda t: texts.flight_number_invalid(t, text.strip()))
+        return Invalid(lambda t: texts.quoting(t, texts.FLIGHT_NUMBER_INVALID, text.strip()))
     return f"{match[1]} {int(match[2])}{match[3]}"
 
 
@@ -181,7 +181,7 @@ def _read_date(words: str, today: date) -> date | Invalid:
         return _with_year(
             int(month_first[2]), _MONTHS[month_first[1]], month_first[3], today, words
         )
-    return Invalid(lambda t: texts.date_unreadable(t, words))
+    return Invalid(lambda t: texts.quoting(t, texts.DATE_UNREADABLE, words))
 
 
 def _with_year(day: int, month: int, year: str | None, today: date, words: str) -> date | Invalid:
@@ -199,7 +199,7 @@ def _make_date(year: int, month: int, day: int, words: str) -> date | Invalid:
     try:
         return date(year, month, day)
     except ValueError:
-        return Invalid(lambda t: texts.date_not_a_day(t, words))
+        return Invalid(lambda t: texts.quoting(t, texts.DATE_NOT_A_DAY, words))
 
 
 # ---------------------------------------------------------------- times
@@ -210,7 +210,11 @@ _OFFSET = re.compile(r"\(?\s*([+-])\s*(\d)\s*(?:d|day|days)?\s*\)?$")
 def parse_time(text: str) -> time | Invalid:
     """A local time from `14:05`, `14.05`, `14h05`, `1405`, `2:05pm`, `2 pm`."""
     found = _read_time(" ".join(text.strip().casefold().split()))
-    return Invalid(lambda t: texts.time_unreadable(t, text.strip())) if found is None else found
+    return (
+        Invalid(lambda t: texts.quoting(t, texts.TIME_UNREADABLE, text.strip()))
+        if found is None
+        else found
+    )
 
 
 def _read_time(words: str) -> time | None:
@@ -239,7 +243,7 @@ def parse_arrival(text: str) -> ArrivalInput | Invalid:
         words = words[: match.start()].strip()
     found = _read_time(words)
     if found is None:
-        return Invalid(lambda t: texts.arrival_unreadable(t, text.strip()))
+        return Invalid(lambda t: texts.quoting(t, texts.ARRIVAL_UNREADABLE, text.strip()))
     return ArrivalInput(found, offset)
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from itinerabot.models import PaymentMethod
+from itinerabot.models import Payment, PaymentMethod
 from itinerabot.operator.attention import Attention, anomaly_facts
 from itinerabot.operator.history import OrderHistory
 from itinerabot.operator.refund import RefundTarget
 from itinerabot.operator.resend import Resent
 from itinerabot.operator.words import money_text, provider_name
-from itinerabot.store.history import IntentRecord, MessageRecord
-from itinerabot.store.money import Refund, RefundStatus
+from itinerabot.store.history import IntentRecord, MessageRecord, OrderRecord, SessionRecord
+from itinerabot.store.money import Anomaly, ExtraPayment, Refund, RefundStatus
 
 
 def when(t: datetime | None) -> str:
@@ -53,7 +53,25 @@ def attention_json(items: list[Attention]) -> str:
 
 def history_lines(h: OrderHistory) -> list[str]:
     """An order's whole history, section by section; the messages in the order queued."""
-    o = h.order
+    return [
+        *_order_lines(h.order),
+        *_payment_lines(h.payment),
+        *_section("Card sessions (Stripe Checkout)", [_session_line(s) for s in h.card_sessions]),
+        *_section("USDC payment intents (Circle)", [_intent_line(c) for c in h.circle_intents]),
+        *_section("Extra payments (owed back)", [_extra_line(e) for e in h.extra_payments]),
+        *_section("Refunds", [_refund_history_line(r) for r in h.refunds]),
+        *_section("Anomalies", [_anomaly_line(a) for a in h.anomalies]),
+        "Messages",
+        *([_message_line(m) for m in h.messages] or ["  none"]),
+    ]
+
+
+def _section(title: str, rows: list[str]) -> list[str]:
+    """`title` over its `rows`; nothing at all when there are none."""
+    return [title, *rows] if rows else []
+
+
+def _order_lines(o: OrderRecord) -> list[str]:
     lines = [
         f"Order {o.reference}: {o.status.value.replace('_', ' ')}",
         f"  chat {o.chat_id}, price {money_text(o.price, o.currency)}",
@@ -67,45 +85,37 @@ def history_lines(h: OrderHistory) -> list[str]:
     ]
     if o.delivery_error:
         lines.append(f"  delivery error: {o.delivery_error}")
-    p = h.payment
-    lines.append("Payment")
-    if p is None:
-        lines.append("  none")
-    else:
-        paid = f"{p.method} {money_text(p.amount, p.currency)} at {when(p.paid_at)}"
-        lines.append(f"  {paid}: {_ids(p.method, p.provider_ref, p.provider_payment_id)}")
-        if p.tx_hash:
-            lines.append(f"  transaction {p.tx_hash}")
-    if h.card_sessions:
-        lines.append("Card sessions (Stripe Checkout)")
-        lines += [
-            f"  attempt {s.attempt}: {s.session_id or '(not created)'} {s.status},"
-            f" created {when(s.created_at)}, expires {when(s.expires_at)}"
-            for s in h.card_sessions
-        ]
-    if h.circle_intents:
-        lines.append("USDC payment intents (Circle)")
-        lines += [_intent_line(c) for c in h.circle_intents]
-    if h.extra_payments:
-        lines.append("Extra payments (owed back)")
-        lines += [
-            f"  #{e.id} {e.kind}: {e.method} {money_text(e.amount, e.currency)}"
-            f" at {when(e.created_at)}: {_ids(e.method, e.provider_ref, e.provider_payment_id)}"
-            for e in h.extra_payments
-        ]
-    if h.refunds:
-        lines.append("Refunds")
-        lines += [_refund_history_line(r) for r in h.refunds]
-    if h.anomalies:
-        lines.append("Anomalies")
-        lines += [
-            f"  #{a.id} {a.source} {a.provider_ref}: {a.reason} at {when(a.created_at)}"
-            + (f": {anomaly_facts(a, brief=False)}" if a.detail else "")
-            for a in h.anomalies
-        ]
-    lines.append("Messages")
-    lines += [_message_line(m) for m in h.messages] or ["  none"]
     return lines
+
+
+def _payment_lines(p: Payment | None) -> list[str]:
+    if p is None:
+        return ["Payment", "  none"]
+    paid = f"{p.method} {money_text(p.amount, p.currency)} at {when(p.paid_at)}"
+    lines = ["Payment", f"  {paid}: {_ids(p.method, p.provider_ref, p.provider_payment_id)}"]
+    if p.tx_hash:
+        lines.append(f"  transaction {p.tx_hash}")
+    return lines
+
+
+def _session_line(s: SessionRecord) -> str:
+    return (
+        f"  attempt {s.attempt}: {s.session_id or '(not created)'} {s.status},"
+        f" created {when(s.created_at)}, expires {when(s.expires_at)}"
+    )
+
+
+def _extra_line(e: ExtraPayment) -> str:
+    return (
+        f"  #{e.id} {e.kind}: {e.method} {money_text(e.amount, e.currency)}"
+        f" at {when(e.created_at)}: {_ids(e.method, e.provider_ref, e.provider_payment_id)}"
+    )
+
+
+def _anomaly_line(a: Anomaly) -> str:
+    return f"  #{a.id} {a.source} {a.provider_ref}: {a.reason} at {when(a.created_at)}" + (
+        f": {anomaly_facts(a, brief=False)}" if a.detail else ""
+    )
 
 
 def _ids(method: PaymentMethod, provider_ref: str, payment_id: str | None) -> str:

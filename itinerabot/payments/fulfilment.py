@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from itinerabot import messages
 from itinerabot.clock import WallClock
@@ -99,51 +100,92 @@ def record_payment(
         return Recorded(order_id, payment, source, None, fresh=False)
     refused = shortfall(order, payment)
     if refused is not None:
-        money.record_anomaly(
-            conn,
-            source=source.split(":", 1)[0],
-            provider_ref=payment.provider_ref,
-            reason="amount_or_currency",
-            detail={"why": refused, "amount": str(payment.amount), "currency": payment.currency},
-            now=now,
-            order_id=order_id,
-        )
-        return Recorded(order_id, payment, source, order, fresh=False, refused=refused)
+        return _refuse(conn, order, payment, source, now, refused)
     if not order_rows.mark_paid(conn, order_id, payment, source):
-        earlier = order_rows.get_payment(conn, order_id)
-        ref = earlier.provider_ref if earlier is not None else None
-        extra_id = None
-        if ref is not None and ref != payment.provider_ref:
-            extra_id = _second_payment(conn, order, payment, now, support)
-        elif ref is not None:  # the same payment seen again, maybe with more money on it
-            extra_id = _overpaid(conn, order, payment, now, support)
-        return Recorded(
-            order_id,
-            payment,
-            source,
-            order,
-            fresh=False,
-            earlier_ref=ref,
-            extra_payment_id=extra_id,
-        )
-    t = languages.texts_of(conn, order.chat_id)
+        return _already_paid(conn, order, payment, source, now, support)
+    received = _received(languages.texts_of(conn, order.chat_id), order, payment)
+    _tell(conn, order, received, now)
+    messages.queue(conn, order.chat_id, Document(), now=now, order_id=order_id)
+    extra_id = _overpaid(conn, order, payment, now, support)
+    return Recorded(order_id, payment, source, order, fresh=True, extra_payment_id=extra_id)
+
+
+def _refuse(
+    conn: sqlite3.Connection,
+    order: OrderHead,
+    payment: Payment,
+    source: str,
+    now: datetime,
+    refused: str,
+) -> Recorded:
+    """A payment that does not cover the price pays nothing: an anomaly for the operator."""
+    money.record_anomaly(
+        conn,
+        source=source.split(":", 1)[0],
+        provider_ref=payment.provider_ref,
+        reason="amount_or_currency",
+        detail={"why": refused, "amount": str(payment.amount), "currency": payment.currency},
+        now=now,
+        order_id=order.id,
+    )
+    return Recorded(order.id, payment, source, order, fresh=False, refused=refused)
+
+
+def _already_paid(
+    conn: sqlite3.Connection,
+    order: OrderHead,
+    payment: Payment,
+    source: str,
+    now: datetime,
+    support: str | None,
+) -> Recorded:
+    """The order was paid before: by another payment (this one is owed back), or by this one
+    seen again, maybe with more money on it (the excess is owed back)."""
+    earlier = order_rows.get_payment(conn, order.id)
+    ref = earlier.provider_ref if earlier is not None else None
+    extra_id = None
+    if ref is not None and ref != payment.provider_ref:
+        extra_id = _second_payment(conn, order, payment, now, support)
+    elif ref is not None:
+        extra_id = _overpaid(conn, order, payment, now, support)
+    return Recorded(
+        order.id,
+        payment,
+        source,
+        order,
+        fresh=False,
+        earlier_ref=ref,
+        extra_payment_id=extra_id,
+    )
+
+
+def _received(t: Texts, order: OrderHead, payment: Payment) -> str:
+    """The "payment received" message."""
     if payment.method == PaymentMethod.CARD:
-        received = t.gettext(
+        return t.gettext(
             "Payment received: {amount} by card for order {reference}. "
             "Your itinerary PDF is on its way.",
             amount=_amount(payment),
             reference=order.reference,
         )
-    else:  # "10.00 USDC" says how
-        received = t.gettext(
-            "Payment received: {amount} for order {reference}. Your itinerary PDF is on its way.",
-            amount=_amount(payment),
-            reference=order.reference,
-        )
-    _tell(conn, order, received, now)
-    messages.queue(conn, order.chat_id, Document(), now=now, order_id=order_id)
-    extra_id = _overpaid(conn, order, payment, now, support)
-    return Recorded(order_id, payment, source, order, fresh=True, extra_payment_id=extra_id)
+    return t.gettext(  # "10.00 USDC" says how
+        "Payment received: {amount} for order {reference}. Your itinerary PDF is on its way.",
+        amount=_amount(payment),
+        reference=order.reference,
+    )
+
+
+def _record_owed(
+    conn: sqlite3.Connection, order: OrderHead, owed: Payment, kind: ExtraKind, now: datetime
+) -> tuple[int, Decimal | None] | None:
+    """Record `owed` as owed back, or raise the one recorded for the same payment when more
+    arrived on it: (the extra payment's id, the amount recorded before: None if it is new);
+    None if nothing changed (this very payment, recorded and told before)."""
+    extra_id = money.record_extra_payment(conn, order.id, owed, kind, now)
+    if extra_id is not None:
+        return extra_id, None
+    known = money.raise_owed(conn, owed, kind)
+    return None if known is None else (known.id, known.amount)
 
 
 def _overpaid(
@@ -158,25 +200,10 @@ def _overpaid(
     excess = payment.amount - order.price
     if excess <= 0:
         return None
-    above = Payment(
-        method=payment.method,
-        amount=excess,
-        currency=payment.currency,
-        provider_ref=payment.provider_ref,
-        paid_at=payment.paid_at,
-        provider_payment_id=payment.provider_payment_id,
-        tx_hash=payment.tx_hash,
-    )
-    extra_id = money.record_extra_payment(conn, order.id, above, ExtraKind.OVERPAID, now)
-    if extra_id is None:
-        known = money.find_extra_payment(
-            conn, payment.method, payment.provider_ref, ExtraKind.OVERPAID
-        )
-        if known is None or not money.raise_extra_payment(
-            conn, known.id, excess, payment.provider_payment_id
-        ):
-            return None
-        extra_id = known.id
+    above = replace(payment, amount=excess)
+    owed = _record_owed(conn, order, above, ExtraKind.OVERPAID, now)
+    if owed is None:
+        return None
     t = languages.texts_of(conn, order.chat_id)
     text = t.gettext(
         "Order {reference}: {amount} arrived, {above} more than the price.",
@@ -185,7 +212,7 @@ def _overpaid(
         above=_amount(above),
     )
     _tell(conn, order, f"{text} {how_to_get_it_back(t, payment.method, support)}", now)
-    return extra_id
+    return owed[0]
 
 
 def _second_payment(
@@ -198,45 +225,28 @@ def _second_payment(
     """Record a second payment of a paid order as owed back, and tell the chat (once); when
     more arrived on the same payment since (a USDC intent paid twice), raise what is owed
     and tell the difference. The extra payment's id when it is new or grew."""
-    extra_id = money.record_extra_payment(conn, order.id, payment, ExtraKind.SECOND, now)
+    owed = _record_owed(conn, order, payment, ExtraKind.SECOND, now)
+    if owed is None:
+        return None
+    extra_id, before = owed
     t = languages.texts_of(conn, order.chat_id)
-    how = how_to_get_it_back(t, payment.method, support)
-    if extra_id is None:
-        return _more_on_second_payment(conn, order, payment, now, how)
-    text = t.gettext(
-        "We received a second payment of {amount} for order {reference}, which was already paid.",
-        amount=_amount(payment),
-        reference=order.reference,
-    )
-    _tell(conn, order, f"{text} {how}", now)
+    if before is None:
+        text = t.gettext(
+            "We received a second payment of {amount} for order {reference}, which was already "
+            "paid.",
+            amount=_amount(payment),
+            reference=order.reference,
+        )
+    else:
+        text = t.gettext(
+            "We received {more} more for order {reference}, which was already paid ({amount} "
+            "in all).",
+            more=_amount(replace(payment, amount=payment.amount - before)),
+            reference=order.reference,
+            amount=_amount(payment),
+        )
+    _tell(conn, order, f"{text} {how_to_get_it_back(t, payment.method, support)}", now)
     return extra_id
-
-
-def _more_on_second_payment(
-    conn: sqlite3.Connection, order: OrderHead, payment: Payment, now: datetime, how: str
-) -> int | None:
-    """The second payment was recorded before: raise it if `payment` brings more, and tell
-    the chat the difference; its id if it grew."""
-    known = money.find_extra_payment(conn, payment.method, payment.provider_ref, ExtraKind.SECOND)
-    if known is None or not money.raise_extra_payment(
-        conn, known.id, payment.amount, payment.provider_payment_id
-    ):
-        return None  # this very payment, told already
-    more = Payment(
-        method=payment.method,
-        amount=payment.amount - known.amount,
-        currency=payment.currency,
-        provider_ref=payment.provider_ref,
-        paid_at=payment.paid_at,
-    )
-    text = languages.texts_of(conn, order.chat_id).gettext(
-        "We received {more} more for order {reference}, which was already paid ({amount} in all).",
-        more=_amount(more),
-        reference=order.reference,
-        amount=_amount(payment),
-    )
-    _tell(conn, order, f"{text} {how}", now)
-    return known.id
 
 
 def _tell(conn: sqlite3.Connection, order: OrderHead, text: str, now: datetime) -> None:
@@ -298,18 +308,7 @@ class Fulfilment:
             )
             return False
         if recorded.fresh:
-            log.info(
-                "payment confirmed",
-                extra={
-                    "order": order.reference,
-                    "source": recorded.source,
-                    "method": payment.method.value,
-                    "amount": _amount(payment),
-                },
-            )
-            self._notify(order.chat_id)
-            for listener in self.paid_listeners:
-                listener(order.id)
+            self._paid(order, recorded)
         elif recorded.refused is not None:
             log.warning(
                 "payment refused: it does not cover the order",
@@ -321,20 +320,41 @@ class Fulfilment:
                 },
             )
         if recorded.extra_payment_id is not None:
-            second = recorded.earlier_ref not in (None, payment.provider_ref)
-            log.warning(
-                "second payment for an order already paid: owed back"
-                if second
-                else "paid above the price: the difference is owed back",
-                extra={
-                    "order": order.reference,
-                    "first": recorded.earlier_ref,
-                    "ref": payment.provider_ref,
-                    "amount": _amount(payment),
-                    "source": recorded.source,
-                },
-            )
-            self._notify(order.chat_id)
-            for extra_listener in self.extra_listeners:
-                extra_listener(recorded.extra_payment_id, payment.method)
+            self._owed_back(order, recorded, recorded.extra_payment_id)
         return recorded.fresh
+
+    def _paid(self, order: OrderHead, recorded: Recorded) -> None:
+        """The order was paid just now: log it, wake the sender, tell the listeners."""
+        log.info(
+            "payment confirmed",
+            extra={
+                "order": order.reference,
+                "source": recorded.source,
+                "method": recorded.payment.method.value,
+                "amount": _amount(recorded.payment),
+            },
+        )
+        self._notify(order.chat_id)
+        for listener in self.paid_listeners:
+            listener(order.id)
+
+    def _owed_back(self, order: OrderHead, recorded: Recorded, extra_id: int) -> None:
+        """Money arrived that is owed back (extra payment `extra_id`): log it, wake the
+        sender for the message queued, tell the listeners."""
+        payment = recorded.payment
+        second = recorded.earlier_ref not in (None, payment.provider_ref)
+        log.warning(
+            "second payment for an order already paid: owed back"
+            if second
+            else "paid above the price: the difference is owed back",
+            extra={
+                "order": order.reference,
+                "first": recorded.earlier_ref,
+                "ref": payment.provider_ref,
+                "amount": _amount(payment),
+                "source": recorded.source,
+            },
+        )
+        self._notify(order.chat_id)
+        for extra_listener in self.extra_listeners:
+            extra_listener(extra_id, payment.method)

@@ -8,12 +8,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection
 
+from itinerabot.store.sql import marks
+
 
 def outbox_counts(conn: sqlite3.Connection, statuses: Collection[str]) -> dict[str, int]:
-    """How many outbox rows have each of `statuses` (absent from the result: none)."""
-    marks = ", ".join("?" * len(statuses))
+    """How many outbox rows have each of `statuses` (absent from the result: none).
+
+    Raises ValueError for no statuses."""
     rows = conn.execute(
-        f"SELECT status, COUNT(*) FROM outbox WHERE status IN ({marks}) GROUP BY status",
+        f"SELECT status, COUNT(*) FROM outbox WHERE status IN ({marks(statuses)}) GROUP BY status",
         tuple(statuses),
     ).fetchall()
     return {str(status): int(count) for status, count in rows}

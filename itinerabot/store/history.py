@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from itinerabot.models import Itinerary, OrderStatus
+from itinerabot.store.orders import OrderHead
 from itinerabot.store.sql import marks
 
 #: outbox kinds that carry the order's PDF
@@ -33,15 +34,9 @@ def _time(value: str | None) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRecord:
-    """An order with its times and its last delivery error."""
+class OrderRecord(OrderHead):
+    """An order with its itinerary, its times and its last delivery error."""
 
-    id: int
-    reference: str
-    chat_id: int
-    status: OrderStatus
-    price: Decimal
-    currency: str
     itinerary: Itinerary
     created_at: datetime
     paid_at: datetime | None

@@ -133,6 +133,18 @@ def raise_extra_payment(
     return True
 
 
+def raise_owed(conn: sqlite3.Connection, owed: Payment, kind: ExtraKind) -> ExtraPayment | None:
+    """Raise the extra payment of `kind` recorded for `owed`'s payment (its method and
+    provider reference) to `owed.amount`: more arrived on it since. The extra payment as it
+    was before, or None if none is recorded or it did not grow."""
+    known = find_extra_payment(conn, owed.method, owed.provider_ref, kind)
+    if known is None or not raise_extra_payment(
+        conn, known.id, owed.amount, owed.provider_payment_id
+    ):
+        return None
+    return known
+
+
 def find_extra_payment(
     conn: sqlite3.Connection, method: PaymentMethod, provider_ref: str, kind: ExtraKind
 ) -> ExtraPayment | None:

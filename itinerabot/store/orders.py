@@ -186,8 +186,3 @@ def reopen_delivery(conn: sqlite3.Connection, order_id: int) -> bool:
         (OrderStatus.PAID.value, order_id, OrderStatus.DELIVERY_FAILED.value),
     )
     return cur.rowcount == 1
-
-
-def count_by_status(conn: sqlite3.Connection) -> dict[str, int]:
-    rows = conn.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall()
-    return {r[0]: r[1] for r in rows}

@@ -33,6 +33,9 @@ class Sending(Protocol):
     @property
     def busy(self) -> int: ...
 
+    @property
+    def paced_chats(self) -> int: ...
+
 
 class OpsRoutes:
     """The handlers of /healthz and /metrics over the live pieces of one `serve`."""
@@ -75,6 +78,7 @@ class OpsRoutes:
             "seconds_since_get_updates": None if silent is None else round(silent, 3),
             "pollers": self._pollers.running,
             "sending_chats": self._sender.busy,
+            "paced_chats": self._sender.paced_chats,
         }
         if reasons:
             body["reason"] = "; ".join(reasons)

@@ -25,6 +25,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import AppWrapper
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from itinerabot.web.app import DEFAULT_READ_TIMEOUT, WebApp
@@ -55,6 +56,30 @@ class CappedListener(trio.abc.Listener[trio.SocketStream]):
         await self.inner.aclose()
 
 
+def _config(read_timeout: float) -> Config:
+    return Config.from_mapping(
+        accesslog=None,
+        errorlog=logging.getLogger("hypercorn.error"),
+        read_timeout=read_timeout,  # typed int there, used as seconds: a float works
+        keep_alive_timeout=read_timeout,
+    )
+
+
+async def _connection(
+    asgi: AppWrapper,
+    config: Config,
+    context: WorkerContext,
+    slots: trio.Semaphore,
+    stream: trio.SocketStream,
+) -> None:
+    """Serve one accepted connection with hypercorn, then free its slot."""
+    try:
+        # typed for TLS streams; a plain one is what it falls back to (AttributeError)
+        await TCPServer(asgi, config, context, {}, cast(Any, stream))
+    finally:
+        slots.release()
+
+
 async def run_web_server(
     app: WebApp,
     host: str,
@@ -72,23 +97,11 @@ async def run_web_server(
     `read_timeout` seconds, or that takes longer to send a request's headers, is disconnected
     (the body's deadline is `app.read_timeout`, answered 408).
     """
-    config = Config.from_mapping(
-        accesslog=None,
-        errorlog=logging.getLogger("hypercorn.error"),
-        read_timeout=read_timeout,  # typed int there, used as seconds: a float works
-        keep_alive_timeout=read_timeout,
-    )
+    config = _config(read_timeout)
     asgi = wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi")
     context = WorkerContext(None)  # no request limit: the process is not recycled
     slots = trio.Semaphore(max_connections)
-
-    async def connection(stream: trio.SocketStream) -> None:
-        try:
-            # typed for TLS streams; a plain one is what it falls back to (AttributeError)
-            await TCPServer(asgi, config, context, {}, cast(Any, stream))
-        finally:
-            slots.release()
-
+    connection = partial(_connection, asgi, config, context, slots)
     listeners = await trio.open_tcp_listeners(port, host=host)
     sockname = listeners[0].socket.getsockname()
     address = f"http://{repr_socket_addr(listeners[0].socket.family, sockname)}"

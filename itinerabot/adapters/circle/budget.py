@@ -41,11 +41,6 @@ class RequestBudget:
         self._paused_until = -math.inf
 
     @property
-    def paused_until(self) -> float:
-        """The trio time before which no request starts (-inf when never paused)."""
-        return self._paused_until
-
-    @property
     def in_flight(self) -> int:
         """How many slots are taken right now."""
         return self.max_concurrent - self._slots.value

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 import trio
@@ -42,6 +42,7 @@ MAX_RETRY_AFTER = 600.0
 
 # Circle ids are UUIDs; anything else would be spliced into the URL path, so refuse it.
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+_View = TypeVar("_View", PaymentIntentView, RefundView)
 
 
 def _http_port(settings: CircleSettings, transport: httpx.AsyncBaseTransport | None) -> HttpPort:
@@ -163,10 +164,7 @@ class CircleClient:
         Raises as the class says; MalformedResponse also if Circle answers for another id.
         """
         data = await self._request("GET", f"/v1/paymentIntents/{_checked_id(intent_id)}")
-        view = parse_payment_intent_response(data)
-        if view.id != intent_id:
-            raise MalformedResponse(f"asked for payment intent {intent_id}, got {view.id}")
-        return view
+        return _about(parse_payment_intent_response(data), intent_id, "asked for payment intent")
 
     async def expire_payment_intent(self, intent_id: str) -> PaymentIntentView:
         """Ask Circle to end an intent now (`POST /v1/paymentIntents/{id}/expire`), so no
@@ -177,10 +175,7 @@ class CircleClient:
         data = await self._request(
             "POST", f"/v1/paymentIntents/{_checked_id(intent_id)}/expire", json={}
         )
-        view = parse_payment_intent_response(data)
-        if view.id != intent_id:
-            raise MalformedResponse(f"expired payment intent {intent_id}, got {view.id}")
-        return view
+        return _about(parse_payment_intent_response(data), intent_id, "expired payment intent")
 
     async def refund_payment_intent(
         self,
@@ -209,10 +204,7 @@ class CircleClient:
         class says; MalformedResponse also for an answer that is not that refund.
         """
         data = await self._request("GET", f"/v1/payments/{_checked_id(refund_id)}")
-        view = parse_refund_response(data)
-        if view.id != refund_id:
-            raise MalformedResponse(f"asked for refund {refund_id}, got {view.id}")
-        return view
+        return _about(parse_refund_response(data), refund_id, "asked for refund")
 
     async def get_payment(self, payment_id: str) -> PaymentView:
         """Fetch one crypto payment (for its `transactionHash`). One request, no retry."""
@@ -317,6 +309,14 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     if not math.isfinite(seconds):
         return None
     return max(seconds, 0.0)
+
+
+def _about(view: _View, asked: str, what: str) -> _View:
+    """`view`, once sure it is about the object `asked` for. Raises MalformedResponse
+    ("{what} {asked}, got {other id}") when Circle answered about another one."""
+    if view.id != asked:
+        raise MalformedResponse(f"{what} {asked}, got {view.id}")
+    return view
 
 
 def _checked_id(value: str) -> str:

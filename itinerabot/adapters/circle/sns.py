@@ -62,26 +62,19 @@ _CERT_PATH_RE = re.compile(r"/SimpleNotificationService-[0-9A-Za-z]+\.pem")
 _QUOTE_MAX = 60
 
 # Keys signed, in the order AWS signs them; `Subject` only when the message has one.
+_SUBSCRIPTION_KEYS = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
 _SIGNED_KEYS: dict[str, tuple[str, ...]] = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
-    "SubscriptionConfirmation": (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
-    "UnsubscribeConfirmation": (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
+    "SubscriptionConfirmation": _SUBSCRIPTION_KEYS,
+    "UnsubscribeConfirmation": _SUBSCRIPTION_KEYS,
 }
 _OPTIONAL_KEYS = frozenset({"Subject"})
 _SIGNATURE_KEYS = ("SignatureVersion", "Signature", "SigningCertURL")
@@ -235,21 +228,11 @@ async def verify_sns_message(
     subscribe_url = fields.get("SubscribeURL")
     if kind != "Notification" and subscribe_url is not None:
         _check_sns_https_url(subscribe_url, "SubscribeURL")
-    hash_factory = _HASHES.get(fields["SignatureVersion"])
-    if hash_factory is None:
-        raise SnsVerificationError(f"unknown SignatureVersion {_quote(fields['SignatureVersion'])}")
-    try:
-        signature = base64.b64decode(fields["Signature"], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SnsVerificationError("Signature is not base64") from exc
+    hash_factory, signature = _signature(fields)
     timestamp = _timestamp(fields["Timestamp"])
     if max_age is not None and timestamp < certs.now() - max_age:
         raise SnsVerificationError(f"message is older than {max_age.days} days (a replay?)")
-    key = await certs.public_key(cert_url)
-    try:
-        key.verify(signature, string_to_sign(fields).encode(), padding.PKCS1v15(), hash_factory())
-    except InvalidSignature as exc:
-        raise SnsVerificationError("signature does not match") from exc
+    _check_signature(await certs.public_key(cert_url), fields, hash_factory, signature)
     return SnsMessage(
         type=kind,
         message_id=fields["MessageId"],
@@ -259,6 +242,31 @@ async def verify_sns_message(
         timestamp=timestamp,
         subject=fields.get("Subject"),
     )
+
+
+def _signature(fields: Mapping[str, Any]) -> tuple[Callable[[], hashes.HashAlgorithm], bytes]:
+    """The hash of the message's SignatureVersion and its decoded Signature. Raises
+    SnsVerificationError for an unknown version or a Signature that is not base64."""
+    hash_factory = _HASHES.get(fields["SignatureVersion"])
+    if hash_factory is None:
+        raise SnsVerificationError(f"unknown SignatureVersion {_quote(fields['SignatureVersion'])}")
+    try:
+        return hash_factory, base64.b64decode(fields["Signature"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SnsVerificationError("Signature is not base64") from exc
+
+
+def _check_signature(
+    key: rsa.RSAPublicKey,
+    fields: Mapping[str, Any],
+    hash_factory: Callable[[], hashes.HashAlgorithm],
+    signature: bytes,
+) -> None:
+    """Raises SnsVerificationError unless `signature` signs the message's fields with `key`."""
+    try:
+        key.verify(signature, string_to_sign(fields).encode(), padding.PKCS1v15(), hash_factory())
+    except InvalidSignature as exc:
+        raise SnsVerificationError("signature does not match") from exc
 
 
 def parse_sns_body(body: bytes) -> dict[str, Any]:

@@ -67,10 +67,8 @@ def reply_to_message(reply: Reply) -> Message:
     match reply:
         case SendText(text=text, keyboard=keyboard):
             return Text(text, keyboard)
-        case RemoveButtons(message_id=message_id):
-            return out.RemoveButtons(message_id)
-        case AnswerCallback(callback_id=callback_id, text=text):
-            return out.AnswerCallback(callback_id, text)
+        case RemoveButtons() | AnswerCallback():
+            return reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +182,7 @@ class UpdateHandler:
             outcome, messages = None, []
             if isinstance(incoming.event, ButtonPress):
                 # every callback query is answered, or the client spins on the button
-                messages.append(out.AnswerCallback(incoming.event.callback_id))
+                messages.append(AnswerCallback(incoming.event.callback_id))
             t = texts_for(choose(None, incoming.language_code))
             messages.append(Text(t.gettext(SOMETHING_WENT_WRONG)))
         await self._store.run(
@@ -197,7 +195,7 @@ class UpdateHandler:
         if not incoming.private:
             group_reply = texts_for(choose(None, incoming.language_code)).gettext(GROUP_REPLY)
             if isinstance(incoming.event, ButtonPress):
-                return None, [out.AnswerCallback(incoming.event.callback_id, group_reply[:190])]
+                return None, [AnswerCallback(incoming.event.callback_id, group_reply[:190])]
             if isinstance(incoming.event, CommandMessage):
                 return None, [Text(group_reply)]
             # Other group chatter is not for us: one reply per message could flood a group.
@@ -221,7 +219,7 @@ class UpdateHandler:
             and current_question(outcome.state) != current_question(chat.state)
         ):
             # answered by typing: the question's buttons are done, as if one had been pressed
-            messages.append(out.RemoveButtons(chat.live_keyboard))
+            messages.append(RemoveButtons(chat.live_keyboard))
         for action in outcome.actions:
             match action:
                 case PayByCard(reference=ref):

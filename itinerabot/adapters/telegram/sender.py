@@ -46,7 +46,8 @@ from itinerabot.messages import (
     RemoveButtons,
     Text,
 )
-from itinerabot.pdf.document import DocumentRenderer
+from itinerabot.metrics import DISCARD, Recorder
+from itinerabot.payments.document import DocumentRenderer
 from itinerabot.store import Store, outbox
 from itinerabot.store import orders as order_rows
 
@@ -76,12 +77,14 @@ class Sender:
         render_document: DocumentRenderer,
         settings: SenderSettings,
         clock: WallClock,
+        metrics: Recorder = DISCARD,
     ) -> None:
         self._store = store
         self._telegram = telegram
         self._render = render_document
         self._settings = settings
         self._clock = clock
+        self._metrics = metrics
         self._pacer = Pacer(settings)
         self._wake_send, self._wake_recv = trio.open_memory_channel[int](math.inf)
         self._active: set[int] = set()
@@ -210,6 +213,7 @@ class Sender:
                 log.warning("send postponed: store error", extra={"error": str(exc)})
                 await self._pause_until(trio.current_time() + self._settings.backoff_cap)
                 continue
+            calling = trio.current_time()
             try:
                 message_id = await call()
             except trio.Cancelled:
@@ -222,6 +226,7 @@ class Sender:
                 log.exception("send failed on a bug", extra={"chat": item.chat_id})
                 await self._end(item, Ending("failed", f"{type(exc).__name__}: {exc}"))
                 return
+            self._metrics.telegram_answered(item.kind, trio.current_time() - calling)
             if paced is not None:
                 self._pacer.sent(paced, slot)
             # Telegram took it: from here on the row is never sent again, whatever the store says

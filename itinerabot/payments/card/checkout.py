@@ -33,6 +33,7 @@ from itinerabot.payments.texts import card_unavailable, pay_by_card_label
 from itinerabot.store import Store
 from itinerabot.store import card_sessions as sessions
 from itinerabot.store import orders as order_rows
+from itinerabot.store.card_sessions import SessionStatus
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +144,19 @@ class CardPayments:
         StoreError."""
         now = self._clock()
         remaining = (current.expires_at - now.timestamp()) if current else 0
-        if current is not None and current.status == "open" and current.url and remaining > 60:
+        if (
+            current is not None
+            and current.status == SessionStatus.OPEN
+            and current.url
+            and remaining > 60
+        ):
             return current.url
-        if current is None or current.status != "creating" or remaining < _MIN_REMAINING:
-            if current is not None and current.status == "creating":
+        if (
+            current is None
+            or current.status != SessionStatus.CREATING
+            or remaining < _MIN_REMAINING
+        ):
+            if current is not None and current.status == SessionStatus.CREATING:
                 await self._store.run(sessions.abandon, order.id, current.attempt)
             attempt = (current.attempt if current else 0) + 1
             params = checkout_params(
@@ -194,9 +204,9 @@ class CardPayments:
         if current is None or current.session_id is None:
             none = "Order {reference} has no card payment yet."
             return [Text(t.gettext(none, reference=reference))]
-        if current.status == "complete":  # complete at Stripe, yet the order is unpaid
+        if current.status == SessionStatus.COMPLETE:  # complete at Stripe, yet the order is unpaid
             return [_mismatch(t, reference)]
-        if current.status == "open" and self._throttle.may_retrieve(order.id):
+        if current.status == SessionStatus.OPEN and self._throttle.may_retrieve(order.id):
             answer = await self._ask_stripe(t, order, current.session_id)
             if answer is not None:
                 return answer
@@ -215,9 +225,8 @@ class CardPayments:
             )
         ]
 
-    async def _ask_stripe(self, t: Texts, order: Order, session_id: str) -> list[Message] | None:
-        """Retrieve the session (time-limited) and take what Stripe says: the reply, or None
-        when Stripe could not tell in time or the session is still open."""
+    async def _retrieve(self, order: Order, session_id: str) -> dict[str, Any] | None:
+        """The session as Stripe shows it, or None (logged) if Stripe fails or is slow."""
         session = None
         with trio.move_on_after(RETURN_TIME_LIMIT) as limit:
             try:
@@ -232,13 +241,27 @@ class CardPayments:
                 "stripe: retrieving a session timed out",
                 extra={"order": order.reference, "limit": RETURN_TIME_LIMIT},
             )
+        return session
+
+    async def _ask_stripe(self, t: Texts, order: Order, session_id: str) -> list[Message] | None:
+        """Retrieve the session (time-limited) and take what Stripe says: the reply, or None
+        when Stripe could not tell in time or the session is still open."""
+        session = await self._retrieve(order, session_id)
         if session is None or session.get("id") != session_id:
             return None
         if session.get("status") == "expired":
             ended = await self._store.run(
-                take_unpaid_end, session_id, "expired", self._clock(), tell=False
+                take_unpaid_end,
+                session_id,
+                SessionStatus.EXPIRED,
+                self._clock(),
+                tell=False,
             )
-            return [new_payment_offer(t, order, ended_text(t, order, "expired"))] if ended else None
+            return (
+                [new_payment_offer(t, order, ended_text(t, order, SessionStatus.EXPIRED))]
+                if ended
+                else None
+            )
         if session.get("status") != "complete":
             return None
         taken = await self._store.run(
@@ -259,7 +282,7 @@ class CardPayments:
     def _pay_again(self, t: Texts, order: Order, current: sessions.CardSession) -> Text:
         """Back from Checkout unpaid: the same page while it is open, else a new payment."""
         remaining = current.expires_at - self._clock().timestamp()
-        if current.status == "open" and current.url and remaining > 60:
+        if current.status == SessionStatus.OPEN and current.url and remaining > 60:
             return pay_button(t, order, current.url)
         closed = t.gettext(
             "The card payment page for order {reference} is closed. Nothing was charged. "

@@ -68,7 +68,7 @@ def take_paid_session(
         verdict.payment is not None or (session.get("status") == "complete" and not verdict.waiting)
     ):
         # ended at Stripe, paid or not: nothing more to look up (the reconciler skips it)
-        sessions.set_status(conn, session_id, "complete")
+        sessions.set_status(conn, session_id, sessions.SessionStatus.COMPLETE)
     recorded = None
     if verdict.payment is not None and verdict.order_id is not None:
         recorded = record_payment(conn, verdict.order_id, verdict.payment, source, now)

@@ -17,11 +17,11 @@ from itinerabot.clock import WallClock
 from itinerabot.errors import ServiceError, StoreError
 from itinerabot.messages import Notify
 from itinerabot.payments.card.paid import settle_taken, take_paid_session
-from itinerabot.payments.card.rounds import every
 from itinerabot.payments.card.unpaid import take_unpaid_end
 from itinerabot.payments.fulfilment import Fulfilment
+from itinerabot.payments.rounds import every
 from itinerabot.store import Store
-from itinerabot.store.card_sessions import CardSession, open_since
+from itinerabot.store.card_sessions import CardSession, SessionStatus, open_since
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class SessionReconciler:
             settle_taken(taken, self._fulfilment)
         elif status == "expired":
             order = await self._store.run(
-                take_unpaid_end, str(session["id"]), "expired", self._clock()
+                take_unpaid_end, str(session["id"]), SessionStatus.EXPIRED, self._clock()
             )
             if order is not None:
                 self._notify(order.chat_id)

@@ -26,7 +26,7 @@ from itinerabot.errors import ServiceError, StoreError, TransientServiceError
 from itinerabot.messages import Notify
 from itinerabot.models import PaymentMethod
 from itinerabot.payments.card.refunds import check_refund, refund_card
-from itinerabot.payments.card.rounds import every
+from itinerabot.payments.rounds import every
 from itinerabot.store import Store, money
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import RefundStatus

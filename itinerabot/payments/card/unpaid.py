@@ -17,9 +17,10 @@ from itinerabot.payments.texts import pay_by_card_label
 from itinerabot.store import card_sessions as sessions
 from itinerabot.store import languages
 from itinerabot.store import orders as order_rows
+from itinerabot.store.card_sessions import SessionStatus
 
 #: stored statuses of a session still to end: the traveller has not been told of its end
-_UNFINISHED = ("creating", "open")
+_UNFINISHED = (SessionStatus.CREATING, SessionStatus.OPEN)
 
 
 def new_payment_offer(t: Texts, order: Order, text: str) -> Text:
@@ -28,8 +29,8 @@ def new_payment_offer(t: Texts, order: Order, text: str) -> Text:
     return Text(text, ((InlineButton(label, data=f"pay:card:{order.reference}"),),))
 
 
-def ended_text(t: Texts, order: Order, status: str) -> str:
-    if status == "expired":
+def ended_text(t: Texts, order: Order, status: SessionStatus) -> str:
+    if status == SessionStatus.EXPIRED:
         return t.gettext(
             "The card payment for order {reference} expired. "
             "Nothing was charged. You can start a new payment:",
@@ -43,7 +44,12 @@ def ended_text(t: Texts, order: Order, status: str) -> str:
 
 
 def take_unpaid_end(
-    conn: sqlite3.Connection, session_id: str, status: str, now: datetime, *, tell: bool = True
+    conn: sqlite3.Connection,
+    session_id: str,
+    status: SessionStatus,
+    now: datetime,
+    *,
+    tell: bool = True,
 ) -> Order | None:
     """Inside the caller's transaction: mark the session `status` (failed/expired); the
     order to tell about it (a new-payment offer queued if `tell`), or None.

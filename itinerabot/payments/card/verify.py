@@ -87,19 +87,7 @@ def judge_session(
     facts = _facts(session, order, livemode=livemode, event_livemode=event_livemode)
     if order is None:
         return Verdict(None, problems=(Problem(UNKNOWN_SESSION, facts),))
-    reasons = []
-    if session.get("livemode") is not livemode or event_livemode not in (None, livemode):
-        reasons.append(LIVEMODE)
-    if status != "paid":
-        reasons.append(NOT_PAID)
-    if str(session.get("currency") or "").lower() != order.currency.lower():
-        reasons.append(CURRENCY)
-    if session.get("amount_total") != minor_units(order.price):
-        reasons.append(AMOUNT)
-    metadata_ref = (session.get("metadata") or {}).get("order_reference")
-    named = {str(v) for v in (metadata_ref, session.get("client_reference_id")) if v}
-    if named - {order.reference}:
-        reasons.append(METADATA_MISMATCH)
+    reasons = _reasons(session, order, livemode=livemode, event_livemode=event_livemode)
     if reasons and reasons != [METADATA_MISMATCH]:
         detail = {**facts, "problems": reasons}
         return Verdict(order.id, problems=(Problem(reasons[0], detail),))
@@ -113,6 +101,31 @@ def judge_session(
     )
     problems = tuple(Problem(r, facts) for r in reasons)  # a metadata mismatch, if any
     return Verdict(order.id, payment=payment, problems=problems)
+
+
+def _reasons(
+    session: Mapping[str, Any],
+    order: OrderHead,
+    *,
+    livemode: bool,
+    event_livemode: bool | None,
+) -> list[str]:
+    """Why the session does not pay `order` (anomaly reasons, in this order): [] if it does;
+    [METADATA_MISMATCH] alone if it pays but names another order."""
+    reasons = []
+    if session.get("livemode") is not livemode or event_livemode not in (None, livemode):
+        reasons.append(LIVEMODE)
+    if session.get("payment_status") != "paid":
+        reasons.append(NOT_PAID)
+    if str(session.get("currency") or "").lower() != order.currency.lower():
+        reasons.append(CURRENCY)
+    if session.get("amount_total") != minor_units(order.price):
+        reasons.append(AMOUNT)
+    metadata_ref = (session.get("metadata") or {}).get("order_reference")
+    named = {str(v) for v in (metadata_ref, session.get("client_reference_id")) if v}
+    if named - {order.reference}:
+        reasons.append(METADATA_MISMATCH)
+    return reasons
 
 
 def _facts(

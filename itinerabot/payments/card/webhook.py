@@ -24,13 +24,17 @@ from itinerabot.payments.card.refund_record import take_refund_update
 from itinerabot.payments.card.unpaid import take_unpaid_end
 from itinerabot.payments.fulfilment import Fulfilment
 from itinerabot.store import Store, misc
+from itinerabot.store.card_sessions import SessionStatus
 from itinerabot.store.orders import OrderHead
 from itinerabot.web.app import Outcome, Request, Response
 
 log = logging.getLogger(__name__)
 
 _PAID = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
-_FAILED = {"checkout.session.async_payment_failed": "failed", "checkout.session.expired": "expired"}
+_FAILED = {
+    "checkout.session.async_payment_failed": SessionStatus.FAILED,
+    "checkout.session.expired": SessionStatus.EXPIRED,
+}
 #: a refund's status changed (a `pending` one succeeded or failed)
 _REFUND = {"refund.updated", "refund.failed"}
 

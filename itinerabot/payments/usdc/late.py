@@ -24,12 +24,12 @@ from itinerabot.adapters.circle.status import Outcome, PaymentIntentView
 from itinerabot.clock import WallClock
 from itinerabot.config import CircleSettings
 from itinerabot.errors import ServiceError, StoreError
+from itinerabot.payments.rounds import next_tick
 from itinerabot.payments.usdc.lifetime import Lifetime
-from itinerabot.payments.usdc.poller import next_tick
 from itinerabot.payments.usdc.tracker import IntentTracker
 from itinerabot.store import Store
 from itinerabot.store import circle_intents as intents
-from itinerabot.store.circle_intents import LateIntent
+from itinerabot.store.circle_intents import IntentStatus, LateIntent
 
 log = logging.getLogger(__name__)
 
@@ -128,18 +128,9 @@ class LateWatcher:
         down is never skipped.
         """
         self.rounds += 1
-        tracker = self._tracker
         now = self._clock()
-        try:
-            rows = await self._store.run(intents.late_intents, now.timestamp())
-        except trio.Cancelled:
-            raise
-        except StoreError as exc:
-            log.error("late watcher cannot read its work; next round", extra={"error": str(exc)})
-            return True
-        except Exception:
-            # a root service: what escapes here would stop the whole bot
-            log.exception("late watcher cannot read its work; next round")
+        rows = await self._late_intents(now)
+        if rows is None:
             return True
         # forget the intents that left the store's open set (final, lapsed)
         checked_at = self._checked_at
@@ -148,34 +139,55 @@ class LateWatcher:
         }
         due: list[tuple[LateIntent, bool]] = []
         for row in rows:
-            if row.status == "polling" and self.poller_watches(row.order_id, row.intent_id):
+            if row.status == IntentStatus.POLLING and self.poller_watches(
+                row.order_id, row.intent_id
+            ):
                 continue  # its poller hands it over (with a nudge) when its window ends
             watch_until = self.lifetime.watch_until(row.expires_on, row.created_at)
             last = watch_until < now
             checked = self._checked_at.get(row.intent_id)
             if not last or checked is None or checked < watch_until:
                 due.append((row, last))
-                continue
-            try:
-                await tracker.lapse(row.order_id, row.intent_id)
-            except trio.Cancelled:
-                raise
-            except StoreError as exc:
-                log.error("late watcher: store error", extra={"error": str(exc)})
-            except Exception:
-                log.exception(
-                    "letting a payment intent go crashed", extra={"intent": row.intent_id}
-                )
+            else:
+                await self._let_go(row)
         if due:
-            send, receive = trio.open_memory_channel[tuple[LateIntent, bool]](0)
-            async with trio.open_nursery() as nursery:
-                async with receive:
-                    for _ in range(min(self._workers, len(due))):
-                        nursery.start_soon(self._worker, receive.clone())
-                async with send:
-                    for item in due:
-                        await send.send(item)
+            await self._check_all(due)
         return bool(due)
+
+    async def _late_intents(self, now: datetime) -> list[LateIntent] | None:
+        """The intents to look at this round; None if the store cannot say (logged)."""
+        try:
+            return await self._store.run(intents.late_intents, now.timestamp())
+        except trio.Cancelled:
+            raise
+        except StoreError as exc:
+            log.error("late watcher cannot read its work; next round", extra={"error": str(exc)})
+        except Exception:
+            # a root service: what escapes here would stop the whole bot
+            log.exception("late watcher cannot read its work; next round")
+        return None
+
+    async def _let_go(self, row: LateIntent) -> None:
+        """Stop watching an intent checked after its watch ended. Never raises."""
+        try:
+            await self._tracker.lapse(row.order_id, row.intent_id)
+        except trio.Cancelled:
+            raise
+        except StoreError as exc:
+            log.error("late watcher: store error", extra={"error": str(exc)})
+        except Exception:
+            log.exception("letting a payment intent go crashed", extra={"intent": row.intent_id})
+
+    async def _check_all(self, due: list[tuple[LateIntent, bool]]) -> None:
+        """Check each (intent, last) of `due`, as many at once as the budget lets through."""
+        send, receive = trio.open_memory_channel[tuple[LateIntent, bool]](0)
+        async with trio.open_nursery() as nursery:
+            async with receive:
+                for _ in range(min(self._workers, len(due))):
+                    nursery.start_soon(self._worker, receive.clone())
+            async with send:
+                for item in due:
+                    await send.send(item)
 
     async def take_over(self, order_id: int, intent_id: str) -> None:
         """The 30 s window of `intent_id` closed unpaid: the chat is told until when it is
@@ -218,7 +230,7 @@ class LateWatcher:
         self.checks += 1
         asked_at = self._clock()
         try:
-            if row.superseded and row.status != "superseded":
+            if row.superseded and row.status != IntentStatus.SUPERSEDED:
                 view = await tracker.supersede(row.intent_id)
             else:
                 view = await self._client.get_payment_intent(row.intent_id)
@@ -231,7 +243,7 @@ class LateWatcher:
             self._checked_at[row.intent_id] = asked_at
             if last:
                 await tracker.lapse(row.order_id, row.intent_id)
-            elif row.status == "polling" and seen is not None:
+            elif row.status == IntentStatus.POLLING and seen is not None:
                 # its window ended while the bot was down: the chat hears of it now
                 await tracker.window_over(row.order_id, row.intent_id, self.lifetime)
         except trio.Cancelled:
@@ -272,7 +284,10 @@ class LateWatcher:
 
 def _news(row: LateIntent, view: PaymentIntentView) -> bool:
     """Whether `view` shows anything the store does not hold for `row` yet."""
-    if row.status == "polling" or view.outcome not in (Outcome.PENDING, Outcome.UNDERPAID):
+    if row.status == IntentStatus.POLLING or view.outcome not in (
+        Outcome.PENDING,
+        Outcome.UNDERPAID,
+    ):
         return True  # a window to close, an end, a payment
     if view.address is not None and row.address is None:
         return True

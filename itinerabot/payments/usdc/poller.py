@@ -9,7 +9,6 @@ the hand-off until it commits. When the window closes, the late watcher takes th
 from __future__ import annotations
 
 import logging
-import math
 from functools import partial
 
 import trio
@@ -17,6 +16,7 @@ import trio
 from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.adapters.circle.status import Outcome, PaymentIntentView
 from itinerabot.errors import ServiceError, StoreError, TransientServiceError
+from itinerabot.payments.rounds import next_tick
 from itinerabot.payments.usdc.pollers import FollowUp
 from itinerabot.payments.usdc.tracker import IntentTracker
 
@@ -107,14 +107,3 @@ class UsdcPoller:
                 )
             await trio.sleep(delay)
             delay = min(delay * 2, HAND_OFF_BACKOFF_CAP)
-
-
-def next_tick(origin: float, k: int, interval: float, now: float) -> int:
-    """The index of the next point of the grid origin + k·interval after point `k`: k + 1, or
-    the first not before `now` when ticks were missed. Each point is computed from the origin,
-    never summed, so a window of n intervals ends exactly on the nth point."""
-    k += 1
-    late = now - (origin + k * interval)
-    if late > 0:
-        k += math.ceil(late / interval)
-    return k

@@ -45,11 +45,12 @@ class PollerNursery:
         return len(self._scopes)
 
     def is_running(self, key: int) -> bool:
+        """True if a poller runs for `key`."""
         return key in self._scopes
 
     def watches(self, key: int, what: object) -> bool:
         """True if a poller runs for `key` and watches `what`."""
-        return key in self._scopes and self._watching.get(key) == what
+        return self.is_running(key) and self._watching.get(key) == what
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Hold the child nursery open until cancelled."""
@@ -76,9 +77,9 @@ class PollerNursery:
         """
         if self._nursery is None:
             raise RuntimeError("the poller nursery is not running")
-        if key in self._scopes:
-            if self._watching.get(key) == watches:
-                return False
+        if self.watches(key, watches):
+            return False
+        if self.is_running(key):
             log.info("poller replaced", extra={"poller": key})
             self.cancel(key)
         scope = trio.CancelScope(deadline=deadline)

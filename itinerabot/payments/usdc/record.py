@@ -25,6 +25,7 @@ from itinerabot.payments.usdc.lifetime import Lifetime
 from itinerabot.store import circle_intents as intents
 from itinerabot.store import languages, money
 from itinerabot.store import orders as order_rows
+from itinerabot.store.circle_intents import IntentStatus
 from itinerabot.store.money import ExtraKind
 
 CHAINS = {
@@ -138,13 +139,13 @@ def _owed_back(
     conn: sqlite3.Connection,
     order: Order,
     payment: Payment,
-    ended: str,
+    ended: Outcome,
     wording: Wording,
     now: datetime,
 ) -> Applied:
-    """Record USDC that arrived on an intent that ended (`ended`: "expired", …) without paying
+    """Record USDC that arrived on an intent that ended (`ended`: expired or failed) without paying
     the order, as owed back, and tell the chat what arrived and what happens next (once)."""
-    kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
+    kind = _owed_kind(order)
     extra_id = money.record_extra_payment(conn, order.id, payment, kind, now)
     t = languages.texts_of(conn, order.chat_id)
     back = how_to_get_it_back(t, PaymentMethod.USDC, wording.support)
@@ -160,19 +161,7 @@ def _owed_back(
         )
         message = Text(f"{text} {back}")
     else:
-        values = {"reference": order.reference, "arrived": arrived, "price": _fmt(order.price)}
-        if ended == "expired":
-            text = t.gettext(
-                "The USDC payment for order {reference} expired with {arrived} of {price} "
-                "received, which does not pay the order.",
-                **values,
-            )
-        else:
-            text = t.gettext(
-                "The USDC payment for order {reference} failed with {arrived} of {price} "
-                "received, which does not pay the order.",
-                **values,
-            )
+        text = _partial_text(t, order, arrived, ended)
         again = t.gettext("You can start a new payment:")
         message = Text(
             f"{text} {back} {again}",
@@ -180,6 +169,22 @@ def _owed_back(
         )
     messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
     return Applied(order, told=True, owed=(extra_id, payment.amount, kind))
+
+
+def _partial_text(t: Texts, order: Order, arrived: str, ended: Outcome) -> str:
+    """What the chat hears of an intent that ended (`ended`) with too little on it."""
+    values = {"reference": order.reference, "arrived": arrived, "price": _fmt(order.price)}
+    if ended == Outcome.EXPIRED:
+        return t.gettext(
+            "The USDC payment for order {reference} expired with {arrived} of {price} "
+            "received, which does not pay the order.",
+            **values,
+        )
+    return t.gettext(
+        "The USDC payment for order {reference} failed with {arrived} of {price} "
+        "received, which does not pay the order.",
+        **values,
+    )
 
 
 def _more_owed(
@@ -192,10 +197,8 @@ def _more_owed(
 ) -> Applied:
     """Owed back from this intent before: raised if `payment` brings more (the chat told the
     difference), else nothing (recorded and told before)."""
-    known = money.find_extra_payment(conn, PaymentMethod.USDC, payment.provider_ref, kind)
-    if known is None or not money.raise_extra_payment(
-        conn, known.id, payment.amount, payment.provider_payment_id
-    ):
+    known = money.raise_owed(conn, payment, kind)
+    if known is None:
         return Applied(order)
     text = languages.texts_of(conn, order.chat_id).gettext(
         "We received {more} USDC more for order {reference} ({amount} USDC in all), which "
@@ -208,9 +211,14 @@ def _more_owed(
     return Applied(order, told=True, owed=(known.id, payment.amount, kind))
 
 
-def _ended_as(conn: sqlite3.Connection, intent_id: str, status: str) -> bool:
+def _ended_as(conn: sqlite3.Connection, intent_id: str, status: IntentStatus) -> bool:
     row = intents.by_intent_id(conn, intent_id)
     return row is not None and row.status == status
+
+
+def _owed_kind(order: Order) -> ExtraKind:
+    """What USDC that did not pay `order` is: a second payment of a paid order, else partial."""
+    return ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
 
 
 def _arrived(view: PaymentIntentView, now: datetime) -> Payment:
@@ -242,42 +250,72 @@ def apply(
     if view.address and not order.status.is_paid:
         told = _address_message(conn, order, view, now)
     outcome = view.outcome
-    paid = view.amount_paid or Decimal(0)
     if outcome == Outcome.UNDERPAID:
-        # remembered even for a paid order: it is what a lapsed intent owes back
-        if intents.set_notified_paid(conn, view.id, _fmt(paid)) and not order.status.is_paid:
-            text = languages.texts_of(conn, order.chat_id).gettext(
-                "Order {reference}: {paid} USDC of {amount} arrived. {missing} USDC is still "
-                "missing: send it to the same address to complete the payment.",
-                reference=order.reference,
-                paid=_fmt(paid),
-                amount=_fmt(view.amount),
-                missing=_fmt(view.missing_amount),
-            )
-            messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
-            told = True
-    elif outcome == Outcome.EXPIRED and paid > 0 and _ended_as(conn, view.id, outcome.value):
+        told = _underpaid(conn, order, view, now) or told
+    elif outcome in (Outcome.EXPIRED, Outcome.FAILED, Outcome.REFUNDED):
+        ended = _ended(conn, order, view, outcome, wording, now)
+        return Applied(order, told=told or ended.told, owed=ended.owed)
+    return Applied(order, told=told)
+
+
+def _underpaid(
+    conn: sqlite3.Connection, order: Order, view: PaymentIntentView, now: datetime
+) -> bool:
+    """Remember the amount seen on an underpaid intent, and tell an unpaid order's chat
+    what is missing (once per amount); whether the chat was told."""
+    paid = view.amount_paid or Decimal(0)
+    # remembered even for a paid order: it is what a lapsed intent owes back
+    if not intents.set_notified_paid(conn, view.id, _fmt(paid)) or order.status.is_paid:
+        return False
+    text = languages.texts_of(conn, order.chat_id).gettext(
+        "Order {reference}: {paid} USDC of {amount} arrived. {missing} USDC is still "
+        "missing: send it to the same address to complete the payment.",
+        reference=order.reference,
+        paid=_fmt(paid),
+        amount=_fmt(view.amount),
+        missing=_fmt(view.missing_amount),
+    )
+    messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
+    return True
+
+
+def _ended(
+    conn: sqlite3.Connection,
+    order: Order,
+    view: PaymentIntentView,
+    outcome: Outcome,
+    wording: Wording,
+    now: datetime,
+) -> Applied:
+    """An intent Circle shows as expired, failed or refunded: record its end (once), what
+    arrived on it as owed back, and tell the chat."""
+    status = IntentStatus(outcome.value)
+    paid = view.amount_paid or Decimal(0)
+    if outcome == Outcome.EXPIRED and paid > 0 and _ended_as(conn, view.id, status):
         # seen expired before (a webhook now): more may have arrived on it since
-        kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
         t = languages.texts_of(conn, order.chat_id)
         back = how_to_get_it_back(t, PaymentMethod.USDC, wording.support)
-        more = _more_owed(conn, order, _arrived(view, now), kind, back, now)
-        return Applied(order, told=told or more.told, owed=more.owed)
-    elif outcome in (Outcome.EXPIRED, Outcome.FAILED, Outcome.REFUNDED) and intents.set_status(
-        conn, view.id, outcome.value
-    ):
-        if outcome != Outcome.REFUNDED and paid > 0:
-            owed = _owed_back(conn, order, _arrived(view, now), outcome.value, wording, now)
-            return Applied(order, told=told or owed.told, owed=owed.owed)
-        if not order.status.is_paid:  # nothing arrived on an intent a paid order no longer needs
-            t = languages.texts_of(conn, order.chat_id)
-            message = Text(
-                t.gettext(_ENDED[outcome], reference=order.reference),
-                retry_keyboard(t, order.reference, card=wording.card),
-            )
-            messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
-            told = True
-    return Applied(order, told=told)
+        return _more_owed(conn, order, _arrived(view, now), _owed_kind(order), back, now)
+    if not intents.set_status(conn, view.id, status):
+        return Applied(order)
+    if outcome != Outcome.REFUNDED and paid > 0:
+        return _owed_back(conn, order, _arrived(view, now), outcome, wording, now)
+    if order.status.is_paid:  # nothing arrived on an intent a paid order no longer needs
+        return Applied(order)
+    _tell_ended(conn, order, outcome, wording, now)
+    return Applied(order, told=True)
+
+
+def _tell_ended(
+    conn: sqlite3.Connection, order: Order, outcome: Outcome, wording: Wording, now: datetime
+) -> None:
+    """Tell the chat that its intent ended (`outcome`) with nothing paid, and offer to pay again."""
+    t = languages.texts_of(conn, order.chat_id)
+    message = Text(
+        t.gettext(_ENDED[outcome], reference=order.reference),
+        retry_keyboard(t, order.reference, card=wording.card),
+    )
+    messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
 
 
 def record_paid(
@@ -297,14 +335,13 @@ def record_paid(
     and what arrived is recorded as owed back and the chat told (once)."""
     recorded = record_payment(conn, order_id, payment, source, now, support=support)
     if recorded.refused is None:
-        intents.set_status(conn, intent_id, "paid")
+        intents.set_status(conn, intent_id, IntentStatus.PAID)
         intents.drop_partial_owed(conn, order_id, intent_id)
         return recorded
     order = order_rows.get_order(conn, order_id)
     if order is None or payment.amount <= 0:
         return recorded
-    kind = ExtraKind.SECOND if order.status.is_paid else ExtraKind.PARTIAL
-    if money.record_extra_payment(conn, order_id, payment, kind, now) is not None:
+    if money.record_extra_payment(conn, order_id, payment, _owed_kind(order), now) is not None:
         t = languages.texts_of(conn, order.chat_id)
         text = t.gettext(
             "Circle confirmed {amount} USDC for order {reference}, which does not pay its price "
@@ -352,7 +389,7 @@ def lapse(
     ended (the bot was down) hears that the payment expired."""
     order = order_rows.get_order(conn, order_id)
     row = intents.by_intent_id(conn, intent_id)
-    if order is None or row is None or not intents.set_status(conn, intent_id, "lapsed"):
+    if order is None or row is None or not intents.set_status(conn, intent_id, IntentStatus.LAPSED):
         return Applied(order)
     paid = Decimal(row.notified_paid) if row.notified_paid else Decimal(0)
     if paid > 0:
@@ -363,13 +400,8 @@ def lapse(
             provider_ref=intent_id,
             paid_at=now,
         )
-        return _owed_back(conn, order, payment, "expired", wording, now)
-    if row.status != "polling" or order.status.is_paid:
+        return _owed_back(conn, order, payment, Outcome.EXPIRED, wording, now)
+    if row.status != IntentStatus.POLLING or order.status.is_paid:
         return Applied(order)
-    t = languages.texts_of(conn, order.chat_id)
-    message = Text(
-        t.gettext(_ENDED[Outcome.EXPIRED], reference=order.reference),
-        retry_keyboard(t, order.reference, card=wording.card),
-    )
-    messages.queue(conn, order.chat_id, message, now=now, order_id=order.id)
+    _tell_ended(conn, order, Outcome.EXPIRED, wording, now)
     return Applied(order, told=True)

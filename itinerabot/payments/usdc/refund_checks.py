@@ -17,7 +17,7 @@ from itinerabot.clock import WallClock
 from itinerabot.errors import ServiceError, StoreError
 from itinerabot.messages import Notify
 from itinerabot.models import PaymentMethod
-from itinerabot.payments.usdc.poller import next_tick
+from itinerabot.payments.rounds import every
 from itinerabot.payments.usdc.refund_record import record_answer
 from itinerabot.store import Store, money
 from itinerabot.store.money import RefundStatus
@@ -55,11 +55,7 @@ class UsdcRefundChecks:
         """A round at once, then one every interval on a drift-free grid (a round that
         overran skips the points it missed), until cancelled."""
         task_status.started()
-        origin, k = trio.current_time(), 0
-        while True:
-            await self.round()
-            k = next_tick(origin, k, self._interval, trio.current_time())
-            await trio.sleep_until(origin + k * self._interval)
+        await every(self._interval, self.round)
 
     async def round(self) -> None:
         """Look up every USDC refund under way at Circle once. Never raises: what fails is

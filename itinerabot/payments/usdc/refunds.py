@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.adapters.circle.errors import CircleApiError
+from itinerabot.adapters.circle.status import RefundView
 from itinerabot.clock import WallClock
 from itinerabot.errors import TransientServiceError
 from itinerabot.models import PaymentMethod
@@ -65,30 +68,15 @@ async def refund_usdc(
     """
     if refund.method != PaymentMethod.USDC:
         raise ValueError(f"refund {refund.id} is a {refund.method} refund, not a USDC one")
-    circle_refund = error = None
-    try:
-        answer = await client.refund_payment_intent(
-            refund.provider_ref,
-            idempotency_key=circle_idempotency_key(refund.idempotency_key),
-            address=address,
-            chain=chain,
-            amount=refund.amount,
-        )
-    except CircleApiError as exc:
-        error = exc.message
-        await store.run(
-            money.set_refund_result, refund.id, RefundStatus.FAILED, clock(), error=error
-        )
-    except TransientServiceError as exc:
-        await store.run(
-            money.set_refund_result, refund.id, RefundStatus.REQUESTED, clock(), error=str(exc)
-        )
-        raise
-    else:
-        # a refund Circle sent at once tells the traveller here: the running bot's sender
-        # finds the message at its next rescan (this may run in the operator's process)
-        circle_refund = answer.id
-        error = (await store.run(record_answer, refund.id, answer, clock())).refund.error
+    ask = partial(
+        client.refund_payment_intent,
+        refund.provider_ref,
+        idempotency_key=circle_idempotency_key(refund.idempotency_key),
+        address=address,
+        chain=chain,
+        amount=refund.amount,
+    )
+    circle_refund, error = await _ask_circle(store, refund, ask, clock)
     recorded = await store.run(money.get_refund, refund.id)
     assert recorded is not None
     log.info(
@@ -103,3 +91,27 @@ async def refund_usdc(
         },
     )
     return recorded
+
+
+async def _ask_circle(
+    store: Store, refund: Refund, ask: Callable[[], Awaitable[RefundView]], clock: WallClock
+) -> tuple[str | None, str | None]:
+    """Ask Circle for the refund (`ask`) and record its answer: (Circle's refund id, the
+    error recorded). Raises TransientServiceError (recorded on the refund, still requested)
+    and StoreError."""
+    try:
+        answer = await ask()
+    except CircleApiError as exc:
+        await store.run(
+            money.set_refund_result, refund.id, RefundStatus.FAILED, clock(), error=exc.message
+        )
+        return None, exc.message
+    except TransientServiceError as exc:
+        await store.run(
+            money.set_refund_result, refund.id, RefundStatus.REQUESTED, clock(), error=str(exc)
+        )
+        raise
+    # a refund Circle sent at once tells the traveller here: the running bot's sender
+    # finds the message at its next rescan (this may run in the operator's process)
+    recorded = await store.run(record_answer, refund.id, answer, clock())
+    return answer.id, recorded.refund.error

@@ -65,7 +65,11 @@ class UsdcPayments:
             if isinstance(found, Text):
                 return [found]
             order, current = found
-            if current is not None and current.status == "polling" and current.intent_id:
+            if (
+                current is not None
+                and current.status == intents.IntentStatus.POLLING
+                and current.intent_id
+            ):
                 return [self._still_open(t, order, current)]
             return [await self._open_intent(t, order, current)]
 
@@ -91,7 +95,7 @@ class UsdcPayments:
     async def _open_intent(self, t: Texts, order: Order, current: intents.IntentRow | None) -> Text:
         """Create the intent of a new attempt (or of one stored but not created: the same
         key) and start its poller. Raises StoreError."""
-        if current is None or current.status != "creating":
+        if current is None or current.status != intents.IntentStatus.CREATING:
             current = await self._store.run(
                 intents.begin_attempt,
                 order.id,
@@ -112,11 +116,14 @@ class UsdcPayments:
         )
         if view is None:
             return Text(usdc_unavailable(t))
+        return await self._created(t, order, current.attempt, view.id)
+
+    async def _created(self, t: Texts, order: Order, attempt: int, intent_id: str) -> Text:
+        """Store the intent Circle created and start its poller, or, if the order was paid
+        meanwhile, have it expired. Raises StoreError."""
         deadline = self._clock().timestamp() + self._settings.poll_window
-        paid = await self._store.run(
-            intents.set_created, order.id, current.attempt, view.id, deadline
-        )
-        log.info("payment intent created", extra={"order": order.reference, "intent": view.id})
+        paid = await self._store.run(intents.set_created, order.id, attempt, intent_id, deadline)
+        log.info("payment intent created", extra={"order": order.reference, "intent": intent_id})
         if paid:
             # paid another way while Circle created it: `order_paid` found no intent
             # to expire then, so it is expired now (and watched until final)
@@ -124,7 +131,7 @@ class UsdcPayments:
                 self._late.expire_superseded, order.id, name=f"expire superseded {order.id}"
             )
             return Text(order_already_paid(t, order.reference))
-        self.start_poller(order.id, view.id, None)  # the whole window, exactly
+        self.start_poller(order.id, intent_id, None)  # the whole window, exactly
         return Text(
             t.gettext(
                 "Paying {price} USDC on {chain} for order {reference}. Circle is preparing your "

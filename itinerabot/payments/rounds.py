@@ -1,0 +1,31 @@
+"""Rounds on a fixed grid of trio's clock, for the payment services: a point is computed from
+the origin, never summed, so nothing drifts; a round that overran skips the points it missed
+rather than running late ones back to back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+
+import trio
+
+
+def next_tick(origin: float, k: int, interval: float, now: float) -> int:
+    """The index of the next point of the grid origin + k·interval after point `k`: k + 1, or
+    the first not before `now` when ticks were missed. Each point is computed from the origin,
+    never summed, so a window of n intervals ends exactly on the nth point."""
+    k += 1
+    late = now - (origin + k * interval)
+    if late > 0:
+        k += math.ceil(late / interval)
+    return k
+
+
+async def every(interval: float, one_round: Callable[[], Awaitable[object]]) -> None:
+    """Run `one_round` now and then at each point of the grid, until cancelled."""
+    origin, k = trio.current_time(), 0
+    while True:
+        await one_round()
+        k = next_tick(origin, k, interval, trio.current_time())
+        await trio.sleep_until(origin + k * interval)
