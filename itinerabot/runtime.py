@@ -34,7 +34,7 @@ from itinerabot.payments.document import document_renderer
 from itinerabot.payments.fulfilment import Fulfilment
 from itinerabot.payments.methods import Payments
 from itinerabot.payments.usdc.pollers import PollerNursery
-from itinerabot.store import Store, open_store
+from itinerabot.store import SqliteStore, Store, open_store
 from itinerabot.store.retention import run_retention
 from itinerabot.web.app import WebApp
 from itinerabot.web.ops import OpsRoutes
@@ -49,7 +49,7 @@ class Runtime:
     """The live pieces of a running `serve`, handed to `task_status.started`."""
 
     settings: Settings
-    store: Store
+    store: SqliteStore  # the composition root opens SQLite; everything below sees a Store
     telegram: TelegramClient
     sender: Sender
     fulfilment: Fulfilment
@@ -105,7 +105,7 @@ async def serve(
 async def _build(
     stack: AsyncExitStack,
     settings: Settings,
-    store: Store,
+    store: SqliteStore,
     telegram: TelegramClient,
     transports: Transports,
     clock: WallClock,

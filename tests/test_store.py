@@ -13,7 +13,7 @@ import trio.testing
 
 from itinerabot.errors import StoreError
 from itinerabot.store import open_store
-from itinerabot.store.db import Store, connect
+from itinerabot.store.db import SqliteStore, _statements, connect
 from tests.harness import query
 
 SYNCHRONOUS_FULL = 2
@@ -89,7 +89,7 @@ async def one_batch(
     conn.executescript(TICKETS)
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
-    store = Store(conn)
+    store = SqliteStore(conn)
     outcomes: dict[str, object] = {}
 
     async def call(job: str, rows: int, then: str) -> None:
@@ -177,3 +177,30 @@ async def test_a_call_that_ends_the_transaction_fails_every_call_of_the_batch(
     assert set(outcomes) == {"a", "rollback", "c"}
     assert all(isinstance(outcome, StoreError) for outcome in outcomes.values()), outcomes
     assert committed(path) == {"e": 1}
+
+
+def test_a_migration_splits_where_sqlite_says_a_statement_ends() -> None:
+    """A `;` inside a string literal or a trigger's body does not end a statement: a migration
+    holding both applies whole (splitting on every `;` broke both)."""
+    script = """
+    -- a comment; with a semicolon
+    CREATE TABLE t (a TEXT DEFAULT 'a;b', n INTEGER);
+    CREATE TABLE log (what TEXT);
+    CREATE TRIGGER t_logged AFTER INSERT ON t BEGIN
+        INSERT INTO log (what) VALUES ('one;');
+        INSERT INTO log (what) VALUES ('two');
+    END;
+    """
+    statements = _statements(script)
+    assert len(statements) == 3
+    conn = sqlite3.connect(":memory:")
+    for statement in statements:
+        conn.execute(statement)
+    conn.execute("INSERT INTO t (n) VALUES (1)")
+    assert conn.execute("SELECT a FROM t").fetchall() == [("a;b",)]
+    assert conn.execute("SELECT what FROM log").fetchall() == [("one;",), ("two",)]
+
+
+def test_a_migration_with_an_unfinished_statement_is_refused() -> None:
+    with pytest.raises(StoreError, match="unfinished statement"):
+        _statements("CREATE TABLE t (a TEXT); CREATE TABLE u (b TEXT)")

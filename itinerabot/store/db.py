@@ -1,4 +1,4 @@
-"""The Store: one SQLite connection in WAL mode, used from one worker thread at a time.
+"""The SQLite store: one SQLite connection in WAL mode, used from one worker thread at a time.
 
 Every call runs a plain function `fn(conn, *args)` atomically in a worker thread
 (`trio.to_thread.run_sync`), so a caller's writes commit together or not at all.
@@ -150,7 +150,7 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Job]) -> None:
             raise
 
 
-class Store:
+class SqliteStore:
     """The process's one handle on SQLite: one connection, one writer task, one thread at a time.
 
     Callers hand plain functions to `run`; the writer runs whatever has queued up meanwhile
@@ -223,14 +223,16 @@ class Store:
 
 
 @asynccontextmanager
-async def open_store(path: Path | str, *, migrate_schema: bool = True) -> AsyncIterator[Store]:
+async def open_store(
+    path: Path | str, *, migrate_schema: bool = True
+) -> AsyncIterator[SqliteStore]:
     """Open (and migrate) the store, run its writer, and close both on the way out.
 
     Raises StoreError if the database cannot be opened or has a newer schema (or, with
     `migrate_schema=False`, any schema but this program's).
     """
     conn = await trio.to_thread.run_sync(partial(connect, path, migrate_schema=migrate_schema))
-    store = Store(conn)
+    store = SqliteStore(conn)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(store.writer, name="store writer")

@@ -15,7 +15,7 @@ import trio
 from itinerabot.clock import WallClock
 from itinerabot.config import StoreSettings
 from itinerabot.errors import StoreError
-from itinerabot.store.db import Store
+from itinerabot.store.interface import Store
 
 log = logging.getLogger(__name__)
 
