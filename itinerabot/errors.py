@@ -10,6 +10,8 @@ ItinerabotError
 │                                (`retryable`: the certificate could not be fetched)
 ├── adapters.stripe.errors.StripeSignatureError
 │                                a webhook body whose Stripe-Signature does not verify
+├── payments.document.OrderNotPaid
+│                                a PDF asked for an order that is not paid (a bug upstream)
 ├── operator.errors.Refused      an operator command cannot do what was asked (one sentence)
 │   └── operator.errors.UnknownOrder   no order has the reference given
 └── ServiceError                 a call to an outside service failed (`service`, `status`)

@@ -87,16 +87,17 @@ def _cycle(graph: Mapping[str, AbstractSet[str]]) -> list[str] | None:
 def _importers(graph: Mapping[str, AbstractSet[str]], importer: str, imported: str) -> list[str]:
     """Edges from modules under `importer` to modules under `imported`."""
 
-    def under(module: str, prefix: str) -> bool:
-        return module == prefix or module.startswith(prefix + ".")
-
     return sorted(
         f"{source} -> {target}"
         for source, targets in graph.items()
-        if under(source, importer)
+        if _under(source, importer)
         for target in targets
-        if under(target, imported)
+        if _under(target, imported)
     )
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
 
 
 def test_the_graph_is_read_from_the_code() -> None:
@@ -111,6 +112,46 @@ def test_the_graph_is_read_from_the_code() -> None:
 
 def test_no_import_cycle() -> None:
     assert _cycle(import_graph()) is None
+
+
+def test_every_project_import_names_a_module_that_exists() -> None:
+    """An import of a module that moved away (or a typo) would otherwise be an edge to
+    nowhere, which no rule below can see."""
+    graph = import_graph()
+    missing = sorted(
+        f"{source} -> {target}"
+        for source, targets in graph.items()
+        for target in targets
+        if target not in graph
+    )
+    assert missing == []
+
+
+def test_no_module_is_imported_by_name_at_run_time() -> None:
+    """`importlib.import_module` or `__import__` would hide an edge from this reader."""
+    found = sorted(
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id == "__import__")
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+        )
+    )
+    assert found == []
+
+
+def _reachable(graph: Mapping[str, AbstractSet[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        module = todo.pop()
+        for target in graph.get(module, ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
 
 
 @pytest.mark.parametrize(
@@ -140,4 +181,14 @@ def test_no_import_cycle() -> None:
     ],
 )
 def test_layer_does_not_import(importer: str, imported: str) -> None:
-    assert _importers(import_graph(), importer, imported) == []
+    graph = import_graph()
+    assert _importers(graph, importer, imported) == []
+    # nor through a module in between
+    reached = sorted(
+        f"{source} ->* {target}"
+        for source in graph
+        if _under(source, importer)
+        for target in _reachable(graph, source)
+        if _under(target, imported)
+    )
+    assert reached == []

@@ -3,6 +3,7 @@ the same placeholders and all three plural forms; every entry renders in both la
 
 from __future__ import annotations
 
+import ast
 import re
 import string
 from pathlib import Path
@@ -153,3 +154,46 @@ def test_an_unknown_language_reads_english() -> None:
     assert texts_for("de").language == "en"
     assert texts_for("de").gettext("Cancel") == "Cancel"
     assert texts_for("ru").gettext("Cancel") == "Отменить"
+
+
+def _bare_strings(tree: ast.AST) -> set[str]:
+    """Names assigned a plain string literal (not marked with N_), anywhere in `tree`."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+def test_every_sentence_handed_to_the_translator_is_one_the_extractor_sees() -> None:
+    """A sentence kept in a variable (`sent = "Order … is paid"; t.gettext(sent)`) is never
+    extracted, so it is never translated and the tests above cannot see it. Every message
+    given to gettext/ngettext/pgettext is a literal, or a name marked with N_ (a constant
+    assigned a bare string, here or in another module, fails)."""
+    trees = {
+        path: ast.parse(path.read_text(), str(path))
+        for path in PACKAGE.rglob("*.py")
+        if "pdf" not in path.relative_to(PACKAGE).parts
+    }
+    bare = set().union(*(_bare_strings(tree) for tree in trees.values()))
+    unseen = []
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in {"gettext", "ngettext", "pgettext"}
+            ):
+                continue
+            messages = node.args[1:2] if node.func.attr == "pgettext" else node.args[:2]
+            if node.func.attr == "gettext":
+                messages = node.args[:1]
+            for arg in messages:
+                name = arg.id if isinstance(arg, ast.Name) else getattr(arg, "attr", None)
+                if name in bare:
+                    unseen.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert unseen == []

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import trio
 
+from itinerabot.errors import ItinerabotError
 from itinerabot.i18n import Texts, english
 from itinerabot.models import Order, Payment
 from itinerabot.pdf.render import PageSize, itinerary_filename, render_itinerary
@@ -27,7 +28,11 @@ class Document:
     caption: str
 
 
-#: renders the PDF of an order (by id) for sending; raises LookupError for an unpaid order
+class OrderNotPaid(ItinerabotError):
+    """A PDF was asked for an order that is not paid (or not there): a bug upstream."""
+
+
+#: renders the PDF of an order (by id) for sending; raises OrderNotPaid
 DocumentRenderer = Callable[[int], Awaitable[Document]]
 
 
@@ -47,7 +52,7 @@ def document_renderer(store: Store, page_size: PageSize) -> DocumentRenderer:
         order, payment, t = await store.run(_load_for_render, order_id)
         if order is None or payment is None:
             # a PDF row for an order that is not paid: a bug upstream, not Telegram's doing
-            raise LookupError(f"order {order_id} is not paid")
+            raise OrderNotPaid(f"order {order_id} is not paid")
         content = await trio.to_thread.run_sync(
             lambda: render_itinerary(
                 order, payment, page_size=page_size, issued_at=payment.paid_at

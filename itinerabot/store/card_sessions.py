@@ -99,13 +99,11 @@ def set_created(
     )
 
 
-def set_status(conn: sqlite3.Connection, session_id: str, status: SessionStatus | str) -> None:
-    """Record a terminal status of a session; `complete` is never overwritten.
-
-    Raises ValueError for a status that is not a SessionStatus."""
+def set_status(conn: sqlite3.Connection, session_id: str, status: SessionStatus) -> None:
+    """Record a terminal status of a session; `complete` is never overwritten."""
     conn.execute(
         "UPDATE stripe_sessions SET status = ? WHERE session_id = ? AND status != 'complete'",
-        (SessionStatus(status), session_id),
+        (status, session_id),
     )
 
 

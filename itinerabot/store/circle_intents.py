@@ -126,13 +126,11 @@ def set_created(
     return bool(row and row[0])
 
 
-def set_status(conn: sqlite3.Connection, intent_id: str, status: IntentStatus | str) -> bool:
-    """Move an open intent to `status`; False if it had already ended.
-
-    Raises ValueError for a status that is not an IntentStatus."""
+def set_status(conn: sqlite3.Connection, intent_id: str, status: IntentStatus) -> bool:
+    """Move an open intent to `status`; False if it had already ended."""
     cur = conn.execute(
         f"UPDATE circle_intents SET status = ? WHERE intent_id = ? AND status IN ({marks(OPEN)})",
-        (IntentStatus(status), intent_id, *OPEN),
+        (status, intent_id, *OPEN),
     )
     return cur.rowcount == 1
 

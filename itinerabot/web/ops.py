@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+import trio
+
 from itinerabot.errors import StoreError
 from itinerabot.metrics import CONTENT_TYPE, OUTBOX_STATUSES, Live, Metrics
 from itinerabot.store import Store
@@ -27,6 +29,10 @@ class Polling(Protocol):
 class Pollers(Protocol):
     @property
     def running(self) -> int: ...
+
+
+#: seconds /healthz waits for the store to answer before it reports it unhealthy
+STORE_PING_LIMIT = 2.0
 
 
 class Sending(Protocol):
@@ -64,7 +70,9 @@ class OpsRoutes:
     async def healthz(self, request: Request) -> Response:
         """200 when healthy; 503 with `reason` when the store does not answer or getUpdates
         has not succeeded for `healthy_within` seconds."""
-        store_ok = await self._store.ping()
+        store_ok = False
+        with trio.move_on_after(STORE_PING_LIMIT):  # a stalled store is unhealthy, not a hang
+            store_ok = await self._store.ping()
         silent = self._longpoll.seconds_without_updates()
         reasons = [] if store_ok else ["the store does not answer"]
         if silent is not None and silent > self._healthy_within:

@@ -159,7 +159,6 @@ class UpdateHandler:
         self._settings = settings
         self._clock = clock
         self._payments = payments
-        self.handled = 0
 
     async def handle(self, update: telegram.Update) -> None:
         """Handle `update` and store offset `update_id + 1` with its effects.
@@ -188,7 +187,6 @@ class UpdateHandler:
         await self._store.run(
             _commit, incoming, outcome, messages, pricing.price, pricing.currency, self._clock()
         )
-        self.handled += 1
         self._notify(incoming.chat_id)
 
     async def _decide(self, incoming: Incoming) -> tuple[Outcome | None, list[Message]]:

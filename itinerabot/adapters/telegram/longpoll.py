@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class LongPoll:
-    """Owns the getUpdates loop; `last_success` is the trio time of the last good poll."""
+    """Owns the getUpdates loop. `last_success` is the trio time of its last sign of life: a
+    getUpdates that succeeded, or an update of its batch handled (a batch of slow updates is
+    progress, not an outage)."""
 
     def __init__(
         self,
@@ -50,8 +52,8 @@ class LongPoll:
         self.polls = 0
 
     def seconds_without_updates(self) -> float | None:
-        """Seconds since getUpdates last succeeded, or since the loop started if it never has;
-        None before the loop starts."""
+        """Seconds since getUpdates last succeeded or an update was handled, or since the loop
+        started if neither has happened; None before the loop starts."""
         since = self.last_success if self.last_success is not None else self.started_at
         return None if since is None else trio.current_time() - since
 
@@ -96,6 +98,7 @@ class LongPoll:
                     continue  # already handled (Telegram resent it before our confirmation)
                 await self._handler.handle(update)
                 self.offset = update.update_id + 1
+                self.last_success = trio.current_time()
                 self._metrics.update_handled()
 
     async def confirm_offset(self) -> None:

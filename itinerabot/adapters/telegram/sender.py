@@ -47,7 +47,7 @@ from itinerabot.messages import (
     Text,
 )
 from itinerabot.metrics import DISCARD, Recorder
-from itinerabot.payments.document import DocumentRenderer
+from itinerabot.payments.document import DocumentRenderer, OrderNotPaid
 from itinerabot.store import Store, outbox
 from itinerabot.store import orders as order_rows
 
@@ -255,7 +255,7 @@ class Sender:
                 await self._pause_until(trio.current_time() + self._settings.backoff_cap)
             except trio.Cancelled:
                 raise
-            except LookupError as exc:  # a PDF row of an order that is not paid (a bug)
+            except OrderNotPaid as exc:  # a PDF row of an order that is not paid (a bug)
                 log.error("cannot render the PDF", extra={"chat": item.chat_id, "error": str(exc)})
                 await self._end(item, Ending("failed", str(exc)))
                 return None
@@ -342,7 +342,7 @@ class Sender:
 
     async def _call_for(self, item: outbox.OutboxItem) -> TelegramCall:
         """The Telegram call that sends the row. Raises ValueError or KeyError for a row this
-        version cannot read, LookupError for a PDF of an order that is not paid."""
+        version cannot read, OrderNotPaid for a PDF of an order that is not paid."""
         tg = self._telegram
         chat_id = item.chat_id
         match messages.from_row(item.kind, item.payload):
@@ -357,7 +357,7 @@ class Sender:
                 return partial(tg.answer_callback, callback_id, notice)
             case Document() | DocumentCopy():
                 if item.order_id is None:
-                    raise LookupError("a PDF row without its order")
+                    raise OrderNotPaid("a PDF row without its order")
                 doc = await self._render(item.order_id)
                 return partial(tg.send_document, chat_id, doc.content, doc.filename, doc.caption)
 

@@ -21,7 +21,7 @@ from itinerabot.clock import WallClock
 from itinerabot.config import StripeSettings
 from itinerabot.dialogue.types import InlineButton
 from itinerabot.errors import ServiceError
-from itinerabot.i18n import Texts, english
+from itinerabot.i18n import N_, Texts, english
 from itinerabot.messages import Message, Text
 from itinerabot.models import Order
 from itinerabot.payments.card.paid import settle_taken, take_paid_session
@@ -48,6 +48,9 @@ RETURN_TIME_LIMIT = 5.0
 RETURN_RETRIEVE_EVERY = 10.0
 #: Stripe wants expires_at at least 30 minutes ahead; leave a margin for a slow retry
 _MIN_REMAINING = 35 * 60
+
+PAID_ALREADY_SENT = N_("Order {reference} is paid. Your itinerary PDF is sent to this chat.")
+NO_CARD_PAYMENT = N_("Order {reference} has no card payment yet.")
 
 
 #: the link the Checkout page sends the traveller back by, for a return payload: the
@@ -199,11 +202,9 @@ class CardPayments:
         if order is None or order.chat_id != chat_id:
             return [Text(t.gettext("I cannot find order {reference}.", reference=reference))]
         if order.status.is_paid:
-            sent = "Order {reference} is paid. Your itinerary PDF is sent to this chat."
-            return [Text(t.gettext(sent, reference=reference))]
+            return [Text(t.gettext(PAID_ALREADY_SENT, reference=reference))]
         if current is None or current.session_id is None:
-            none = "Order {reference} has no card payment yet."
-            return [Text(t.gettext(none, reference=reference))]
+            return [Text(t.gettext(NO_CARD_PAYMENT, reference=reference))]
         if current.status == SessionStatus.COMPLETE:  # complete at Stripe, yet the order is unpaid
             return [_mismatch(t, reference)]
         if current.status == SessionStatus.OPEN and self._throttle.may_retrieve(order.id):
