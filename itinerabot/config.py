@@ -72,6 +72,8 @@ class TelegramSettings(_Section):
     conflict_backoff: float = Field(default=30.0, gt=0)
     #: /healthz answers 503 once getUpdates has not succeeded for this many seconds
     healthy_within: float = Field(default=120.0, gt=0)
+    #: updates of different chats handled at once (one chat's are always one at a time)
+    concurrent_chats: int = Field(default=32, ge=1, le=1000)
 
     @field_validator("token")
     @classmethod

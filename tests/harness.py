@@ -442,3 +442,108 @@ amount_text = st.one_of(
     st.decimals(allow_nan=True, allow_infinity=True).map(str),
     st.sampled_from(["sNaN", "-sNaN", "Infinity", "1_000", " 7.5 ", "٣", "0E-1000000"]),
 )
+
+
+# ---------------------------------------------------------------- a scripted traveller
+
+JSON = dict[str, Any]
+
+
+OUTBOUND_DAY = (START + timedelta(days=30)).date()
+
+
+class Traveller:
+    """The traveller in one private chat. Each move waits until the bot has handled it and sent
+    everything it queued, and returns the texts the bot sent in answer (joined by newlines)."""
+
+    def __init__(self, bot: Bot, chat: int = CHAT) -> None:
+        self.bot = bot
+        self.chat = chat
+        self.callback_ids: list[str] = []
+
+    async def _move(self, enqueue: Callable[[], JSON]) -> str:
+        api, rt = self.bot.api, self.bot.rt
+        before = len(api.sent_texts(self.chat))
+        update_id = int(enqueue()["update_id"])
+        # The update counts as handled once its effects are committed, and the sender is
+        # woken then. Looking once a second (the sender's per-chat pace) rather than with
+        # `eventually`'s 10 ms start costs one or two clock jumps per move instead of seven.
+        with trio.fail_after(60):
+            while not (rt.longpoll.handled(update_id) and rt.sender.busy == 0):  # noqa: ASYNC110
+                await trio.sleep(1.0)
+        return "\n".join(api.sent_texts(self.chat)[before:])
+
+    async def says(self, text: str) -> str:
+        if text.startswith("/"):
+            return await self._move(lambda: self.bot.api.user_command(self.chat, text))
+        return await self._move(lambda: self.bot.api.user_text(self.chat, text))
+
+    async def sends(self, enqueue: Callable[[], JSON]) -> str:
+        """Any other update, e.g. `lambda: api.user_photo(CHAT)`."""
+        return await self._move(enqueue)
+
+    async def presses(self, label: str, message_id: int | None = None) -> str:
+        """Press the button labelled `label` (or the one label starting with it) on message
+        `message_id`, by default the latest message that still has buttons."""
+        return await self._move(lambda: self.press_now(label, message_id))
+
+    def press_now(self, label: str, message_id: int | None = None) -> JSON:
+        """Enqueue the press without waiting for the bot (a double tap)."""
+        api = self.bot.api
+        keyboard = api.last_keyboard(self.chat)
+        if message_id is not None:
+            message = api.message(self.chat, message_id)
+            assert message is not None and "reply_markup" in message, message
+            rows = message["reply_markup"]["inline_keyboard"]
+        else:
+            assert keyboard is not None, api.transcript(self.chat)
+            message_id, rows = keyboard.message_id, keyboard.rows
+        buttons = [b for row in rows for b in row if "callback_data" in b]
+        (button,) = [b for b in buttons if b["text"] == label] or [
+            b for b in buttons if str(b["text"]).startswith(label)
+        ]
+        update = api.user_press(self.chat, message_id, str(button["callback_data"]))
+        self.callback_ids.append(str(update["callback_query"]["id"]))
+        return update
+
+    def last_keyboard_id(self) -> int:
+        keyboard = self.bot.api.last_keyboard(self.chat)
+        assert keyboard is not None
+        return keyboard.message_id
+
+    def labels(self) -> list[str]:
+        keyboard = self.bot.api.last_keyboard(self.chat)
+        return keyboard.labels() if keyboard else []
+
+    async def walk(self, moves: list[str]) -> str:
+        """Type each answer; `[label]` presses a button whose label starts with `label`."""
+        said = ""
+        for move in moves:
+            if move.startswith("[") and move.endswith("]"):
+                said = await self.presses(move[1:-1])
+            else:
+                said = await self.says(move)
+        return said
+
+
+@asynccontextmanager
+async def chatting(tmp_path: Path, fakes: Fakes | None = None) -> AsyncIterator[Traveller]:
+    """A running bot and its traveller; after the bot stops, every request met the Bot API."""
+    fakes = fakes or Fakes.make()
+    async with running_bot(tmp_path, fakes) as bot:
+        yield Traveller(bot)
+    assert fakes.api.violations == []
+
+
+#: a one-way trip typed from /start to the summary (one button press)
+ONE_WAY = [
+    "/start",
+    "Jane Mary Doe",
+    "[One-way]",
+    "frankfurt",
+    "JFK",
+    "lh400",
+    OUTBOUND_DAY.isoformat(),
+    "13:15",
+    "16:05",
+]

@@ -82,7 +82,8 @@ async def test_a_long_batch_of_slow_updates_is_progress_not_an_outage(
     """30 travellers come back from Checkout at once while Stripe is slow: each return waits
     its 5 s limit, so the batch takes 150 s without a getUpdates. Each update handled is a
     sign of life: /healthz stays 200 (a supervisor must not restart a working bot mid-way)."""
-    settings = make_settings(tmp_path, telegram={"healthy_within": 120})
+    # one chat at a time, so the 30 returns really queue behind each other
+    settings = make_settings(tmp_path, telegram={"healthy_within": 120, "concurrent_chats": 1})
     chats = list(range(8000, 8030))
     async with running_bot(tmp_path, settings=settings) as bot:
         card = bot.rt.payments.card

@@ -113,7 +113,7 @@ async def move(bot: Bot, enqueue: Callable[[], JSON]) -> str:
     before = len(bot.api.sent_texts(CHAT))
     update_id = int(enqueue()["update_id"])
     with trio.fail_after(60):
-        while not (bot.rt.longpoll.offset > update_id and bot.rt.sender.busy == 0):  # noqa: ASYNC110
+        while not (bot.rt.longpoll.handled(update_id) and bot.rt.sender.busy == 0):  # noqa: ASYNC110
             await trio.sleep(1.0)
     return "\n".join(bot.api.sent_texts(CHAT)[before:])
 

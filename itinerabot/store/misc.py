@@ -23,6 +23,23 @@ def set_offset(conn: sqlite3.Connection, offset: int) -> None:
     )
 
 
+def mark_handled(conn: sqlite3.Connection, update_id: int, offset: int) -> None:
+    """Record `update_id` as handled (in the transaction of its effects) and advance the
+    stored offset to `offset`, the lowest update not yet committed; ids below it are
+    forgotten (Telegram will not send them again)."""
+    conn.execute("INSERT OR IGNORE INTO handled_updates (update_id) VALUES (?)", (update_id,))
+    set_offset(conn, offset)
+    conn.execute("DELETE FROM handled_updates WHERE update_id < ?", (offset,))
+
+
+def handled_from(conn: sqlite3.Connection, offset: int) -> set[int]:
+    """Updates at or above `offset` that are already handled (a restart skips them)."""
+    rows = conn.execute(
+        "SELECT update_id FROM handled_updates WHERE update_id >= ?", (offset,)
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def get_chat_state(conn: sqlite3.Connection, chat_id: int) -> str | None:
     row = conn.execute("SELECT state FROM chats WHERE chat_id = ?", (chat_id,)).fetchone()
     return str(row[0]) if row else None

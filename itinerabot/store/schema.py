@@ -173,4 +173,12 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at  TEXT NOT NULL
     );
     """,
+    # 4: updates handled out of order (chats are handled concurrently)
+    """
+    -- ids of updates handled at or above the stored offset: the offset is the lowest update
+    -- not yet committed, so updates above it may be done already; a restart skips these
+    CREATE TABLE handled_updates (
+        update_id INTEGER PRIMARY KEY
+    );
+    """,
 )

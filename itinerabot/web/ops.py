@@ -25,6 +25,9 @@ class Polling(Protocol):
 
     def seconds_without_updates(self) -> float | None: ...
 
+    @property
+    def waiting(self) -> int: ...
+
 
 class Pollers(Protocol):
     @property
@@ -84,6 +87,7 @@ class OpsRoutes:
             "status": "unhealthy" if reasons else "ok",
             "store": store_ok,
             "seconds_since_get_updates": None if silent is None else round(silent, 3),
+            "updates_waiting": self._longpoll.waiting,
             "pollers": self._pollers.running,
             "sending_chats": self._sender.busy,
             "paced_chats": self._sender.paced_chats,

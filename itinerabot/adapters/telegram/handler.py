@@ -105,6 +105,7 @@ def _commit(
     price: Any,
     currency: str,
     now: datetime,
+    offset: int,
 ) -> None:
     chat_id = incoming.chat_id
     queued = list(messages)
@@ -140,11 +141,12 @@ def _commit(
         queued = replies + queued
     for message in queued:
         out.queue(conn, chat_id, message, now=now)
-    misc.set_offset(conn, incoming.update_id + 1)
+    misc.mark_handled(conn, incoming.update_id, offset)
 
 
 class UpdateHandler:
-    """Turns each update into a committed set of effects; one update at a time."""
+    """Turns each update into a committed set of effects (called concurrently for different
+    chats, never twice at once for one chat: see `ChatLanes`)."""
 
     def __init__(
         self,
@@ -160,15 +162,16 @@ class UpdateHandler:
         self._clock = clock
         self._payments = payments
 
-    async def handle(self, update: telegram.Update) -> None:
-        """Handle `update` and store offset `update_id + 1` with its effects.
+    async def handle(self, update: telegram.Update, offset: int) -> None:
+        """Handle `update`; commit its effects, its id as handled and `offset` (the lowest
+        update not yet committed once this one is) in one transaction.
 
         A bug in handling one update is logged and the update skipped, never retried forever.
         """
         incoming = translate(update)
         pricing = self._settings.pricing
         if incoming is None:
-            await self._store.run(misc.set_offset, update.update_id + 1)
+            await self._store.run(misc.mark_handled, update.update_id, offset)
             return
         try:
             outcome, messages = await self._decide(incoming)
@@ -185,7 +188,14 @@ class UpdateHandler:
             t = texts_for(choose(None, incoming.language_code))
             messages.append(Text(t.gettext(SOMETHING_WENT_WRONG)))
         await self._store.run(
-            _commit, incoming, outcome, messages, pricing.price, pricing.currency, self._clock()
+            _commit,
+            incoming,
+            outcome,
+            messages,
+            pricing.price,
+            pricing.currency,
+            self._clock(),
+            offset,
         )
         self._notify(incoming.chat_id)
 

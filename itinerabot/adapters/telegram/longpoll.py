@@ -1,6 +1,10 @@
-"""The Telegram long-poll loop: getUpdates, hand each update to the handler, repeat.
+"""The Telegram long-poll loop: getUpdates, hand each new update to its chat's lane, repeat.
 
-The offset lives in the store, committed with each update's effects. 409 (another instance
+Chats are handled concurrently (`ChatLanes`), so updates commit out of order: the offset told
+to Telegram and stored with each update's effects is the lowest update not yet committed
+(`UpdateWindow`), and updates done above it are skipped when Telegram sends them again. While
+updates are in hand, the next getUpdates waits for one of them to finish (or a short pause),
+so a busy bot polls no faster than it works. 409 (another instance
 polling) and network errors back off; 429 waits `retry_after`; an invalid token ends the loop
 with InvalidToken so the process stops with a clear message. The trio time of the last
 getUpdates that succeeded is kept for /healthz.
@@ -10,10 +14,13 @@ from __future__ import annotations
 
 import logging
 
+import telegram
 import trio
 
 from itinerabot.adapters.telegram.client import TelegramClient
 from itinerabot.adapters.telegram.handler import UpdateHandler
+from itinerabot.adapters.telegram.lanes import ChatLanes
+from itinerabot.adapters.telegram.window import UpdateWindow
 from itinerabot.config import TelegramSettings
 from itinerabot.errors import (
     Conflict,
@@ -28,10 +35,15 @@ from itinerabot.store import Store, misc
 log = logging.getLogger(__name__)
 
 
+#: while updates are in hand, the longest wait for one to finish before polling again (new
+#: updates of other chats are fetched at least this often when every update in hand is slow)
+REPOLL_IN_HAND = 0.25
+
+
 class LongPoll:
-    """Owns the getUpdates loop. `last_success` is the trio time of its last sign of life: a
-    getUpdates that succeeded, or an update of its batch handled (a batch of slow updates is
-    progress, not an outage)."""
+    """Owns the getUpdates loop and the chat lanes. `last_success` is the trio time of its
+    last sign of life: a getUpdates that succeeded, or an update handled (a batch of slow
+    updates is progress, not an outage)."""
 
     def __init__(
         self,
@@ -46,10 +58,26 @@ class LongPoll:
         self._handler = handler
         self._settings = settings
         self._metrics = metrics
-        self.offset = 0
+        self._window = UpdateWindow(0)
+        self._lanes = ChatLanes(self._handle, settings.concurrent_chats)
+        self._progress = trio.Event()
         self.started_at: float | None = None
         self.last_success: float | None = None
         self.polls = 0
+
+    @property
+    def offset(self) -> int:
+        """The lowest update not yet committed (what Telegram is told on the next poll)."""
+        return self._window.offset
+
+    def handled(self, update_id: int) -> bool:
+        """True once the update's effects are committed."""
+        return self._window.committed(update_id)
+
+    @property
+    def waiting(self) -> int:
+        """Updates fetched and not yet committed (queued in lanes or being handled)."""
+        return self._window.in_hand
 
     def seconds_without_updates(self) -> float | None:
         """Seconds since getUpdates last succeeded or an update was handled, or since the loop
@@ -58,15 +86,28 @@ class LongPoll:
         return None if since is None else trio.current_time() - since
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Poll until cancelled. Raises InvalidToken if Telegram refuses the token."""
-        self.offset = await self._store.run(misc.get_offset)
+        """Poll until cancelled. Raises InvalidToken if Telegram refuses the token, and
+        StoreError if an update's effects cannot be committed (it is handled after a restart)."""
+        offset = await self._store.run(misc.get_offset)
+        done = await self._store.run(misc.handled_from, offset)
+        self._window = UpdateWindow(offset, done)
         self.started_at = trio.current_time()
-        task_status.started()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._lanes.run, name="chat lanes")
+            task_status.started()
+            await self._poll()
+
+    async def _poll(self) -> None:
         backoff = self._settings.backoff_initial
         while True:
+            if self._window.in_hand:
+                # Telegram sends the updates in hand again until they commit: wait for one
+                with trio.move_on_after(REPOLL_IN_HAND):
+                    await self._progress.wait()
+                self._progress = trio.Event()
             try:
                 updates = await self._telegram.get_updates(
-                    self.offset, self._settings.long_poll_timeout
+                    self.offset, 0 if self._window.in_hand else self._settings.long_poll_timeout
                 )
             except InvalidToken:
                 raise
@@ -94,12 +135,16 @@ class LongPoll:
             self.last_success = trio.current_time()
             self.polls += 1
             for update in updates:
-                if update.update_id < self.offset:
-                    continue  # already handled (Telegram resent it before our confirmation)
-                await self._handler.handle(update)
-                self.offset = update.update_id + 1
-                self.last_success = trio.current_time()
-                self._metrics.update_handled()
+                if self._window.admit(update.update_id):
+                    self._lanes.submit(update)
+
+    async def _handle(self, update: telegram.Update) -> None:
+        """Handle one update in its lane and commit it with the offset it leaves behind."""
+        await self._handler.handle(update, self._window.offset_after(update.update_id))
+        self._window.finish(update.update_id)
+        self._progress.set()
+        self.last_success = trio.current_time()
+        self._metrics.update_handled()
 
     async def confirm_offset(self) -> None:
         """Tell Telegram which updates are handled (one short getUpdates), within 5 s."""

@@ -1,0 +1,66 @@
+"""Which updates are in hand: the offset that is safe to tell Telegram and to store, with chats
+handled concurrently and so updates committed out of order.
+
+The offset is the lowest update not yet committed (or, with none in hand, the next one not yet
+seen). Telegram forgets every update below the offset it is given, so an update in hand is
+never forgotten before its effects commit; the updates above the offset that are done already
+are known (in memory, and in the store for a restart) and skipped when Telegram sends them
+again. Pure bookkeeping: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class UpdateWindow:
+    """The updates seen but not yet committed, and those committed above the offset.
+
+    Both sets stay small: Telegram answers getUpdates with at most 100 updates from the
+    offset on, so nothing beyond offset + 100 is ever seen (this is also the back-pressure:
+    while the oldest update in hand is not done, no newer ones come in)."""
+
+    def __init__(self, offset: int, done: Iterable[int] = ()) -> None:
+        #: the next update id not yet seen
+        self._seen_to = offset
+        self._in_hand: set[int] = set()
+        #: committed ids at or above the offset (a restart loads them from the store)
+        self._done = {u for u in done if u >= offset}
+
+    @property
+    def offset(self) -> int:
+        """The lowest update not yet committed: safe to tell Telegram and to store."""
+        return min(self._in_hand, default=self._seen_to)
+
+    @property
+    def in_hand(self) -> int:
+        """How many updates are seen and not yet committed."""
+        return len(self._in_hand)
+
+    def committed(self, update_id: int) -> bool:
+        """True once `update_id` is committed (below the offset, or done above it)."""
+        return update_id < self.offset or update_id in self._done
+
+    def admit(self, update_id: int) -> bool:
+        """True if `update_id` is new work: not in hand, not done. Telegram sends every update
+        from the offset on again, so most of a batch can be old."""
+        if update_id in self._in_hand or update_id < self.offset:
+            return False
+        # Telegram hands updates out in order from the offset: whatever it sent is seen
+        self._seen_to = max(self._seen_to, update_id + 1)
+        if update_id in self._done:
+            return False
+        self._in_hand.add(update_id)
+        return True
+
+    def offset_after(self, update_id: int) -> int:
+        """The offset once `update_id` (in hand) commits: what its transaction stores."""
+        return min((u for u in self._in_hand if u != update_id), default=self._seen_to)
+
+    def finish(self, update_id: int) -> None:
+        """`update_id` committed."""
+        self._in_hand.discard(update_id)
+        low = self.offset
+        self._done = {u for u in self._done if u >= low}
+        if update_id >= low:
+            self._done.add(update_id)
