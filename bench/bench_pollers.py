@@ -3,6 +3,7 @@ them against a loopback fake Circle. Prints CPU per 1,000 checks, RSS per 1,000 
 time from SIGTERM to exit, beside the peer workloads with --peers. Run by hand:
 
     .venv/bin/python bench/bench_pollers.py [--n 10000] [--interval 30] [--duration 60] [--peers]
+    .venv/bin/python bench/bench_pollers.py --n 1000 --rps 10 --taps 3 [--circle-delay 1]
 
 Every contender talks to the peers' server (../shared/peers/pollers/server.py, its own process,
 its CPU not counted), started fresh for each run. Ours: a store pre-seeded with N orders awaiting
@@ -13,12 +14,20 @@ no intents. --peers runs poll_trio.py (bare trio loop) and poll_ptb.py (python-t
 JobQueue) with the same N/interval/duration, in the peers' own venv (see their README), and their
 `--stop-test` as the peers' driver does it. --profile FILE adds a py-spy window after the
 measured one and prints where the CPU of a check goes.
+
+--taps S: new travellers pay in USDC while the N intents are polled. Chats walk the dialogue
+through the sandbox Bot API to the summary first; in the window one presses "Pay with USDC"
+every S seconds, and the time from the press to the deposit address in the chat is measured
+(p50/p99). The fake Circle then takes creates and shows a new intent's address --circle-delay
+seconds after creating it (Circle's own delay); `circle.address_check_interval` is
+--address-every. The window starts one interval after ready, not after every poller checked.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -53,6 +62,7 @@ from itinerabot.adapters.circle.status import parse_payment_intent_response  # n
 from itinerabot.models import Airport, Flight, Itinerary  # noqa: E402
 from itinerabot.store.db import connect  # noqa: E402
 from itinerabot.store.orders import insert_order  # noqa: E402
+from sandbox.demo import PAY_USDC, USDC_TRIP, Traveller  # noqa: E402
 from sandbox.process import LineProcess, ServeProcess, write_config  # noqa: E402
 from sandbox.serve import serve_app  # noqa: E402
 from sandbox.telegram import DEFAULT_TOKEN, FakeBotApi  # noqa: E402
@@ -105,9 +115,12 @@ async def start_circle(nursery: trio.Nursery, argv: Sequence[str | Path], log: I
     return Circle(proc, f"http://127.0.0.1:{port}")
 
 
-def circle_argv(full_body: bool) -> list[str | Path]:
-    """Our runs: the peers' server code through fake_circle.py (adds the live count)."""
+def circle_argv(full_body: bool, creates: float | None = None) -> list[str | Path]:
+    """Our runs: the peers' server code through fake_circle.py (adds the live count); with
+    `creates` (Circle's delay before an address shows) it also takes creates."""
     argv: list[str | Path] = [sys.executable, FAKE_CIRCLE, "--server", PEER_SERVER, "--port", "0"]
+    if creates is not None:
+        return [*argv, "--creates", str(creates)]
     return [*argv, "--full-body"] if full_body else argv
 
 
@@ -217,6 +230,10 @@ class ServeRun:
     log_tail: list[str] = field(default_factory=list)
     profile: Profile | None = None
     load1: float = 0.0  # load average as the window starts (other work on the machine)
+    #: --taps: seconds from each press of "Pay with USDC" to the address in the chat
+    taps: list[float] = field(default_factory=list)
+    tap_failures: list[str] = field(default_factory=list)
+    check_interval: float | None = None  # /healthz usdc_check_interval at the window's end
 
     @property
     def cpu_ms_per_1k(self) -> float | None:
@@ -245,7 +262,9 @@ async def run_serve(
     async with trio.open_nursery() as nursery:
         api = FakeBotApi()
         bot_api = await nursery.start(serve_app, api)
-        circle = await start_circle(nursery, circle_argv(body.full_body), log)
+        taps = args.taps is not None and intents > 0
+        creates = args.circle_delay if taps else None
+        circle = await start_circle(nursery, circle_argv(body.full_body, creates), log)
         config = write_config(
             workdir / f"config-{intents}.yaml",
             telegram={"token": DEFAULT_TOKEN, "api_base": bot_api},
@@ -261,6 +280,7 @@ async def run_serve(
                 "poll_window": WINDOW_S,
                 "requests_per_second": args.rps,
                 "max_connections": args.max_connections,
+                "address_check_interval": args.address_every,
             },
             logging={"level": "INFO"},
         )
@@ -271,7 +291,9 @@ async def run_serve(
         result.ready_s = time.perf_counter() - launched
         assert serve.process is not None
         proc = psutil.Process(serve.process.pid)
-        if intents:
+        if taps:
+            await run_taps(args, api, circle, proc, result)
+        elif intents:
             # warm-up: every poller has checked once (resume spreads them over one interval)
             warm_start = time.perf_counter()
             with trio.move_on_after(2 * args.interval + 60) as cap:
@@ -292,6 +314,7 @@ async def run_serve(
         async with httpx.AsyncClient() as client:
             health = (await client.get(f"{address}/healthz")).json()
         result.pollers = health.get("pollers")
+        result.check_interval = health.get("usdc_check_interval")
         if intents and args.profile is not None:
             result.profile = await profile_serve(args, proc, circle, log)
         start = time.perf_counter()
@@ -303,6 +326,77 @@ async def run_serve(
         await circle.stop()
         nursery.cancel_scope.cancel()  # the fake Bot API
     return result
+
+
+# ---------------------------------------------------------------- new travellers
+
+
+async def run_taps(
+    args: argparse.Namespace, api: FakeBotApi, circle: Circle, proc: Any, result: ServeRun
+) -> None:
+    """Walk the chats to their summaries, wait out one interval (the routine checks fill the
+    budget), then meter the window: one press of "Pay with USDC" every --taps seconds."""
+    chats = math.ceil(args.duration / args.taps)
+    travellers = [Traveller(api, 9_000_000 + i, timeout=300) for i in range(chats)]
+    warm_start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for traveller in travellers:
+            nursery.start_soon(_to_summary, traveller)
+    await trio.sleep(max(0.0, args.interval - (time.perf_counter() - warm_start)))
+    result.warmup_s = time.perf_counter() - warm_start
+    result.load1 = os.getloadavg()[0]
+    cpu0, checks0, t0 = _cpu(proc), await circle.count(), time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for i, traveller in enumerate(travellers):
+            await trio.sleep(max(0.0, t0 + i * args.taps - time.perf_counter()))
+            nursery.start_soon(_tap, traveller, result)
+        await trio.sleep(max(0.0, t0 + args.duration - time.perf_counter()))
+        cpu1, checks1, t1 = _cpu(proc), await circle.count(), time.perf_counter()
+    result.cpu_s, result.checks, result.window_s = cpu1 - cpu0, checks1 - checks0, t1 - t0
+
+
+async def _to_summary(traveller: Traveller) -> None:
+    for action, phrase, replies in USDC_TRIP.answers():
+        await traveller.say(action, phrase, replies)
+
+
+async def _tap(traveller: Traveller, result: ServeRun) -> None:
+    """Press "Pay with USDC"; time until the deposit address is in the chat."""
+    keyboard = traveller.api.last_keyboard(traveller.chat_id)
+    assert keyboard is not None, "no summary with pay buttons"
+    reference = keyboard.data_for(PAY_USDC).rpartition(":")[2]
+    pressed = time.perf_counter()
+    traveller.act(f"press:{PAY_USDC}", 2)
+    try:
+        await traveller.deposit_address(reference)
+    except Exception as exc:  # a bench reports what failed rather than stopping
+        result.tap_failures.append(f"{reference}: {exc!r}"[:200])
+        return
+    result.taps.append(time.perf_counter() - pressed)
+
+
+def _percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+
+def tap_lines(args: argparse.Namespace, ours: ServeRun) -> list[str]:
+    """The --taps figures: press → address in the chat, and the checks kept meanwhile."""
+    if not ours.taps:
+        return ["taps: none measured", *(f"- {f}" for f in ours.tap_failures)]
+    aim = 2.0 + args.circle_delay
+    p50, p99 = _percentile(ours.taps, 0.5), _percentile(ours.taps, 0.99)
+    return [
+        f'new travellers: {len(ours.taps)} presses of "Pay with USDC" (one every '
+        f"{args.taps:g} s) while {args.n:,} intents are polled at {args.rps:g} requests/s; "
+        f"Circle shows an address {args.circle_delay:g} s after creating the intent; "
+        f"address_check_interval {args.address_every:g} s",
+        f"- press → address in the chat: p50 {p50:.2f} s, p99 {p99:.2f} s, "
+        f"max {max(ours.taps):.2f} s (aim p99 < 2 s + Circle's delay = {aim:g} s → "
+        f"{_met(p99 < aim)})",
+        f"- /healthz usdc_check_interval at the window's end: {ours.check_interval} s",
+        *(f"- FAILED: {f}" for f in ours.tap_failures),
+    ]
 
 
 # ---------------------------------------------------------------- profile
@@ -522,10 +616,17 @@ def report(
             f"| {r['mib_per_1k_pollers']:.2f} | {peer.stop_s:.3f} | {peer.stop_exit} "
             f"| {peer.load1:.2f} |"
         )
+    if args.taps is not None:
+        out += ["", *tap_lines(args, ours)]
     out += ["", *_aims(ours, rss, peers), "", "notes:"]
     peak = (ours.peak_mib - base.peak_mib) / per_1k
+    warm_what = (
+        "one interval after ready, the chats at their summaries"
+        if args.taps is not None
+        else "once every poller has checked once"
+    )
     out += [
-        f"- ours: the window starts once every poller has checked once (warm-up "
+        f"- ours: the window starts {warm_what} (warm-up "
         f"{ours.warmup_s:.1f} s{'' if ours.warmed_up else ', CAPPED: not all had checked'}), "
         f"ready {ours.ready_s:.1f} s after launch; checks = GETs the server saw in the window; "
         f"/healthz pollers = {ours.pollers} at its end.",
@@ -664,6 +765,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile-duration", type=float, default=20.0, help="py-spy seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--taps", type=float, help="a new traveller pays every TAPS s")
+    parser.add_argument(
+        "--circle-delay", type=float, default=1.0, help="--taps: s until Circle shows an address"
+    )
+    parser.add_argument(
+        "--address-every", type=float, default=1.0, help="--taps: address_check_interval, s"
+    )
     args = parser.parse_args(argv)
     if args.n < 1 or args.interval <= 0 or args.duration <= 0:
         parser.error("--n, --interval and --duration must be positive")

@@ -181,6 +181,9 @@ class CircleSettings(_Section):
     chain: Chain = "ETH"
     poll_interval: float = Field(default=30.0, gt=0)
     poll_window: float = Field(default=3600.0, gt=0)
+    #: until a new intent's deposit address shows, it is checked this often (ahead of routine
+    #: checks), for at most one poll_interval; unset: on the poll_interval grid from the start
+    address_check_interval: float | None = Field(default=2.0, gt=0)
     #: after the window, open intents are still checked this often until they expire
     late_check_interval: float = Field(default=300.0, ge=1)
     #: how long after Circle's `expiresOn` an intent is still checked (a payment confirmed late)

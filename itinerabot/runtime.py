@@ -33,6 +33,7 @@ from itinerabot.metrics import Metrics
 from itinerabot.payments.document import document_renderer
 from itinerabot.payments.fulfilment import Fulfilment
 from itinerabot.payments.methods import Payments
+from itinerabot.payments.requests import PaymentRequests
 from itinerabot.payments.usdc.pollers import PollerNursery
 from itinerabot.store import SqliteStore, Store, open_store
 from itinerabot.store.retention import run_retention
@@ -127,10 +128,19 @@ async def _build(
         transports=transports,
         return_link=start_link(telegram.username),
     )
-    handler = UpdateHandler(store, sender.notify, settings, clock, actions)
+    # taps on "Pay" are carried out after their update commits: no update waits on a provider
+    requests = PaymentRequests(store, actions, sender.notify, clock)
+    actions.services.append(("payment requests", requests.run))
+    handler = UpdateHandler(store, sender.notify, settings, clock, requests.submit)
     longpoll = LongPoll(telegram, store, handler, settings.telegram, metrics)
     ops = OpsRoutes(
-        store, longpoll, pollers, sender, metrics, healthy_within=settings.telegram.healthy_within
+        store,
+        longpoll,
+        pollers,
+        sender,
+        metrics,
+        healthy_within=settings.telegram.healthy_within,
+        usdc=actions.usdc,
     )
     ops.register(app)
     return Runtime(

@@ -138,7 +138,9 @@ async def _wire_usdc(
         clock,
         card_enabled=parts.settings.stripe.enabled,
     )
-    poller = UsdcPoller(tracker, circle, settings.poll_interval)
+    poller = UsdcPoller(
+        tracker, circle, settings.poll_interval, address_interval=settings.address_check_interval
+    )
     late = LateWatcher(tracker, store, circle, clock, settings)
     usdc = UsdcPayments(store, circle, clock, poller, late, pollers, settings)
     parts.fulfilment.paid_listeners.append(usdc.order_paid)

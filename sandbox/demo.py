@@ -341,12 +341,12 @@ class Traveller:
 
     async def pay_by_card(self) -> str:
         """Press "Pay by card" on the summary; returns the Checkout URL the bot gives."""
-        await self.say(f"press:{PAY_CARD}", CHECKOUT_PHRASE)
+        await self.say(f"press:{PAY_CARD}", CHECKOUT_PHRASE, replies=2)  # "Preparing…" first
         return self.checkout_url()
 
     async def pay_with_usdc(self) -> None:
         """Press "Pay with USDC" on the summary and wait for the bot to say it is preparing."""
-        await self.say(f"press:{PAY_USDC}", USDC_PHRASE)
+        await self.say(f"press:{PAY_USDC}", USDC_PHRASE, replies=2)  # "Preparing…" first
 
     async def deposit_address(self, reference: str) -> str:
         """Wait for the USDC deposit address of `reference`; returns it."""

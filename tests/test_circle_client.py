@@ -21,7 +21,7 @@ import trio
 import trio.testing
 from pydantic import SecretStr
 
-from itinerabot.adapters.circle.budget import RequestBudget
+from itinerabot.adapters.circle.budget import Lane, RequestBudget
 from itinerabot.adapters.circle.client import (
     CircleClient,
     crypto_refund_request,
@@ -113,7 +113,11 @@ def make_client(
 
 async def create(client: CircleClient) -> Any:
     return await client.create_payment_intent(
-        idempotency_key=IDEMPOTENCY_KEY, amount=Decimal("10.00"), currency="USD", chain="ETH"
+        idempotency_key=IDEMPOTENCY_KEY,
+        amount=Decimal("10.00"),
+        currency="USD",
+        chain="ETH",
+        lane=Lane.TRAVELLER,
     )
 
 
@@ -163,8 +167,8 @@ async def test_get_payment_intent_and_its_latest_status() -> None:
     validate_operation("/v1/paymentIntents/{id}", "get", body, response=200)
     fake = FakeCircle([answer(200, body)])
     async with make_client(fake) as client:
-        view = await client.get_payment_intent(INTENT_ID)
-        entry = (await client.get_payment_intent(INTENT_ID)).latest
+        view = await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
+        entry = (await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)).latest
     assert [str(r.url) for r in fake.requests] == [
         f"https://api-sandbox.circle.com/v1/paymentIntents/{INTENT_ID}"
     ] * 2
@@ -193,7 +197,7 @@ async def test_create_subscription_and_get_payment() -> None:
     fake = FakeCircle([answer(200, {"data": subscription}), answer(200, {"data": payment})])
     async with make_client(fake) as client:
         created = await client.create_subscription("https://bot.example.org/webhooks/circle")
-        paid = await client.get_payment(payment["id"])
+        paid = await client.get_payment(payment["id"], lane=Lane.TRAVELLER)
     sub_request, payment_request = fake.requests
     assert sub_request.url.path == "/v1/notifications/subscriptions"
     validate("SubscriptionRequest", json.loads(sub_request.content))
@@ -214,7 +218,7 @@ async def test_expire_posts_to_the_intent_and_returns_it_as_circle_shows_it() ->
     validate_operation("/v1/paymentIntents/{id}/expire", "post", body, response=201)
     fake = FakeCircle([answer(201, body)])
     async with make_client(fake) as client:
-        view = await client.expire_payment_intent(INTENT_ID)
+        view = await client.expire_payment_intent(INTENT_ID, lane=Lane.TRAVELLER)
     (request,) = fake.requests
     assert request.method == "POST"
     assert request.url == f"https://api-sandbox.circle.com/v1/paymentIntents/{INTENT_ID}/expire"
@@ -227,7 +231,7 @@ async def test_expire_refused_by_circle_is_an_api_error() -> None:
     fake = FakeCircle([answer(400, refusal)])
     async with make_client(fake) as client:
         with pytest.raises(CircleApiError) as caught:
-            await client.expire_payment_intent(INTENT_ID)
+            await client.expire_payment_intent(INTENT_ID, lane=Lane.TRAVELLER)
     assert (caught.value.status, caught.value.code) == (400, 2)
     assert caught.value.message == "The payment intent has already ended."
 
@@ -242,6 +246,7 @@ async def test_refund_sends_a_crypto_refund_request_that_fits_circles_schema() -
             address=ADDRESS,
             chain="ETH",
             amount=Decimal("5"),
+            lane=Lane.TRAVELLER,
         )
     (request,) = fake.requests
     assert request.method == "POST"
@@ -343,12 +348,12 @@ async def test_get_refund_reads_circles_refund_payment() -> None:
     fake = FakeCircle([answer(200, body) for body in (paid, failed, a_payment, another)])
     refund_id = example["data"]["id"]
     async with make_client(fake) as client:
-        sent = await client.get_refund(refund_id)
-        refused = await client.get_refund(refund_id)
+        sent = await client.get_refund(refund_id, lane=Lane.ROUTINE)
+        refused = await client.get_refund(refund_id, lane=Lane.ROUTINE)
         with pytest.raises(MalformedResponse):
-            await client.get_refund(refund_id)
+            await client.get_refund(refund_id, lane=Lane.ROUTINE)
         with pytest.raises(MalformedResponse):
-            await client.get_refund(refund_id)
+            await client.get_refund(refund_id, lane=Lane.ROUTINE)
     assert [(r.method, r.url.path) for r in fake.requests] == [
         ("GET", f"/v1/payments/{refund_id}")
     ] * 4
@@ -428,7 +433,7 @@ async def test_ids_that_would_change_the_path_are_refused_before_sending() -> No
     async with make_client(fake) as client:
         for bad in ("../v1/payouts", "a/b", "", "x\n"):
             with pytest.raises(ValueError):
-                await client.get_payment_intent(bad)
+                await client.get_payment_intent(bad, lane=Lane.ROUTINE)
     assert fake.requests == []
 
 
@@ -444,7 +449,7 @@ async def test_circle_error_body_becomes_the_message() -> None:
     fake = FakeCircle([answer(404, {"code": 2, "message": "Resource not found."})])
     async with make_client(fake) as client:
         with pytest.raises(CircleApiError) as info:
-            await client.get_payment_intent(INTENT_ID)
+            await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
     assert info.value.message == "Resource not found."
     assert (info.value.status, info.value.code) == (404, 2)
     assert str(info.value) == "circle: Resource not found."
@@ -462,7 +467,7 @@ async def test_a_4xx_without_circles_body_still_says_what_happened() -> None:
     fake = FakeCircle([answer(401, b"<html>nope</html>")])
     async with make_client(fake) as client:
         with pytest.raises(CircleApiError, match="HTTP 401"):
-            await client.get_payment_intent(INTENT_ID)
+            await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
 
 
 @pytest.mark.parametrize(
@@ -480,7 +485,7 @@ async def test_5xx_network_errors_and_timeouts_are_transient(handler: Handler) -
     fake = FakeCircle([handler])
     async with make_client(fake) as client:
         with pytest.raises(TransientServiceError) as info:
-            await client.get_payment_intent(INTENT_ID)
+            await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
     assert not isinstance(info.value, RateLimited | MalformedResponse)
     assert len(fake.requests) == 1  # a check is one request: the poller's schedule retries
 
@@ -501,7 +506,7 @@ async def test_the_timeout_from_settings_applies_on_a_silent_loopback_server() -
             async with CircleClient(settings) as client:
                 started = trio.current_time()
                 with pytest.raises(TransientServiceError, match="timed out"):
-                    await client.get_payment_intent(INTENT_ID)
+                    await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
                 assert 0.2 <= trio.current_time() - started < 2
         nursery.cancel_scope.cancel()
 
@@ -519,7 +524,7 @@ async def test_garbage_bodies_are_malformed_and_transient(body: bytes) -> None:
     fake = FakeCircle([answer(200, body)])
     async with make_client(fake) as client:
         with pytest.raises(MalformedResponse) as info:
-            await client.get_payment_intent(INTENT_ID)
+            await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
     assert isinstance(info.value, TransientServiceError)
 
 
@@ -527,7 +532,7 @@ async def test_an_answer_about_another_intent_is_malformed() -> None:
     fake = FakeCircle([answer(200, intent_body(intent_id="00000000-0000-4000-8000-000000000000"))])
     async with make_client(fake) as client:
         with pytest.raises(MalformedResponse, match="got 00000000"):
-            await client.get_payment_intent(INTENT_ID)
+            await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
 
 
 async def test_the_api_key_is_never_in_logs_reprs_or_errors(
@@ -624,7 +629,7 @@ async def test_429_raises_rate_limited_and_pauses_every_caller_exactly(
 
         async def check() -> None:
             try:
-                await client.get_payment_intent(INTENT_ID)
+                await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
             except RateLimited as exc:
                 errors.append(exc)
 
@@ -650,9 +655,9 @@ async def test_after_a_pause_later_callers_wait_too(autojump_clock: trio.abc.Clo
     )
     async with make_client(fake, rate=10) as client:
         with pytest.raises(RateLimited):
-            await client.get_payment_intent(INTENT_ID)
+            await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
         await trio.sleep(10)
-        await client.get_payment_intent(INTENT_ID)
+        await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
     assert fake.times == [0.0, 30.0]
 
 
@@ -673,7 +678,7 @@ async def test_retry_after_in_seconds_or_as_a_date(header: dict[str, str], expec
     fake = FakeCircle([answer(429, {"code": 429, "message": "Too many requests."}, headers=header)])
     async with make_client(fake) as client:
         with pytest.raises(RateLimited) as info:
-            await client.get_payment_intent(INTENT_ID)
+            await client.get_payment_intent(INTENT_ID, lane=Lane.ROUTINE)
     assert info.value.retry_after == expected
 
 
@@ -689,7 +694,7 @@ async def test_budget_spaces_starts_exactly_to_the_rate(autojump_clock: trio.abc
     starts: list[float] = []
 
     async def one() -> None:
-        async with budget.slot():
+        async with budget.slot(Lane.ROUTINE):
             starts.append(trio.current_time())
             await trio.sleep(0.05)
 
@@ -704,7 +709,9 @@ async def test_budget_through_the_client(autojump_clock: trio.abc.Clock) -> None
     fake = FakeCircle([answer(200, intent_body(), delay=0.3)])
     async with make_client(fake, rate=4, connections=10) as client, trio.open_nursery() as nursery:
         for _ in range(9):
-            nursery.start_soon(client.get_payment_intent, INTENT_ID)
+            nursery.start_soon(
+                functools.partial(client.get_payment_intent, lane=Lane.ROUTINE), INTENT_ID
+            )
     assert fake.times == [n / 4 for n in range(9)]
     assert fake.most_in_flight == 2  # each takes 0.3 s, one starts every 0.25 s
 
@@ -718,7 +725,9 @@ async def test_budget_caps_requests_in_flight_outside_httpx(
         trio.open_nursery() as nursery,
     ):
         for _ in range(7):
-            nursery.start_soon(client.get_payment_intent, INTENT_ID)
+            nursery.start_soon(
+                functools.partial(client.get_payment_intent, lane=Lane.ROUTINE), INTENT_ID
+            )
         await trio.sleep(0.5)
         assert client.budget.in_flight == 3
         assert fake.in_flight == 3
@@ -731,7 +740,7 @@ async def test_budget_gives_no_burst_after_idling(autojump_clock: trio.abc.Clock
     starts: list[float] = []
 
     async def one() -> None:
-        async with budget.slot():
+        async with budget.slot(Lane.ROUTINE):
             starts.append(trio.current_time())
 
     await one()
@@ -747,7 +756,7 @@ async def test_budget_pause_holds_a_caller_already_waiting(autojump_clock: trio.
     starts: list[float] = []
 
     async def one() -> None:
-        async with budget.slot():
+        async with budget.slot(Lane.ROUTINE):
             starts.append(trio.current_time())
 
     async with trio.open_nursery() as nursery:
@@ -764,7 +773,7 @@ async def test_a_cancelled_waiter_does_not_use_up_a_start(autojump_clock: trio.a
     starts: list[tuple[str, float]] = []
 
     async def one(name: str) -> None:
-        async with budget.slot():
+        async with budget.slot(Lane.ROUTINE):
             starts.append((name, trio.current_time()))
 
     async with trio.open_nursery() as nursery:

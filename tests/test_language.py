@@ -169,8 +169,10 @@ async def test_a_russian_app_is_answered_in_russian_through_payment_then_switche
             "Отменить",
         ]
         said = await presses(bot, "Оплатить картой")
+        assert said.startswith("Готовлю оплату…")  # first; the page follows when Stripe answers
         reference = summary.split("Заказ ")[1].split()[0]
-        assert said.startswith(f"Заказ {reference}: оплатите 10.00 USD на защищённой странице")
+        page = f"Заказ {reference}: оплатите 10.00 USD на защищённой странице"
+        await eventually(lambda: api.sent_texts(CHAT)[-1].startswith(page))
         keyboard = api.last_keyboard(CHAT)
         assert keyboard is not None and keyboard.labels() == ["Оплатить 10.00 USD картой"]
         (session,) = bot.stripe.sessions.values()

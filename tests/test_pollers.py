@@ -16,6 +16,7 @@ import trio
 import trio.testing
 from pypdf import PdfReader
 
+from itinerabot.adapters.circle.budget import Lane
 from itinerabot.models import OrderStatus
 from itinerabot.payments.usdc.pollers import PollerNursery
 from sandbox.circle import (
@@ -35,6 +36,7 @@ from tests.harness import (
     card_payment,
     dump,
     eventually,
+    make_settings,
     pay_usdc,
     running_bot,
     status_of,
@@ -468,3 +470,88 @@ async def test_a_poller_of_another_intent_of_the_order_is_replaced() -> None:
         assert pollers.watches(1, "new") and not pollers.watches(1, "old")
         assert pollers.running == 1
         nursery.cancel_scope.cancel()
+
+
+# --- the request budget: travellers first, intervals stretched evenly -----------------------------
+
+
+async def test_after_a_429_a_new_travellers_create_and_checks_go_before_the_queued_routine(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    # 40 intents on their 30 s grid at 2 requests/s; a 429 asks for 60 s, so every poller's
+    # check queues up. A traveller taps meanwhile: its create starts first when the pause
+    # ends, its first checks next (every 1.25 s until the address shows), then the queue.
+    settings = make_settings(
+        tmp_path, circle={"requests_per_second": 2, "address_check_interval": 1.25}
+    )
+    fakes = Fakes.make()
+    for _ in range(40):
+        fakes.circle.script_next(never_paid_script())
+    fakes.circle.script_next(never_paid_script(pending_after=2))  # the traveller's
+    async with running_bot(tmp_path, fakes, settings=settings) as bot:
+        routine = [
+            (await pay_usdc(bot, f"IB-ROUT{i:02d}", chat=CHAT + 1 + i))[1] for i in range(40)
+        ]
+        await trio.sleep(45)  # every address is shown: all checks are routine now
+        fakes.circle.retry_after = 60
+        fakes.circle.fail_next("rate_limit")
+        mark = len(fakes.circle_log)
+        budget = bot.rt.payments.usdc._client.budget if bot.rt.payments.usdc else None
+        assert budget is not None
+        await eventually(lambda: budget.waiting(Lane.ROUTINE) == 40, max_step=0.1)
+        refused_at = fakes.circle_log[mark][0]
+        resumes = refused_at + 60
+        await trio.sleep_until(resumes - 10)  # within the 20 s a tap waits for its create
+        tapped = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pay_usdc, bot, USDC_REF, CHAT)
+        intent = fakes.circle.intent_ids()[-1]
+        await eventually(lambda: any("send exactly" in t for t in bot.api.sent_texts(CHAT)))
+        shown = next(
+            c.at for c in bot.api.calls_to("sendMessage") if "send exactly" in str(c.params)
+        )
+        await trio.sleep(60)
+    assert tapped < resumes
+    creates = [t for t, method, path in fakes.circle_log[mark:] if method == "POST"]
+    assert creates == [resumes]  # the first start after the pause
+    # its checks: at once (no address yet), then 1.25 s after its creation, on the budget's
+    # next start (its 0.5 s grid): the address shows; then routine checks on its 30 s grid
+    assert [round(t - resumes, 3) for t in fakes.circle_gets(intent)][:2] == [0.5, 1.5]
+    assert shown - resumes <= 2.0  # the traveller sees the address 1.5 s after the pause
+    # the 40 queued routine checks follow, in the order they queued, none starved
+    after = sorted(t for i in routine for t in fakes.circle_gets(i) if t > resumes)
+    assert round(after[0] - resumes, 3) == 1.0 and round(after[39] - resumes, 3) <= 21.0
+
+
+async def test_over_budget_every_intent_is_checked_at_the_same_stretched_interval(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    # 90 intents at 2 requests/s: 3 checks/s on the 30 s grid is more than the routine 90 %
+    # of the budget (1.8/s) can do, so every intent is checked every 90 / 1.8 = 50 s. After a
+    # restart the first checks are spread over those 50 s, so nobody queues.
+    settings = make_settings(tmp_path, circle={"requests_per_second": 2})
+    fakes = Fakes.make()
+    for _ in range(90):
+        fakes.circle.script_next(never_paid_script())
+    async with running_bot(tmp_path, fakes, settings=settings) as bot:
+        intents = [(await pay_usdc(bot, f"IB-OVER{i:02d}", chat=CHAT + i))[1] for i in range(90)]
+        await trio.sleep(100)
+        usdc = bot.rt.payments.usdc
+        assert usdc is not None and usdc.check_interval == 50.0
+    await trio.sleep(1)  # down for a second
+    async with running_bot(tmp_path, fakes, settings=settings) as bot:
+        restarted = trio.current_time()
+        await trio.sleep(400)
+        usdc = bot.rt.payments.usdc
+        assert usdc is not None and usdc.check_interval == 50.0
+        async with bot.web() as web:
+            health = (await web.get("/healthz")).json()
+    assert health["usdc_check_interval"] == 50.0
+    firsts = []
+    for intent in intents:
+        gets = [round(t - restarted, 3) for t in fakes.circle_gets(intent) if t >= restarted]
+        gets = [t for t in gets if t < 400]
+        firsts.append(gets[0])
+        assert [round(b - a, 3) for a, b in itertools.pairwise(gets)] == [50.0] * (len(gets) - 1)
+        assert len(gets) == 8  # 400 s / 50 s: no intent checked less often than the others
+    assert sorted(firsts) == [round(i * 50 / 90, 3) for i in range(90)]

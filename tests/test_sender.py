@@ -319,6 +319,32 @@ async def test_sends_in_flight_at_a_stop_count_as_unanswered_at_the_next_start(
     assert status_of(path, second_order) == OrderStatus.DELIVERY_FAILED
 
 
+async def test_a_dialogue_answer_caught_in_flight_by_two_stops_is_still_sent(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A bot killed twice while a dialogue answer was in flight (the second kill soon after
+    the restart, as in a burst) must not leave the traveller without it: a text interrupted
+    by a stop is sent again, whatever stops came before (a PDF still ends unconfirmed on its
+    second: it never goes out three times)."""
+    path = tmp_path / "bot.sqlite3"
+    conn = connect(path)
+    with conn:
+        conn.execute("BEGIN")
+        row = outbox.enqueue(conn, CHAT, "text", {"text": "Passenger name?"}, created_at=START)
+        # in flight at a first stop (counted then), and again at a second one
+        conn.execute(
+            "UPDATE outbox SET in_flight = 1, attempts = 1, unknown_outcomes = 1,"
+            " first_failed_at = ? WHERE id = ?",
+            (START.isoformat(), row),
+        )
+        conn.execute("COMMIT")
+    conn.close()
+    async with running_bot(tmp_path) as bot:
+        await eventually(lambda: bot.api.sent_texts(CHAT) == ["Passenger name?"])
+    (sent,) = outbox_rows(path, "text")
+    assert (sent["status"], sent["in_flight"]) == ("sent", 0)
+
+
 #: every error class python-telegram-bot has, made as PTB makes it, and where it lands
 PTB_ERRORS: dict[str, tuple[tg_error.TelegramError, type[ServiceError]]] = {
     # PTB raises the base class for a success answer it cannot parse: Telegram acted

@@ -242,7 +242,7 @@ class CrashingPurchase:
     async def run(self) -> tuple[str, str]:
         sandbox, traveller = self.sandbox, self.traveller
         card = await self.walk("card")
-        await self.act("card: pay pressed", f"press:{PAY_CARD}", CHECKOUT_PHRASE)
+        await self.act("card: pay pressed", f"press:{PAY_CARD}", CHECKOUT_PHRASE, replies=2)
         url = traveller.checkout_url()
         (session,) = [s["id"] for s in sandbox.stripe.sessions.values() if s["url"] == url]
         event = sandbox.stripe.complete(session)
@@ -255,7 +255,7 @@ class CrashingPurchase:
 
         sandbox.circle.script_next(confirmed_by_hand())
         usdc = await self.walk("usdc")
-        await self.act("usdc: pay pressed", f"press:{PAY_USDC}", USDC_PHRASE)
+        await self.act("usdc: pay pressed", f"press:{PAY_USDC}", USDC_PHRASE, replies=2)
         intent = sandbox.intent_for_address(await traveller.deposit_address(usdc))
         await self.point("usdc: address shown")
         sandbox.circle.advance(intent)  # paid at Circle; no webhook: the poller must see it

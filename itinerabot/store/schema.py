@@ -181,4 +181,19 @@ MIGRATIONS: tuple[str, ...] = (
         update_id INTEGER PRIMARY KEY
     );
     """,
+    # 5: payment requests, carried out after the update that asked for them commits
+    """
+    -- a tap on "Pay" (or a return from Checkout) asks a provider, which may be slow: the tap's
+    -- update commits this row at once, a service carries it out and marks it done in the
+    -- transaction that queues its answer; a restart carries out the rows still open
+    CREATE TABLE payment_requests (
+        id           INTEGER PRIMARY KEY,
+        chat_id      INTEGER NOT NULL,
+        action       TEXT NOT NULL,
+        argument     TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        done_at      TEXT
+    );
+    CREATE INDEX payment_requests_open ON payment_requests (id) WHERE done_at IS NULL;
+    """,
 )

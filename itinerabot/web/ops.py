@@ -34,6 +34,13 @@ class Pollers(Protocol):
     def running(self) -> int: ...
 
 
+class UsdcChecks(Protocol):
+    """USDC payments, as health sees them."""
+
+    @property
+    def check_interval(self) -> float: ...
+
+
 #: seconds /healthz waits for the store to answer before it reports it unhealthy
 STORE_PING_LIMIT = 2.0
 
@@ -58,6 +65,7 @@ class OpsRoutes:
         metrics: Metrics,
         *,
         healthy_within: float,
+        usdc: UsdcChecks | None = None,
     ) -> None:
         self._store = store
         self._longpoll = longpoll
@@ -65,6 +73,7 @@ class OpsRoutes:
         self._sender = sender
         self._metrics = metrics
         self._healthy_within = healthy_within
+        self._usdc = usdc
 
     def register(self, app: WebApp) -> None:
         app.route("/healthz", {"GET", "HEAD"}, self.healthz)
@@ -91,6 +100,10 @@ class OpsRoutes:
             "pollers": self._pollers.running,
             "sending_chats": self._sender.busy,
             "paced_chats": self._sender.paced_chats,
+            # seconds between two checks of an open USDC intent (stretched when over budget)
+            "usdc_check_interval": None
+            if self._usdc is None
+            else round(self._usdc.check_interval, 3),
         }
         if reasons:
             body["reason"] = "; ".join(reasons)

@@ -18,7 +18,7 @@ from typing import Any, Self, TypeVar
 import httpx
 import trio
 
-from itinerabot.adapters.circle.budget import RequestBudget
+from itinerabot.adapters.circle.budget import Lane, RequestBudget
 from itinerabot.adapters.circle.errors import SERVICE, CircleApiError, MalformedResponse
 from itinerabot.adapters.circle.http import H11Pool, HttpPort, HttpxPort, RawResponse
 from itinerabot.adapters.circle.status import (
@@ -75,6 +75,8 @@ class CircleClient:
     """Talks to Circle's v1 API: payment intents (create, get, expire, refund), payments and
     notification subscriptions.
 
+    Every request waits in the shared budget in the `lane` its caller names (see `Lane`).
+
     Raises, from every method: `RateLimited` (429; the shared budget is paused for
     `retry_after` seconds as well), `TransientServiceError` (5xx, network error, timeout),
     `MalformedResponse` (2xx with a body that is not the expected JSON; transient),
@@ -127,7 +129,7 @@ class CircleClient:
         await self.aclose()
 
     async def create_payment_intent(
-        self, *, idempotency_key: str, amount: Decimal, currency: str, chain: str
+        self, *, idempotency_key: str, amount: Decimal, currency: str, chain: str, lane: Lane
     ) -> PaymentIntentView:
         """Create a transient payment intent settled in USD, payable on `chain`.
 
@@ -142,7 +144,7 @@ class CircleClient:
         delay = self._retry_backoff
         for attempt in range(1, self._create_attempts + 1):
             try:
-                data = await self._request("POST", "/v1/paymentIntents", json=body)
+                data = await self._request("POST", "/v1/paymentIntents", lane, json=body)
                 return parse_payment_intent_response(data)
             except TransientServiceError as exc:
                 if attempt == self._create_attempts:
@@ -158,22 +160,22 @@ class CircleClient:
                     delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def get_payment_intent(self, intent_id: str) -> PaymentIntentView:
+    async def get_payment_intent(self, intent_id: str, *, lane: Lane) -> PaymentIntentView:
         """Fetch one payment intent: exactly one request, no retry (the poller's schedule retries).
 
         Raises as the class says; MalformedResponse also if Circle answers for another id.
         """
-        data = await self._request("GET", f"/v1/paymentIntents/{_checked_id(intent_id)}")
+        data = await self._request("GET", f"/v1/paymentIntents/{_checked_id(intent_id)}", lane)
         return _about(parse_payment_intent_response(data), intent_id, "asked for payment intent")
 
-    async def expire_payment_intent(self, intent_id: str) -> PaymentIntentView:
+    async def expire_payment_intent(self, intent_id: str, *, lane: Lane) -> PaymentIntentView:
         """Ask Circle to end an intent now (`POST /v1/paymentIntents/{id}/expire`), so no
         payment can land on it; returns the intent as Circle then shows it. One request, no
         retry. Raises as the class says: CircleApiError if Circle refuses (an intent that has
         already ended, for one), MalformedResponse also for an answer about another id.
         """
         data = await self._request(
-            "POST", f"/v1/paymentIntents/{_checked_id(intent_id)}/expire", json={}
+            "POST", f"/v1/paymentIntents/{_checked_id(intent_id)}/expire", lane, json={}
         )
         return _about(parse_payment_intent_response(data), intent_id, "expired payment intent")
 
@@ -185,6 +187,7 @@ class CircleClient:
         address: str,
         chain: str,
         amount: Decimal,
+        lane: Lane,
     ) -> RefundView:
         """Send `amount` USDC paid on the intent back to `address` on `chain`
         (`POST /v1/paymentIntents/{id}/refund`, a crypto refund). One request, no retry:
@@ -194,37 +197,42 @@ class CircleClient:
             idempotency_key=idempotency_key, address=address, chain=chain, amount=amount
         )
         data = await self._request(
-            "POST", f"/v1/paymentIntents/{_checked_id(intent_id)}/refund", json=body
+            "POST", f"/v1/paymentIntents/{_checked_id(intent_id)}/refund", lane, json=body
         )
         return parse_refund_response(data)
 
-    async def get_refund(self, refund_id: str) -> RefundView:
+    async def get_refund(self, refund_id: str, *, lane: Lane) -> RefundView:
         """Fetch one crypto refund as it stands now (`GET /v1/payments/{id}` with the refund's
         id: Circle's CryptoPayment of type `refund`). One request, no retry. Raises as the
         class says; MalformedResponse also for an answer that is not that refund.
         """
-        data = await self._request("GET", f"/v1/payments/{_checked_id(refund_id)}")
+        data = await self._request("GET", f"/v1/payments/{_checked_id(refund_id)}", lane)
         return _about(parse_refund_response(data), refund_id, "asked for refund")
 
-    async def get_payment(self, payment_id: str) -> PaymentView:
+    async def get_payment(self, payment_id: str, *, lane: Lane) -> PaymentView:
         """Fetch one crypto payment (for its `transactionHash`). One request, no retry."""
         return parse_payment_response(
-            await self._request("GET", f"/v1/payments/{_checked_id(payment_id)}")
+            await self._request("GET", f"/v1/payments/{_checked_id(payment_id)}", lane)
         )
 
-    async def create_subscription(self, endpoint: str) -> dict[str, Any]:
+    async def create_subscription(
+        self, endpoint: str, *, lane: Lane = Lane.TRAVELLER
+    ) -> dict[str, Any]:
         """Subscribe `endpoint` (public https URL) to Circle's notifications; returns `data`.
 
-        Circle then has Amazon SNS send a SubscriptionConfirmation to the endpoint.
+        Circle then has Amazon SNS send a SubscriptionConfirmation to the endpoint. An
+        operator's command, so a person waits on it: the TRAVELLER lane unless told.
         """
         data = await self._request(
-            "POST", "/v1/notifications/subscriptions", json={"endpoint": endpoint}
+            "POST", "/v1/notifications/subscriptions", lane, json={"endpoint": endpoint}
         )
         return unwrap_data(data)
 
-    async def _request(self, method: str, path: str, *, json: dict[str, Any] | None = None) -> Any:
-        """Send one request through the budget and return its decoded JSON body."""
-        async with self.budget.slot():
+    async def _request(
+        self, method: str, path: str, lane: Lane, *, json: dict[str, Any] | None = None
+    ) -> Any:
+        """Send one request through the budget, in `lane`, and return its decoded JSON body."""
+        async with self.budget.slot(lane):
             response = await self._http.request(method, path, json_body=json)
             if response.status == 429:
                 retry_after = self._retry_after(response)

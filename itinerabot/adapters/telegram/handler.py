@@ -1,9 +1,10 @@
-"""Handle one update: run the pure dialogue, carry out its actions, commit it all at once.
+"""Handle one update: run the pure dialogue, commit its effects all at once.
 
-The new dialogue state, the outgoing messages (outbox), new or cancelled orders and the
-update offset are written in one transaction, so a restart neither loses nor re-handles an
-update. Payment actions call out to Stripe/Circle first; they are idempotent by stored keys,
-so an update re-handled after a crash makes the same request again.
+The new dialogue state, the outgoing messages (outbox), new or cancelled orders, payment
+requests, the update's id and the offset are written in one transaction, so a restart neither
+loses nor re-handles an update. No provider is called here: a tap on "Pay" commits a payment
+request and "Preparing your payment…", and the payment-requests service asks the provider
+once the update has committed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,9 +47,10 @@ from itinerabot.dialogue.types import (
 from itinerabot.i18n import N_, Texts, choose, texts_for
 from itinerabot.messages import DocumentCopy, Message, Notify, Text
 from itinerabot.models import Order
-from itinerabot.payments.methods import PaymentActions
-from itinerabot.store import Store, languages, misc, outbox
+from itinerabot.payments.requests import PREPARING
+from itinerabot.store import Store, languages, misc, outbox, payment_requests
 from itinerabot.store import orders as order_rows
+from itinerabot.store.payment_requests import Action, Request
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +108,12 @@ def _commit(
     currency: str,
     now: datetime,
     offset: int,
-) -> None:
+) -> list[Request]:
+    """Commit the update's effects; returns the payment requests it made (carried out once
+    this transaction commits)."""
     chat_id = incoming.chat_id
     queued = list(messages)
+    asked: list[Request] = []
     if incoming.private and incoming.language_code:
         languages.set_seen(conn, chat_id, incoming.language_code, now)
     if outcome is not None:
@@ -135,6 +140,17 @@ def _commit(
                         queued.append(Text(t.gettext(NOT_PAID_NO_PDF, reference=reference)))
                 case ChooseLanguage(code=code):
                     languages.set_chosen(conn, chat_id, code, now)
+                case PayByCard(reference=ref) | PayWithUsdc(reference=ref):
+                    # the provider is asked once this commits: the tap is answered at once
+                    card = isinstance(action, PayByCard)
+                    what = Action.PAY_BY_CARD if card else Action.PAY_WITH_USDC
+                    asked.append(payment_requests.add(conn, chat_id, what, ref, now))
+                    t = languages.texts_of(conn, chat_id)
+                    queued.append(Text(t.gettext(PREPARING)))
+                case DeepLinkReturn(payload=payload):
+                    asked.append(
+                        payment_requests.add(conn, chat_id, Action.CHECKOUT_RETURN, payload, now)
+                    )
         misc.set_chat_state(conn, chat_id, outcome.state, now)
         replies = [reply_to_message(r) for r in outcome.replies]
         # answer the button press first, then what the dialogue says, then payment messages
@@ -142,6 +158,7 @@ def _commit(
     for message in queued:
         out.queue(conn, chat_id, message, now=now)
     misc.mark_handled(conn, incoming.update_id, offset)
+    return asked
 
 
 class UpdateHandler:
@@ -154,13 +171,13 @@ class UpdateHandler:
         notify: Notify,
         settings: Settings,
         clock: WallClock,
-        payments: PaymentActions,
+        request_payments: Callable[[Sequence[Request]], None],
     ) -> None:
         self._store = store
         self._notify = notify
         self._settings = settings
         self._clock = clock
-        self._payments = payments
+        self._request_payments = request_payments
 
     async def handle(self, update: telegram.Update, offset: int) -> None:
         """Handle `update`; commit its effects, its id as handled and `offset` (the lowest
@@ -187,7 +204,7 @@ class UpdateHandler:
                 messages.append(AnswerCallback(incoming.event.callback_id))
             t = texts_for(choose(None, incoming.language_code))
             messages.append(Text(t.gettext(SOMETHING_WENT_WRONG)))
-        await self._store.run(
+        asked = await self._store.run(
             _commit,
             incoming,
             outcome,
@@ -198,6 +215,7 @@ class UpdateHandler:
             offset,
         )
         self._notify(incoming.chat_id)
+        self._request_payments(asked)
 
     async def _decide(self, incoming: Incoming) -> tuple[Outcome | None, list[Message]]:
         if not incoming.private:
@@ -228,16 +246,4 @@ class UpdateHandler:
         ):
             # answered by typing: the question's buttons are done, as if one had been pressed
             messages.append(RemoveButtons(chat.live_keyboard))
-        for action in outcome.actions:
-            match action:
-                case PayByCard(reference=ref):
-                    messages += await self._payments.pay_by_card(incoming.chat_id, ref, chat.texts)
-                case PayWithUsdc(reference=ref):
-                    messages += await self._payments.pay_with_usdc(
-                        incoming.chat_id, ref, chat.texts
-                    )
-                case DeepLinkReturn(payload=payload):
-                    messages += await self._payments.deep_link_return(
-                        incoming.chat_id, payload, chat.texts
-                    )
         return outcome, messages

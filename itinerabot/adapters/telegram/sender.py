@@ -33,6 +33,7 @@ from itinerabot.errors import (
     RateLimited,
     ServiceError,
     StoreError,
+    TransientServiceError,
 )
 from itinerabot.messages import (
     DOCUMENT_KINDS,
@@ -152,8 +153,8 @@ class Sender:
             waiting.cancel()
 
     async def _count_interrupted_sends(self) -> None:
-        """Rows a stopped process left in flight may have reached Telegram: each counts as
-        one send without an answer (the second such ends the row as unconfirmed)."""
+        """Rows a stopped process left in flight may have reached Telegram: they are sent
+        once more (a PDF's second such send ends it as unconfirmed: see `_count_interrupted`)."""
         counted = await self._store.run(
             _count_interrupted, self._clock(), self._settings.give_up_after
         )
@@ -401,8 +402,18 @@ def _end(conn: sqlite3.Connection, item: outbox.OutboxItem, ending: Ending) -> N
 def _count_interrupted(
     conn: sqlite3.Connection, at: datetime, give_up_after: float
 ) -> list[tuple[outbox.OutboxItem, Ending | None]]:
-    stopped = OutcomeUnknown(SERVICE, "the bot stopped while this was being sent")
+    """Rows a stopped process left in flight. A PDF counts as a send without an answer (a
+    second one ends it unconfirmed, for the operator: a PDF never goes out three times).
+    Anything else is simply sent again: a bot killed twice while a dialogue answer was in
+    flight must not leave the traveller without it (one repeat per stop at most)."""
+    pdf = OutcomeUnknown(SERVICE, "the bot stopped while this was being sent")
+    other = TransientServiceError(SERVICE, "the bot stopped while this was being sent")
     return [
-        (item, _record_failure(conn, item, stopped, at, give_up_after)[1])
+        (
+            item,
+            _record_failure(
+                conn, item, pdf if item.kind in DOCUMENT_KINDS else other, at, give_up_after
+            )[1],
+        )
         for item in outbox.interrupted(conn)
     ]

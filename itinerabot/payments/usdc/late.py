@@ -18,6 +18,7 @@ from decimal import Decimal
 
 import trio
 
+from itinerabot.adapters.circle.budget import Lane
 from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.adapters.circle.errors import CircleApiError
 from itinerabot.adapters.circle.status import Outcome, PaymentIntentView
@@ -208,7 +209,8 @@ class LateWatcher:
             if not ids:
                 return  # the order had no other intent open
             for intent_id in ids:
-                view = await tracker.supersede(intent_id)
+                # money could still land on it: ahead of the routine checks
+                view = await tracker.supersede(intent_id, lane=Lane.TRAVELLER)
                 await tracker.observe(order_id, view, source=SOURCE)
         except (ServiceError, StoreError) as exc:
             log.warning(
@@ -231,9 +233,9 @@ class LateWatcher:
         asked_at = self._clock()
         try:
             if row.superseded and row.status != IntentStatus.SUPERSEDED:
-                view = await tracker.supersede(row.intent_id)
+                view = await tracker.supersede(row.intent_id, lane=Lane.ROUTINE)
             else:
-                view = await self._client.get_payment_intent(row.intent_id)
+                view = await self._client.get_payment_intent(row.intent_id, lane=Lane.ROUTINE)
             seen: Outcome | None = view.outcome
             # what the store holds already needs no trip to it (thousands per round)
             if _news(row, view):

@@ -1,5 +1,7 @@
-"""`poll_usdc_payment`: check one payment intent every `poll_interval` seconds until it is
-paid, ends, or the window closes, on trio's clock with no drift (checks at t0, t0+30, …).
+"""`poll_usdc_payment`: check one payment intent until it is paid, ends, or the window closes:
+first quickly, ahead of routine checks, until its deposit address shows, then on a drift-free
+grid of trio's clock every `check_interval` (30 s, stretched evenly for every intent when the
+request budget cannot keep them all on it).
 
 A failed check (429, 5xx, timeout, garbage) is logged and the next tick comes as usual. On
 a paid intent the poller leaves its scope first, then hands the order to fulfilment, retrying
@@ -13,6 +15,7 @@ from functools import partial
 
 import trio
 
+from itinerabot.adapters.circle.budget import Lane
 from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.adapters.circle.status import Outcome, PaymentIntentView
 from itinerabot.errors import ServiceError, StoreError, TransientServiceError
@@ -31,20 +34,63 @@ HAND_OFF_BACKOFF_CAP = 60.0
 _NOTHING_TOLD = hash((None, Outcome.PENDING, None))
 
 
-class UsdcPoller:
-    """Runs the checks of one intent; started under the poller nursery."""
+class _Watch:
+    """What one poller has told its chat so far (a sleeping poller keeps just this: 10 000
+    of them sleep at once); `done` is set once the poller has nothing left to do."""
 
-    def __init__(self, tracker: IntentTracker, client: CircleClient, interval: float) -> None:
+    __slots__ = ("address_shown", "done", "follow_up", "told")
+
+    def __init__(self) -> None:
+        self.told = _NOTHING_TOLD
+        self.address_shown = False
+        self.done = False
+        self.follow_up: FollowUp = None
+
+
+class UsdcPoller:
+    """Runs the checks of every polled intent; each runs under the poller nursery.
+
+    `check_interval` is the same for every intent: `interval`, or, when the live pollers would
+    need more than the budget's `routine_rate` at that interval, pollers / routine_rate, so
+    every intent is checked equally less often instead of some on time and others seldom.
+    """
+
+    def __init__(
+        self,
+        tracker: IntentTracker,
+        client: CircleClient,
+        interval: float,
+        *,
+        address_interval: float | None = None,
+    ) -> None:
+        """`address_interval`: how often a new intent is checked until its address shows (for
+        at most one `interval`); None: on the `interval` grid from its first check."""
         self._tracker = tracker
         self._client = client
         self._interval = interval
+        self._address_interval = min(address_interval or interval, interval)
+        self._active = 0  # pollers running now
         self.checks = 0  # across all intents, for tests and benchmarks
 
-    async def check(self, intent_id: str) -> PaymentIntentView | None:
-        """One GET of the intent; None (logged) if the check failed."""
+    @property
+    def active(self) -> int:
+        """How many intents are polled right now."""
+        return self._active
+
+    @property
+    def check_interval(self) -> float:
+        """Seconds between two routine checks of one intent now (read-only; for /healthz)."""
+        return self.interval_for(self._active)
+
+    def interval_for(self, pollers: int) -> float:
+        """The check interval that keeps `pollers` intents within the budget's routine rate."""
+        return max(self._interval, pollers / self._client.budget.routine_rate)
+
+    async def check(self, intent_id: str, lane: Lane) -> PaymentIntentView | None:
+        """One GET of the intent in `lane`; None (logged) if the check failed."""
         self.checks += 1
         try:
-            return await self._client.get_payment_intent(intent_id)
+            return await self._client.get_payment_intent(intent_id, lane=lane)
         except ServiceError as exc:
             log.warning(
                 "payment intent check failed; next tick as usual",
@@ -53,39 +99,89 @@ class UsdcPoller:
             return None
 
     async def poll_usdc_payment(
-        self, order_id: int, intent_id: str, first_check: float | None = None
+        self,
+        order_id: int,
+        intent_id: str,
+        first_check: float | None = None,
+        awaiting_address: bool = True,
     ) -> FollowUp:
         """Poll `intent_id` until it is paid or ends; run inside its window by the poller
         nursery (at the window's end the late watcher's `take_over` runs).
 
-        Checks at `first_check` (default: now) and every interval after it. Returns the
-        hand-off to fulfilment when the intent is paid: the poller nursery runs it once this
-        poller is finished, so no check of this intent can follow it.
+        Checks at `first_check` (default: now); while `awaiting_address` (a traveller has just
+        tapped and waits for it) in the TRAVELLER lane every `address_interval` until the
+        address shows or one interval has passed, then in the ROUTINE lane every
+        `check_interval` on the grid from the first check. Returns the hand-off to fulfilment
+        when the intent is paid: the poller nursery runs it once this poller is finished, so
+        no check of this intent can follow it.
         """
-        tracker = self._tracker
-        told = _NOTHING_TOLD
-        origin, k = trio.current_time() if first_check is None else first_check, 0
-        await trio.sleep_until(origin)
+        self._active += 1
+        try:
+            watch = _Watch()
+            origin = trio.current_time() if first_check is None else first_check
+            await trio.sleep_until(origin)
+            if awaiting_address:
+                await self._until_address(watch, order_id, intent_id, origin)
+            else:
+                await self._look(watch, order_id, intent_id, Lane.ROUTINE)
+            if not watch.done:
+                await self._routine(watch, order_id, intent_id, origin)
+            return watch.follow_up
+        finally:
+            self._active -= 1
+
+    async def _until_address(
+        self, watch: _Watch, order_id: int, intent_id: str, origin: float
+    ) -> None:
+        """Traveller-lane checks from `origin`, every address interval, until the address is
+        shown, the poller is done, or the next check would fall one interval after origin."""
+        j, every = 0, self._address_interval
         while True:
-            view = await self.check(intent_id)
-            if view is not None:
-                if view.outcome == Outcome.PAID:
-                    return partial(self.hand_off, order_id, view)
-                # only a change is worth a trip to the store; a sleeping poller keeps just
-                # the hash of what it last saw (10 000 of them sleep at once)
-                news = hash((view.address, view.outcome, view.amount_paid))
-                if news != told:
-                    try:
-                        seen = await tracker.observe(order_id, view, source="circle-poller")
-                    except StoreError as exc:  # this tick is lost, not the poller
-                        log.error("store error while polling", extra={"error": str(exc)})
-                        seen, news = Outcome.PENDING, told
-                    if seen is None or seen.is_final:
-                        return None  # paid another way, gone, expired or failed: done
-                    told = news
-            view = None  # a sleeping poller keeps no answer alive
-            k = next_tick(origin, k, self._interval, trio.current_time())
-            await trio.sleep_until(origin + k * self._interval)
+            await self._look(watch, order_id, intent_id, Lane.TRAVELLER)
+            if watch.done or watch.address_shown:
+                return
+            j = next_tick(origin, j, every, trio.current_time())
+            if j * every >= self._interval:
+                return
+            await trio.sleep_until(origin + j * every)
+
+    async def _routine(self, watch: _Watch, order_id: int, intent_id: str, origin: float) -> None:
+        """Routine checks on the grid from `origin` until the poller is done. The grid's
+        spacing follows `check_interval`; when it changes, the grid restarts at its last
+        point, so an unchanged spacing never drifts."""
+        k, spacing = 0, self._interval
+        while True:
+            wanted = self.check_interval
+            if wanted != spacing:
+                origin, k, spacing = origin + k * spacing, 0, wanted
+            k = next_tick(origin, k, spacing, trio.current_time())
+            await trio.sleep_until(origin + k * spacing)
+            await self._look(watch, order_id, intent_id, Lane.ROUTINE)
+            if watch.done:
+                return
+
+    async def _look(self, watch: _Watch, order_id: int, intent_id: str, lane: Lane) -> None:
+        """One check, and what it means: the chat told of news, `watch.done` at an end."""
+        view = await self.check(intent_id, lane)
+        if view is None:
+            return
+        if view.outcome == Outcome.PAID:
+            watch.done, watch.follow_up = True, partial(self.hand_off, order_id, view)
+            return
+        # only a change is worth a trip to the store
+        news = hash((view.address, view.outcome, view.amount_paid))
+        if news == watch.told:
+            return
+        try:
+            seen = await self._tracker.observe(order_id, view, source="circle-poller")
+        except StoreError as exc:  # this tick is lost, not the poller
+            log.error("store error while polling", extra={"error": str(exc)})
+            return
+        if seen is None or seen.is_final:
+            watch.done = True  # paid another way, gone, expired or failed: done
+            return
+        watch.told = news
+        watch.address_shown = watch.address_shown or view.address is not None
 
     async def hand_off(self, order_id: int, view: PaymentIntentView) -> None:
         """Record a paid intent's payment, retried with capped backoff until it commits.

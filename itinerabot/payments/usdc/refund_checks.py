@@ -12,6 +12,7 @@ import logging
 
 import trio
 
+from itinerabot.adapters.circle.budget import Lane
 from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.clock import WallClock
 from itinerabot.errors import ServiceError, StoreError
@@ -76,7 +77,7 @@ class UsdcRefundChecks:
         assert refund.provider_refund_id is not None
         try:
             async with self._limit:
-                view = await self._client.get_refund(refund.provider_refund_id)
+                view = await self._client.get_refund(refund.provider_refund_id, lane=Lane.ROUTINE)
             done = await self._store.run(record_answer, refund.id, view, self._clock())
         except trio.Cancelled:
             raise

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+from itinerabot.adapters.circle.budget import Lane
 from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.adapters.circle.errors import CircleApiError
 from itinerabot.adapters.circle.status import RefundView
@@ -75,6 +76,7 @@ async def refund_usdc(
         address=address,
         chain=chain,
         amount=refund.amount,
+        lane=Lane.TRAVELLER,  # a person asked for it and waits for the answer
     )
     circle_refund, error = await _ask_circle(store, refund, ask, clock)
     recorded = await store.run(money.get_refund, refund.id)

@@ -12,6 +12,7 @@ import logging
 
 import trio
 
+from itinerabot.adapters.circle.budget import Lane
 from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.adapters.circle.errors import CircleApiError
 from itinerabot.adapters.circle.status import Outcome, PaymentIntentView
@@ -118,23 +119,24 @@ class IntentTracker:
         log.info("payment intent no longer watched", extra={"intent": intent_id})
         self._after(applied, intent_id, "circle-late-check")
 
-    async def supersede(self, intent_id: str) -> PaymentIntentView:
+    async def supersede(self, intent_id: str, *, lane: Lane) -> PaymentIntentView:
         """Ask Circle to expire an intent whose order was paid another way, so no payment can
         land on it, and record that it was asked; returns the intent as Circle then shows it.
 
         A refusal is recorded as asked only if the intent has ended at Circle (it refuses to
         expire an intent paid or expired meanwhile); one still open is asked again next round.
 
+        Its requests wait in `lane` of the budget.
         Raises ServiceError (nothing recorded: ask again) or StoreError.
         """
         try:
-            view = await self._client.expire_payment_intent(intent_id)
+            view = await self._client.expire_payment_intent(intent_id, lane=lane)
         except CircleApiError as exc:
             log.info(
                 "circle did not expire the payment intent; looking at it",
                 extra={"intent": intent_id, "error": exc.message},
             )
-            view = await self._client.get_payment_intent(intent_id)
+            view = await self._client.get_payment_intent(intent_id, lane=lane)
             if not view.outcome.is_final:
                 log.warning(
                     "circle refused to expire an open payment intent; asking again next round",
@@ -156,7 +158,9 @@ class IntentTracker:
         if payment_id:
             with trio.move_on_after(5):
                 try:
-                    tx_hash = (await self._client.get_payment(payment_id)).transaction_hash
+                    # the traveller waits for the receipt: ahead of routine checks
+                    found = await self._client.get_payment(payment_id, lane=Lane.TRAVELLER)
+                    tx_hash = found.transaction_hash
                 except ServiceError as exc:
                     log.info("no transaction hash for the receipt", extra={"error": exc.message})
         return Payment(

@@ -12,6 +12,7 @@ from functools import partial
 
 import trio
 
+from itinerabot.adapters.circle.budget import Lane
 from itinerabot.adapters.circle.client import CircleClient
 from itinerabot.clock import WallClock
 from itinerabot.config import CircleSettings
@@ -76,7 +77,12 @@ class UsdcPayments:
     def _still_open(self, t: Texts, order: Order, current: intents.IntentRow) -> Text:
         """The order's intent is open: its poller runs again, the chat gets the address."""
         assert current.intent_id is not None
-        self.start_poller(order.id, current.intent_id, current.deadline_epoch)
+        self.start_poller(
+            order.id,
+            current.intent_id,
+            current.deadline_epoch,
+            awaiting_address=current.address is None,
+        )
         if current.address:
             return Text(
                 t.gettext(
@@ -110,6 +116,7 @@ class UsdcPayments:
                 amount=order.price,
                 currency=order.currency,
                 chain=self._settings.chain,
+                lane=Lane.TRAVELLER,
             ),
             what="circle: creating a payment intent",
             reference=order.reference,
@@ -131,7 +138,8 @@ class UsdcPayments:
                 self._late.expire_superseded, order.id, name=f"expire superseded {order.id}"
             )
             return Text(order_already_paid(t, order.reference))
-        self.start_poller(order.id, intent_id, None)  # the whole window, exactly
+        # the whole window, exactly; its first checks go ahead of routine ones
+        self.start_poller(order.id, intent_id, None, awaiting_address=True)
         return Text(
             t.gettext(
                 "Paying {price} USDC on {chain} for order {reference}. Circle is preparing your "
@@ -149,11 +157,14 @@ class UsdcPayments:
         deadline_epoch: float | None,
         *,
         first_check_in: float = 0.0,
+        awaiting_address: bool = False,
     ) -> bool:
         """Start the intent's poller (unless it runs; replacing one of another intent of the
         order) for what remains of its window (all of
         it when `deadline_epoch` is None: a new intent, timed on trio's clock alone); an
-        intent whose window has passed is the late watcher's. True if a poller started."""
+        intent whose window has passed is the late watcher's. True if a poller started.
+        `awaiting_address`: a traveller waits for the deposit address, so the first checks
+        go ahead of routine ones until it shows."""
         remaining = self._settings.poll_window
         if deadline_epoch is not None:
             remaining = deadline_epoch - self._clock().timestamp()
@@ -170,10 +181,17 @@ class UsdcPayments:
             order_id,
             intent_id,
             now + min(first_check_in, remaining),
+            awaiting_address,
             deadline=now + remaining,
             on_timeout=partial(self._late.take_over, order_id, intent_id),
             watches=intent_id,
         )
+
+    @property
+    def check_interval(self) -> float:
+        """Seconds between two routine checks of one open intent now: `poll_interval`, or
+        longer when the request budget cannot keep every intent on it (read-only)."""
+        return self._poller.check_interval
 
     def order_paid(self, order_id: int) -> None:
         """An order was paid (any way): its 30 s poller has nothing left to do, and any other
@@ -187,13 +205,16 @@ class UsdcPayments:
     async def resume(self) -> int:
         """At start-up: every intent still in its window gets its poller back; returns how many.
 
-        Their first checks are spread over one interval, so a restart with thousands of
-        open intents does not send them all to Circle in the same instant. Intents whose
+        Their first checks are spread over one check interval (stretched for that many
+        intents, see `UsdcPoller.check_interval`), so a restart with thousands of open
+        intents neither sends them all to Circle in the same instant nor bunches them into
+        a queue the budget cannot drain. Their checks are routine: nobody is waiting on the
+        chat's side at start-up (an address not yet shown is found on the grid). Intents whose
         window has passed (while the bot was down, or during start-up, after the late
         watcher's first round) are handed to the late watcher with a nudge.
         """
         rows = await self._store.run(intents.windowed_intents)
-        spread = self._settings.poll_interval / max(len(rows), 1)
+        spread = self._poller.interval_for(len(rows)) / max(len(rows), 1)
         started = 0
         for i, (order_id, intent_id, deadline) in enumerate(rows):
             started += self.start_poller(order_id, intent_id, deadline, first_check_in=i * spread)
