@@ -79,3 +79,25 @@ async def test_a_tap_left_open_by_a_stop_is_carried_out_at_the_next_start_once(
     assert len(pages) == 1
     assert len(fakes.stripe.sessions) == 1
     assert query(path, "SELECT COUNT(*) FROM payment_requests WHERE done_at IS NULL") == [(0,)]
+
+
+async def test_a_slow_provider_for_one_traveller_holds_up_no_other_travellers_tap(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A's Checkout Session takes Stripe 19 s; B taps 0.5 s after A and gets its page at
+    once: taps on different orders never wait for each other."""
+    async with running_bot(tmp_path) as bot:
+        a, b = Traveller(bot, 3001), Traveller(bot, 3002)
+        await a.walk(ONE_WAY)
+        await b.walk(ONE_WAY)
+        bot.stripe.delay_next_answers(19, count=1)
+        tapped = trio.current_time()
+        a.press_now("Pay by card")
+        await trio.sleep(0.5)
+        b.press_now("Pay by card")
+        await eventually(lambda: CHECKOUT in bot.api.sent_texts(b.chat)[-1])
+        b_page = trio.current_time() - tapped
+        await eventually(lambda: CHECKOUT in bot.api.sent_texts(a.chat)[-1], timeout=30)
+        a_page = trio.current_time() - tapped
+    assert b_page < 3
+    assert 19 <= a_page < 21

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import trio
 
-from itinerabot.store import misc, outbox
+from itinerabot.store import misc, outbox, payment_requests
 from itinerabot.store.db import connect
+from itinerabot.store.payment_requests import Action
 from tests.harness import START, eventually, make_settings, running_bot
 
 
@@ -55,3 +56,25 @@ async def test_old_sent_messages_and_webhook_ids_are_pruned_at_start(
     old_pending = conn.execute("SELECT payload FROM outbox WHERE chat_id = 8").fetchall()
     conn.close()
     assert old_pending == [('{"text": "still pending"}',)]  # not pruned, and sent since
+
+
+async def test_done_payment_requests_go_with_their_messages_open_ones_stay(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    settings = make_settings(tmp_path)
+    conn = connect(settings.store.path)
+    conn.execute("BEGIN")
+    for age in (40, 1):
+        at = START - timedelta(days=age)
+        done = payment_requests.add(conn, 7, Action.PAY_BY_CARD, f"IB-OLD{age:03d}", at)
+        payment_requests.finish(conn, done.id, at)
+    payment_requests.add(conn, 9, Action.PAY_BY_CARD, "IB-OPEN01", START - timedelta(days=40))
+    conn.execute("COMMIT")
+    conn.close()
+    async with running_bot(tmp_path, settings=settings):
+        await trio.sleep(1)
+    conn = sqlite3.connect(settings.store.path)
+    left = conn.execute("SELECT argument FROM payment_requests ORDER BY id").fetchall()
+    conn.close()
+    # the old open one was carried out at start (it is recent now), the old done one went
+    assert left == [("IB-OLD001",), ("IB-OPEN01",)]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import trio
@@ -65,3 +66,26 @@ async def create_in_time(
     except (ServiceError, trio.TooSlowError) as exc:
         log.error(f"{what} failed", extra={"order": reference, "error": str(exc) or "timed out"})
         return None
+
+
+class OrderLocks:
+    """One lock per order reference, held while a tap asks its provider: a double tap waits
+    and then reuses what the first made, while taps on other orders go ahead (a slow provider
+    call for one traveller holds up nobody else). A lock is forgotten once nobody holds or
+    waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, trio.Lock] = {}
+
+    @asynccontextmanager
+    async def hold(self, reference: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(reference, trio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._locks.pop(reference, None)
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -23,8 +23,11 @@ from itinerabot.clock import WallClock
 from itinerabot.errors import StoreError
 from itinerabot.i18n import N_, Texts
 from itinerabot.messages import Message, Notify, Text
+from itinerabot.models import OrderStatus
 from itinerabot.payments.methods import PaymentActions
+from itinerabot.payments.texts import order_cancelled
 from itinerabot.store import Store, languages
+from itinerabot.store import orders as order_rows
 from itinerabot.store import payment_requests as requests
 from itinerabot.store.payment_requests import Action, Request
 
@@ -33,7 +36,7 @@ log = logging.getLogger(__name__)
 #: the most a request may take, whatever the payment method's own limits (a safety net)
 REQUEST_TIME_LIMIT = 60.0
 #: requests carried out at once (each holds a provider connection)
-CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS = 64
 #: the longest wait between tries to record a request's answer while the store fails
 RECORD_BACKOFF_CAP = 30.0
 
@@ -67,12 +70,19 @@ class PaymentRequests:
         left = await self._store.run(requests.still_open)
         if left:
             log.info("payment requests resumed", extra={"count": len(left)})
+        by_chat: dict[int, list[Request]] = {}
+        for request in left:
+            by_chat.setdefault(request.chat_id, []).append(request)
         async with trio.open_nursery() as nursery:
-            for request in left:
-                nursery.start_soon(self._carry_out, request)
+            for chat_requests in by_chat.values():  # one chat's in the order they were made
+                nursery.start_soon(self._carry_out_in_order, chat_requests)
             task_status.started()
             async for request in self._receive:
                 nursery.start_soon(self._carry_out, request)
+
+    async def _carry_out_in_order(self, chat_requests: list[Request]) -> None:
+        for request in chat_requests:
+            await self._carry_out(request)
 
     async def _carry_out(self, request: Request) -> None:
         lock = self._chats.setdefault(request.chat_id, trio.Lock())
@@ -118,11 +128,21 @@ class PaymentRequests:
             try:
                 done = await self._store.run(_finish, request, answer, self._clock())
                 break
+            except trio.Cancelled:
+                raise
             except StoreError as exc:
                 log.error(
                     "cannot record a payment request's answer yet",
                     extra={"request": request.id, "error": str(exc), "retry_in": delay},
                 )
+            except Exception:  # a bug in the answer: never left open to crash every start
+                if answer == [Text(PREPARE_FAILED)]:
+                    raise
+                log.exception(
+                    "cannot record a payment request's answer", extra={"request": request.id}
+                )
+                answer = [Text(PREPARE_FAILED)]
+                continue
             await trio.sleep(delay)
             delay = min(delay * 2, RECORD_BACKOFF_CAP)
         if done:
@@ -134,6 +154,12 @@ def _finish(
 ) -> bool:
     if not requests.finish(conn, request.id, now):
         return False
+    if request.action is not Action.CHECKOUT_RETURN:
+        order = order_rows.get_order_by_reference(conn, request.argument)
+        if order is not None and order.status == OrderStatus.CANCELLED:
+            # cancelled while the provider was asked: no payment page after "cancelled"
+            t = languages.texts_of(conn, request.chat_id)
+            answer = [Text(order_cancelled(t, request.argument))]
     for message in answer:
         messages.queue(conn, request.chat_id, message, now=now)
     return True

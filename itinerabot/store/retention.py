@@ -35,6 +35,17 @@ def prune_sent_messages(conn: sqlite3.Connection, before: datetime, limit: int =
     return cur.rowcount
 
 
+def prune_done_requests(conn: sqlite3.Connection, before: datetime, limit: int = CHUNK) -> int:
+    """Delete up to `limit` payment requests done before `before` (their answers are in the
+    outbox, pruned alike); how many went."""
+    cur = conn.execute(
+        "DELETE FROM payment_requests WHERE id IN (SELECT id FROM payment_requests"
+        " WHERE done_at IS NOT NULL AND done_at < ? LIMIT ?)",
+        (before.isoformat(), limit),
+    )
+    return cur.rowcount
+
+
 def prune_webhook_ids(conn: sqlite3.Connection, before: datetime, limit: int = CHUNK) -> int:
     """Delete up to `limit` webhook event ids received before `before`; how many went."""
     cur = conn.execute(
@@ -52,9 +63,11 @@ async def prune_once(store: Store, settings: StoreSettings, now: datetime) -> tu
     """
     sent_before = now - timedelta(days=settings.sent_messages_retention_days)
     ids_before = now - timedelta(days=settings.webhook_ids_retention_days)
-    totals = [0, 0]
-    for i, (prune, before) in enumerate(
-        ((prune_sent_messages, sent_before), (prune_webhook_ids, ids_before))
+    totals = [0, 0]  # messages (with the payment requests they answered), webhook ids
+    for i, prune, before in (
+        (0, prune_sent_messages, sent_before),
+        (0, prune_done_requests, sent_before),
+        (1, prune_webhook_ids, ids_before),
     ):
         while True:
             deleted = await store.run(prune, before)

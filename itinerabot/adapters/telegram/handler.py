@@ -44,6 +44,7 @@ from itinerabot.dialogue.types import (
     SendText,
     TextMessage,
 )
+from itinerabot.errors import StoreError
 from itinerabot.i18n import N_, Texts, choose, texts_for
 from itinerabot.messages import DocumentCopy, Message, Notify, Text
 from itinerabot.models import Order
@@ -161,6 +162,16 @@ def _commit(
     return asked
 
 
+def _skip(conn: sqlite3.Connection, incoming: Incoming, offset: int, now: datetime) -> None:
+    """An update whose effects could not be committed (a bug): handled, with an apology (and
+    the answer a button press needs)."""
+    if isinstance(incoming.event, ButtonPress):
+        out.queue(conn, incoming.chat_id, AnswerCallback(incoming.event.callback_id), now=now)
+    t = languages.texts_of(conn, incoming.chat_id)
+    out.queue(conn, incoming.chat_id, Text(t.gettext(SOMETHING_WENT_WRONG)), now=now)
+    misc.mark_handled(conn, incoming.update_id, offset)
+
+
 class UpdateHandler:
     """Turns each update into a committed set of effects (called concurrently for different
     chats, never twice at once for one chat: see `ChatLanes`)."""
@@ -204,16 +215,25 @@ class UpdateHandler:
                 messages.append(AnswerCallback(incoming.event.callback_id))
             t = texts_for(choose(None, incoming.language_code))
             messages.append(Text(t.gettext(SOMETHING_WENT_WRONG)))
-        asked = await self._store.run(
-            _commit,
-            incoming,
-            outcome,
-            messages,
-            pricing.price,
-            pricing.currency,
-            self._clock(),
-            offset,
-        )
+        try:
+            asked = await self._store.run(
+                _commit,
+                incoming,
+                outcome,
+                messages,
+                pricing.price,
+                pricing.currency,
+                self._clock(),
+                offset,
+            )
+        except (trio.Cancelled, StoreError):
+            raise  # the store failed: the update stays unhandled for the next start
+        except Exception:  # a bug in committing it: skipped, never a crash at every start
+            log.exception(
+                "committing an update failed; skipping it", extra={"update_id": incoming.update_id}
+            )
+            asked = []
+            await self._store.run(_skip, incoming, offset, self._clock())
         self._notify(incoming.chat_id)
         self._request_payments(asked)
 

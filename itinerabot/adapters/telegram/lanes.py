@@ -14,14 +14,17 @@ from collections.abc import Awaitable, Callable
 import telegram
 import trio
 
+from itinerabot.adapters.telegram.updates import translate
+
 #: handles one update (its effects committed when it returns)
 Handle = Callable[[telegram.Update], Awaitable[None]]
 
 
 def chat_key(update: telegram.Update) -> int:
-    """The lane an update belongs to: its chat, or a lane of its own when it has none."""
-    chat = update.effective_chat
-    return chat.id if chat is not None else -(2**62) - update.update_id
+    """The lane an update belongs to: the chat the handler will read and write for it (the
+    same `translate`), or a lane of its own when it has none."""
+    incoming = translate(update)
+    return incoming.chat_id if incoming is not None else -(2**62) - update.update_id
 
 
 class ChatLanes:

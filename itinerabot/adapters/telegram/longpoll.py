@@ -99,12 +99,16 @@ class LongPoll:
 
     async def _poll(self) -> None:
         backoff = self._settings.backoff_initial
+        polled_at = -1
         while True:
             if self._window.in_hand:
-                # Telegram sends the updates in hand again until they commit: wait for one
+                # Telegram sends the updates in hand again until they commit: poll again once
+                # the offset moved (or after a short pause, for other chats' new updates)
                 with trio.move_on_after(REPOLL_IN_HAND):
-                    await self._progress.wait()
-                self._progress = trio.Event()
+                    while self.offset == polled_at:
+                        await self._progress.wait()
+                        self._progress = trio.Event()
+            polled_at = self.offset
             try:
                 updates = await self._telegram.get_updates(
                     self.offset, 0 if self._window.in_hand else self._settings.long_poll_timeout
@@ -134,7 +138,7 @@ class LongPoll:
             backoff = self._settings.backoff_initial
             self.last_success = trio.current_time()
             self.polls += 1
-            for update in updates:
+            for update in sorted(updates, key=lambda u: u.update_id):
                 if self._window.admit(update.update_id):
                     self._lanes.submit(update)
 

@@ -2,7 +2,8 @@
 
 Transient failures are retried with capped exponential backoff until `give_up_after` seconds
 have passed since the row's first failure; a refusal ends the row at once; a second send
-without an answer ends it as unconfirmed (so a message goes out at most twice).
+without an answer ends it as unconfirmed (so a PDF goes out at most twice; a text caught in
+flight by a stop does not count here and goes out once more after each such stop).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from itinerabot.payments.card.paid import settle_taken, take_paid_session
 from itinerabot.payments.card.unpaid import ended_text, new_payment_offer, take_unpaid_end
 from itinerabot.payments.card.verify import minor_units
 from itinerabot.payments.fulfilment import Fulfilment
-from itinerabot.payments.payable import create_in_time, payable_order
+from itinerabot.payments.payable import OrderLocks, create_in_time, payable_order
 from itinerabot.payments.texts import card_unavailable, pay_by_card_label
 from itinerabot.store import Store
 from itinerabot.store import card_sessions as sessions
@@ -118,7 +118,7 @@ class CardPayments:
         self._settings = settings
         self._clock = clock
         self._return_link = return_link
-        self._lock = trio.Lock()
+        self._locks = OrderLocks()
         self._throttle = RetrieveThrottle(RETURN_RETRIEVE_EVERY)
 
     async def pay_by_card(
@@ -127,7 +127,7 @@ class CardPayments:
         """The URL button of this order's open Checkout Session, created if needed; said
         in `texts` (English if None)."""
         t = texts or english()
-        async with self._lock:  # a double tap waits and then reuses the same session
+        async with self._locks.hold(reference):  # a double tap reuses the same session
             found = await payable_order(self._store, t, chat_id, reference, sessions.latest)
             if isinstance(found, Text):
                 return [found]

@@ -19,7 +19,7 @@ from itinerabot.config import CircleSettings
 from itinerabot.i18n import Texts, english
 from itinerabot.messages import Message, Text
 from itinerabot.models import Order
-from itinerabot.payments.payable import create_in_time, payable_order
+from itinerabot.payments.payable import OrderLocks, create_in_time, payable_order
 from itinerabot.payments.texts import order_already_paid, usdc_unavailable
 from itinerabot.payments.usdc.late import LateWatcher
 from itinerabot.payments.usdc.poller import UsdcPoller
@@ -51,7 +51,7 @@ class UsdcPayments:
         self._late = late
         self._pollers = pollers
         self._settings = settings
-        self._lock = trio.Lock()
+        self._locks = OrderLocks()
         # a polling intent is late by the wall clock only once its poller (trio clock) ended
         late.poller_watches = pollers.watches
 
@@ -61,7 +61,7 @@ class UsdcPayments:
         """Create (or reuse) the order's payment intent and start polling it at once; said in
         `texts` (English if None)."""
         t = texts or english()
-        async with self._lock:  # a double tap waits, then finds the intent made by the first
+        async with self._locks.hold(reference):  # a double tap finds the first's intent
             found = await payable_order(self._store, t, chat_id, reference, intents.latest)
             if isinstance(found, Text):
                 return [found]
