@@ -93,11 +93,6 @@ async def serve(
                 if handle_signals:
                     await root.start(_watch_signals, rt, root.cancel_scope, name="signals")
                 pieces = await _start(root, rt)
-                # what start-up built lives as long as the process: moved out of the cyclic
-                # collector's reach, a full collection no longer walks it (300 updates/s:
-                # p99 from 49-54 ms to 34-40 ms in bench_updates.py)
-                gc.collect()
-                gc.freeze()
                 log.info("ready", extra={"address": rt.address, "bot": telegram.username})
                 task_status.started(rt)
                 await rt._shutdown.wait()
@@ -242,6 +237,11 @@ async def _start(root: trio.Nursery, rt: Runtime) -> _Pieces:
     for language in LANGUAGES.keys() - {DEFAULT}:  # each app shows the menu in its language
         await rt.telegram.set_commands(commands(texts_for(language)), language)
     await rt.payments.resume()
+    # what start-up built lives as long as the process: moved out of the cyclic collector's
+    # reach before updates flow, a full collection no longer walks it (bench_updates.py,
+    # 300 updates/s: p99 49-54 ms before, 31-48 ms after)
+    gc.collect()
+    gc.freeze()
     await root.start(pieces.updates, name="long-poll")
     return pieces
 

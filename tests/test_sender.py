@@ -345,6 +345,35 @@ async def test_a_dialogue_answer_caught_in_flight_by_two_stops_is_still_sent(
     assert (sent["status"], sent["in_flight"]) == ("sent", 0)
 
 
+async def test_a_text_caught_in_flight_by_stop_after_stop_is_not_repeated_for_ever(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A crash loop must not send a message once per restart: the fourth stop that finds the
+    same text in flight ends it as unconfirmed, for the operator."""
+    path = tmp_path / "bot.sqlite3"
+    conn = connect(path)
+    with conn:
+        conn.execute("BEGIN")
+        row = outbox.enqueue(conn, CHAT, "text", {"text": "Passenger name?"}, created_at=START)
+        conn.execute(
+            "UPDATE outbox SET in_flight = 1, attempts = 3, unknown_outcomes = 3,"
+            " first_failed_at = ? WHERE id = ?",
+            (START.isoformat(), row),
+        )
+        conn.execute("COMMIT")
+    conn.close()
+    async with running_bot(tmp_path) as bot:
+        await trio.sleep(5)
+        sent = bot.api.sent_texts(CHAT)
+    (ended,) = outbox_rows(path, "text")
+    assert sent == []
+    assert (ended["status"], ended["unknown_outcomes"], ended["in_flight"]) == (
+        "unconfirmed",
+        4,
+        0,
+    )
+
+
 #: every error class python-telegram-bot has, made as PTB makes it, and where it lands
 PTB_ERRORS: dict[str, tuple[tg_error.TelegramError, type[ServiceError]]] = {
     # PTB raises the base class for a success answer it cannot parse: Telegram acted

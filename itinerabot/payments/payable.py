@@ -22,7 +22,8 @@ from itinerabot.store import orders as order_rows
 
 log = logging.getLogger(__name__)
 
-#: longest a "Pay" tap may wait for Stripe or Circle, seconds (updates queue meanwhile)
+#: longest a "Pay" tap may wait for Stripe or Circle, seconds (its payment request waits;
+#: no update does)
 CREATE_TIME_LIMIT = 20.0
 
 Attempt = TypeVar("Attempt")
@@ -57,9 +58,9 @@ async def payable_order(
 async def create_in_time(
     create: Callable[[], Awaitable[Created]], *, what: str, reference: str
 ) -> Created | None:
-    """`await create()` within CREATE_TIME_LIMIT (updates wait while it runs; a retry sends
-    the stored request again); None, logged as `what` failed, when the provider failed or
-    was too slow. Raises StoreError (from `create`)."""
+    """`await create()` within CREATE_TIME_LIMIT (in a payment request, once the tap's update
+    has committed; a retry sends the stored request again); None, logged as `what` failed,
+    when the provider failed or was too slow. Raises StoreError (from `create`)."""
     try:
         with trio.fail_after(CREATE_TIME_LIMIT):
             return await create()
@@ -86,6 +87,3 @@ class OrderLocks:
         finally:
             if not lock.locked() and lock.statistics().tasks_waiting == 0:
                 self._locks.pop(reference, None)
-
-    def __len__(self) -> int:
-        return len(self._locks)

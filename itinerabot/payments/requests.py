@@ -10,8 +10,8 @@ repeat a provider call with its stored idempotency key, so nothing is created tw
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,6 +22,7 @@ from itinerabot import messages
 from itinerabot.clock import WallClock
 from itinerabot.errors import StoreError
 from itinerabot.i18n import N_, Texts
+from itinerabot.lanes import Lanes
 from itinerabot.messages import Message, Notify, Text
 from itinerabot.models import OrderStatus
 from itinerabot.payments.methods import PaymentActions
@@ -54,14 +55,14 @@ class PaymentRequests:
         self._actions = actions
         self._notify = notify
         self._clock = clock
-        self._slots = trio.CapacityLimiter(CONCURRENT_REQUESTS)
-        self._chats: dict[int, trio.Lock] = {}
-        self._send, self._receive = trio.open_memory_channel[Request](math.inf)
+        # one chat's requests in the order they were made, many chats at once
+        self._lanes: Lanes[int, Request] = Lanes(self._carry_out, CONCURRENT_REQUESTS)
 
     def submit(self, committed: Sequence[Request]) -> None:
-        """Carry out requests whose update has committed."""
+        """Carry out requests whose update has committed (the service runs before the long
+        poll starts, so the requests left open by the last run are queued first)."""
         for request in committed:
-            self._send.send_nowait(request)
+            self._lanes.submit(request.chat_id, request)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Carry out the requests left open by the last run, then each one submitted, until
@@ -70,29 +71,26 @@ class PaymentRequests:
         left = await self._store.run(requests.still_open)
         if left:
             log.info("payment requests resumed", extra={"count": len(left)})
-        by_chat: dict[int, list[Request]] = {}
-        for request in left:
-            by_chat.setdefault(request.chat_id, []).append(request)
         async with trio.open_nursery() as nursery:
-            for chat_requests in by_chat.values():  # one chat's in the order they were made
-                nursery.start_soon(self._carry_out_in_order, chat_requests)
+            await nursery.start(self._lanes.run)
+            self.submit(left)
             task_status.started()
-            async for request in self._receive:
-                nursery.start_soon(self._carry_out, request)
-
-    async def _carry_out_in_order(self, chat_requests: list[Request]) -> None:
-        for request in chat_requests:
-            await self._carry_out(request)
 
     async def _carry_out(self, request: Request) -> None:
-        lock = self._chats.setdefault(request.chat_id, trio.Lock())
+        """One request, start to end: the lane's task boundary, so a bug here never takes
+        the service (and with it the bot) down."""
         try:
-            async with lock, self._slots:
-                answer = await self._answer(request)
-                await self._record(request, answer)
-        finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._chats.pop(request.chat_id, None)
+            answer = await self._answer(request)
+            await self._record(request, answer)
+        except trio.Cancelled:
+            raise
+        except Exception:
+            log.exception(
+                "payment request could not be recorded; closed without an answer",
+                extra={"chat": request.chat_id, "request": request.id},
+            )
+            with contextlib.suppress(StoreError):  # a store that fails: it is retried at start
+                await self._store.run(requests.finish, request.id, self._clock())
 
     async def _answer(self, request: Request) -> list[Message]:
         """What the payment method says; a sentence asking to try again if it failed."""
@@ -123,7 +121,7 @@ class PaymentRequests:
     async def _record(self, request: Request, answer: list[Message]) -> None:
         """Queue the answer and mark the request done in one transaction, trying until the
         store takes it (the answer is never queued twice: `finish` is conditional)."""
-        delay = 1.0
+        delay, fallback = 1.0, False
         while True:
             try:
                 done = await self._store.run(_finish, request, answer, self._clock())
@@ -135,13 +133,13 @@ class PaymentRequests:
                     "cannot record a payment request's answer yet",
                     extra={"request": request.id, "error": str(exc), "retry_in": delay},
                 )
-            except Exception:  # a bug in the answer: never left open to crash every start
-                if answer == [Text(PREPARE_FAILED)]:
-                    raise
+            except Exception:
+                if fallback:
+                    raise  # `_carry_out` closes the request
                 log.exception(
                     "cannot record a payment request's answer", extra={"request": request.id}
                 )
-                answer = [Text(PREPARE_FAILED)]
+                answer, fallback = [Text(PREPARE_FAILED)], True
                 continue
             await trio.sleep(delay)
             delay = min(delay * 2, RECORD_BACKOFF_CAP)
@@ -156,7 +154,8 @@ def _finish(
         return False
     if request.action is not Action.CHECKOUT_RETURN:
         order = order_rows.get_order_by_reference(conn, request.argument)
-        if order is not None and order.status == OrderStatus.CANCELLED:
+        mine = order is not None and order.chat_id == request.chat_id
+        if mine and order is not None and order.status == OrderStatus.CANCELLED:
             # cancelled while the provider was asked: no payment page after "cancelled"
             t = languages.texts_of(conn, request.chat_id)
             answer = [Text(order_cancelled(t, request.argument))]

@@ -174,7 +174,7 @@ def _skip(conn: sqlite3.Connection, incoming: Incoming, offset: int, now: dateti
 
 class UpdateHandler:
     """Turns each update into a committed set of effects (called concurrently for different
-    chats, never twice at once for one chat: see `ChatLanes`)."""
+    chats, never twice at once for one chat: see `Lanes`)."""
 
     def __init__(
         self,

@@ -1,10 +1,10 @@
 """The Telegram long-poll loop: getUpdates, hand each new update to its chat's lane, repeat.
 
-Chats are handled concurrently (`ChatLanes`), so updates commit out of order: the offset told
-to Telegram and stored with each update's effects is the lowest update not yet committed
-(`UpdateWindow`), and updates done above it are skipped when Telegram sends them again. While
-updates are in hand, the next getUpdates waits for one of them to finish (or a short pause),
-so a busy bot polls no faster than it works. 409 (another instance
+Chats are handled concurrently (`Lanes` keyed by chat), so updates commit out of order: the
+offset told to Telegram and stored with each update's effects is the lowest update not yet
+committed (`UpdateWindow`), and updates done above it are skipped when Telegram sends them
+again. While updates are in hand, the next getUpdates waits for one of them to finish (or a
+short pause), so a busy bot polls no faster than it works. 409 (another instance
 polling) and network errors back off; 429 waits `retry_after`; an invalid token ends the loop
 with InvalidToken so the process stops with a clear message. The trio time of the last
 getUpdates that succeeded is kept for /healthz.
@@ -16,10 +16,11 @@ import logging
 
 import telegram
 import trio
+from telegram import Update
 
 from itinerabot.adapters.telegram.client import TelegramClient
 from itinerabot.adapters.telegram.handler import UpdateHandler
-from itinerabot.adapters.telegram.lanes import ChatLanes
+from itinerabot.adapters.telegram.updates import translate
 from itinerabot.adapters.telegram.window import UpdateWindow
 from itinerabot.config import TelegramSettings
 from itinerabot.errors import (
@@ -29,10 +30,18 @@ from itinerabot.errors import (
     RateLimited,
     ServiceError,
 )
+from itinerabot.lanes import Lanes
 from itinerabot.metrics import DISCARD, Recorder
 from itinerabot.store import Store, misc
 
 log = logging.getLogger(__name__)
+
+
+def chat_key(update: telegram.Update) -> int:
+    """The lane an update belongs to: the chat the handler will read and write for it (the
+    same `translate`), or a lane of its own when it has none."""
+    incoming = translate(update)
+    return incoming.chat_id if incoming is not None else -(2**62) - update.update_id
 
 
 #: while updates are in hand, the longest wait for one to finish before polling again (new
@@ -59,7 +68,7 @@ class LongPoll:
         self._settings = settings
         self._metrics = metrics
         self._window = UpdateWindow(0)
-        self._lanes = ChatLanes(self._handle, settings.concurrent_chats)
+        self._lanes: Lanes[int, Update] = Lanes(self._handle, settings.concurrent_chats)
         self._progress = trio.Event()
         self.started_at: float | None = None
         self.last_success: float | None = None
@@ -140,7 +149,7 @@ class LongPoll:
             self.polls += 1
             for update in sorted(updates, key=lambda u: u.update_id):
                 if self._window.admit(update.update_id):
-                    self._lanes.submit(update)
+                    self._lanes.submit(chat_key(update), update)
 
     async def _handle(self, update: telegram.Update) -> None:
         """Handle one update in its lane and commit it with the offset it leaves behind."""

@@ -2,8 +2,8 @@
 
 Transient failures are retried with capped exponential backoff until `give_up_after` seconds
 have passed since the row's first failure; a refusal ends the row at once; a second send
-without an answer ends it as unconfirmed (so a PDF goes out at most twice; a text caught in
-flight by a stop does not count here and goes out once more after each such stop).
+without an answer ends it as unconfirmed (so a PDF goes out at most twice); a text caught in
+flight by a stop goes out again up to MAX_INTERRUPTED_TEXT sends without an answer.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from itinerabot.store.outbox import Failures
 
 #: sends without an answer after which a row is not sent again: one repeat at most
 MAX_UNKNOWN_OUTCOMES = 2
+#: for a message other than a PDF caught in flight by a stop: a bot killed twice in a row must
+#: not leave a traveller without an answer, and a crash loop must not repeat it for ever
+MAX_INTERRUPTED_TEXT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +35,18 @@ def backoff(attempts: int, cap: float) -> float:
 
 
 def ending_after(
-    exc: ServiceError, failures: Failures, now: datetime, give_up_after: float
+    exc: ServiceError,
+    failures: Failures,
+    now: datetime,
+    give_up_after: float,
+    max_unknown: int = MAX_UNKNOWN_OUTCOMES,
 ) -> Ending | None:
-    """How a row ends after a failed send (`failures` includes it), or None to send again."""
+    """How a row ends after a failed send (`failures` includes it), or None to send again;
+    `max_unknown` sends without an answer end it as unconfirmed."""
     # a refused token is the bot's problem, not the message's: keep the row until it is fixed
     if isinstance(exc, PermanentServiceError) and not isinstance(exc, InvalidToken):
         return Ending("failed", exc.message)
-    if failures.unknown_outcomes >= MAX_UNKNOWN_OUTCOMES:
+    if failures.unknown_outcomes >= max_unknown:
         return Ending(
             "unconfirmed",
             f"sent {failures.unknown_outcomes} times without an answer from Telegram, so it may"

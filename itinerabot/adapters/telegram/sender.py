@@ -25,7 +25,13 @@ import trio
 from itinerabot import messages
 from itinerabot.adapters.telegram.client import SERVICE, TelegramClient
 from itinerabot.adapters.telegram.pacing import Pacer
-from itinerabot.adapters.telegram.retries import Ending, backoff, ending_after
+from itinerabot.adapters.telegram.retries import (
+    MAX_INTERRUPTED_TEXT,
+    MAX_UNKNOWN_OUTCOMES,
+    Ending,
+    backoff,
+    ending_after,
+)
 from itinerabot.clock import WallClock
 from itinerabot.config import SenderSettings
 from itinerabot.errors import (
@@ -261,9 +267,25 @@ class Sender:
                 await self._end(item, Ending("failed", str(exc)))
                 return None
             except Exception as exc:  # one bad row must not stop every chat's messages
-                log.exception("cannot prepare a message (a bug)", extra={"chat": item.chat_id})
-                await self._end(item, Ending("failed", f"{type(exc).__name__}: {exc}"))
-                return None
+                log.exception("cannot prepare a message", extra={"chat": item.chat_id})
+                error = f"{type(exc).__name__}: {exc}"
+                if item.kind not in DOCUMENT_KINDS:
+                    await self._end(item, Ending("failed", error))
+                    return None
+                # a paid order's PDF: a render that fails (memory, a thread, a file) is tried
+                # again with backoff until give_up_after, like a send that fails
+                failures, ending = await self._settle(
+                    _record_failure,
+                    item,
+                    TransientServiceError("pdf", error),
+                    self._clock(),
+                    self._settings.give_up_after,
+                )
+                if ending is not None:
+                    self._log_ending(item, ending)
+                    return None
+                delay = backoff(failures.attempts, self._settings.backoff_cap)
+                await self._pause_until(trio.current_time() + delay)
         return None
 
     async def _after_failure(self, item: outbox.OutboxItem, exc: ServiceError, slot: float) -> bool:
@@ -381,10 +403,11 @@ def _record_failure(
     exc: ServiceError,
     at: datetime,
     give_up_after: float,
+    max_unknown: int = MAX_UNKNOWN_OUTCOMES,
 ) -> tuple[outbox.Failures, Ending | None]:
     unknown = isinstance(exc, OutcomeUnknown)
     failures = outbox.record_failure(conn, item.id, exc.message, at, unknown=unknown)
-    ending = ending_after(exc, failures, at, give_up_after)
+    ending = ending_after(exc, failures, at, give_up_after, max_unknown)
     if ending is not None:
         _end(conn, item, ending)
     return failures, ending
@@ -402,18 +425,14 @@ def _end(conn: sqlite3.Connection, item: outbox.OutboxItem, ending: Ending) -> N
 def _count_interrupted(
     conn: sqlite3.Connection, at: datetime, give_up_after: float
 ) -> list[tuple[outbox.OutboxItem, Ending | None]]:
-    """Rows a stopped process left in flight. A PDF counts as a send without an answer (a
-    second one ends it unconfirmed, for the operator: a PDF never goes out three times).
-    Anything else is simply sent again: a bot killed twice while a dialogue answer was in
-    flight must not leave the traveller without it (one repeat per stop at most)."""
-    pdf = OutcomeUnknown(SERVICE, "the bot stopped while this was being sent")
-    other = TransientServiceError(SERVICE, "the bot stopped while this was being sent")
-    return [
-        (
-            item,
-            _record_failure(
-                conn, item, pdf if item.kind in DOCUMENT_KINDS else other, at, give_up_after
-            )[1],
-        )
-        for item in outbox.interrupted(conn)
-    ]
+    """Rows a stopped process left in flight: each counts as a send without an answer. A PDF
+    ends unconfirmed on its second (for the operator: a PDF never goes out three times); any
+    other message is sent again until MAX_INTERRUPTED_TEXT (a bot killed twice while a
+    dialogue answer was in flight must not leave the traveller without it)."""
+    stopped = OutcomeUnknown(SERVICE, "the bot stopped while this was being sent")
+    counted = []
+    for item in outbox.interrupted(conn):
+        pdf = item.kind in DOCUMENT_KINDS
+        most = MAX_UNKNOWN_OUTCOMES if pdf else MAX_INTERRUPTED_TEXT
+        counted.append((item, _record_failure(conn, item, stopped, at, give_up_after, most)[1]))
+    return counted

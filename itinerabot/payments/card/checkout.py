@@ -189,10 +189,10 @@ class CardPayments:
         Said in `texts` (English if None).
 
         Stripe is asked only about a session still open in the store, at most once per order
-        every RETURN_RETRIEVE_EVERY seconds and for at most RETURN_TIME_LIMIT seconds (updates
-        wait meanwhile); otherwise, or on a time-out, the payment is "not confirmed yet" and
-        the webhook or the reconciler delivers it. Coming back with `back_` from a session
-        that ended offers a new payment.
+        every RETURN_RETRIEVE_EVERY seconds and for at most RETURN_TIME_LIMIT seconds (in a
+        payment request: no update waits); otherwise, or on a time-out, the payment is "not
+        confirmed yet" and the webhook or the reconciler delivers it. Coming back with `back_`
+        from a session that ended offers a new payment.
         """
         match, t = _PAYLOAD_RE.match(payload), texts or english()
         if match is None:
