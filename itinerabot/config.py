@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from itinerabot.errors import ConfigError
+from itinerabot.models import PaymentMethod
 
 #: Environment variables that override secrets in the file (and may replace them entirely).
 SECRET_ENV: dict[tuple[str, str], str] = {
@@ -33,6 +34,9 @@ SECRET_ENV: dict[tuple[str, str], str] = {
     ("stripe", "webhook_secret"): "ITINERABOT_STRIPE_WEBHOOK_SECRET",
     ("circle", "api_key"): "ITINERABOT_CIRCLE_API_KEY",
 }
+
+#: a payment method as the config names it
+MethodName = Literal["stars", "card", "usdc"]
 
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 
@@ -74,6 +78,16 @@ class TelegramSettings(_Section):
     healthy_within: float = Field(default=120.0, gt=0)
     #: updates of different chats handled at once (one chat's are always one at a time)
     concurrent_chats: int = Field(default=32, ge=1, le=1000)
+    #: the payment methods Telegram users are offered, in this order; unset: every method
+    #: enabled below (Stars first). Telegram asks digital goods to be sold for Stars only.
+    payment_methods: tuple[MethodName, ...] | None = Field(default=None, min_length=1)
+
+    @field_validator("payment_methods")
+    @classmethod
+    def _no_repeats(cls, v: tuple[MethodName, ...] | None) -> tuple[MethodName, ...] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError("names a method twice")
+        return v
 
     @field_validator("token")
     @classmethod
@@ -216,6 +230,14 @@ class CircleSettings(_Section):
         return self
 
 
+class StarsSettings(_Section):
+    """Telegram Stars (currency XTR): an invoice inside Telegram, paid in one tap."""
+
+    enabled: bool = True
+    #: the itinerary's price in whole Stars (Telegram takes 1 to 100000 per invoice)
+    price: int = Field(default=500, ge=1, le=100000)
+
+
 class ShopSettings(_Section):
     #: where travellers reach the shop (an e-mail address, a Telegram @username, a URL): told
     #: to a traveller who is owed money back, e.g. to give the address for a USDC refund
@@ -238,16 +260,45 @@ class Settings(_Section):
     sender: SenderSettings = SenderSettings()
     stripe: StripeSettings = StripeSettings(enabled=False)
     circle: CircleSettings = CircleSettings(enabled=False)
+    stars: StarsSettings = StarsSettings(enabled=False)
     shop: ShopSettings = ShopSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @model_validator(mode="after")
     def _one_payment_method(self) -> Settings:
-        if not (self.stripe.enabled or self.circle.enabled):
+        if not (self.stripe.enabled or self.circle.enabled or self.stars.enabled):
             raise ValueError(
-                "enable at least one payment method (stripe.enabled or circle.enabled)"
+                "enable at least one payment method (stars.enabled, stripe.enabled or"
+                " circle.enabled)"
+            )
+        off = [m for m in self.telegram.payment_methods or () if m not in self.enabled_methods]
+        if off:
+            raise ValueError(
+                "telegram.payment_methods offers "
+                + ", ".join(off)
+                + " but "
+                + ", ".join(f"{_SECTION_OF[m]}.enabled" for m in off)
+                + " is off"
             )
         return self
+
+    @property
+    def enabled_methods(self) -> tuple[PaymentMethod, ...]:
+        """The payment methods whose section is enabled, Stars first."""
+        on = {
+            PaymentMethod.STARS: self.stars.enabled,
+            PaymentMethod.CARD: self.stripe.enabled,
+            PaymentMethod.USDC: self.circle.enabled,
+        }
+        return tuple(m for m, enabled in on.items() if enabled)
+
+    @property
+    def telegram_methods(self) -> tuple[PaymentMethod, ...]:
+        """The payment methods Telegram users are offered, in the order shown."""
+        listed = self.telegram.payment_methods
+        if listed is None:
+            return self.enabled_methods
+        return tuple(PaymentMethod(m) for m in listed)
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redactor."""
@@ -258,6 +309,10 @@ class Settings(_Section):
             self.circle.api_key,
         ]
         return [v.get_secret_value() for v in values if v is not None]
+
+
+#: the config section that enables each payment method
+_SECTION_OF = {"stars": "stars", "card": "stripe", "usdc": "circle"}
 
 
 def _check_url(v: str) -> str:
@@ -278,7 +333,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Set
             if isinstance(sect, dict):
                 sect[key] = value
     # A payment section that is present is enabled unless it says otherwise.
-    for section in ("stripe", "circle"):
+    for section in ("stripe", "circle", "stars"):
         if isinstance(data.get(section), dict):
             data[section].setdefault("enabled", True)
     unfilled = placeholders(data)

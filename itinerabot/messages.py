@@ -32,13 +32,16 @@ class Kind(StrEnum):
     DOCUMENT_COPY = "document_copy"
     REMOVE_BUTTONS = "remove_buttons"
     ANSWER_CALLBACK = "answer_callback"
+    INVOICE = "invoice"
 
 
 #: kinds that carry the order's PDF
 DOCUMENT_KINDS = frozenset({Kind.DOCUMENT, Kind.DOCUMENT_COPY})
 
 #: kinds that post a new message (and so count against a channel's per-chat pace)
-POSTING_KINDS = frozenset({Kind.TEXT, Kind.PHOTO_QR, Kind.DOCUMENT, Kind.DOCUMENT_COPY})
+POSTING_KINDS = frozenset(
+    {Kind.TEXT, Kind.PHOTO_QR, Kind.DOCUMENT, Kind.DOCUMENT_COPY, Kind.INVOICE}
+)
 
 #: wakes the sender for a chat whose outbox rows have committed
 Notify = Callable[[int], None]
@@ -76,7 +79,19 @@ class DocumentCopy:
     """Another copy of a paid order's PDF (the traveller's button, `orders resend`)."""
 
 
-Message = Text | PhotoQr | Document | DocumentCopy | RemoveButtons | AnswerCallback
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    """An invoice in Telegram Stars (XTR) for one item: `amount` whole Stars. `payload` names
+    the order and the attempt (store.stars); title 1-32 and description 1-255 characters."""
+
+    title: str
+    description: str
+    payload: str
+    label: str
+    amount: int
+
+
+Message = Text | PhotoQr | Document | DocumentCopy | RemoveButtons | AnswerCallback | Invoice
 
 
 def to_row(message: Message) -> tuple[Kind, dict[str, Any]]:
@@ -99,6 +114,14 @@ def to_row(message: Message) -> tuple[Kind, dict[str, Any]]:
             return Kind.REMOVE_BUTTONS, {"message_id": message_id}
         case AnswerCallback(callback_id=callback_id, text=text):
             return Kind.ANSWER_CALLBACK, {"callback_id": callback_id, "text": text}
+        case Invoice(title=title, description=description, payload=load, label=label):
+            return Kind.INVOICE, {
+                "title": title,
+                "description": description,
+                "payload": load,
+                "label": label,
+                "amount": message.amount,
+            }
 
 
 def from_row(kind: str, payload: dict[str, Any]) -> Message:
@@ -121,6 +144,14 @@ def from_row(kind: str, payload: dict[str, Any]) -> Message:
             return RemoveButtons(int(payload["message_id"]))
         case Kind.ANSWER_CALLBACK:
             return AnswerCallback(payload["callback_id"], payload.get("text"))
+        case Kind.INVOICE:
+            return Invoice(
+                payload["title"],
+                payload["description"],
+                payload["payload"],
+                payload["label"],
+                int(payload["amount"]),
+            )
 
 
 def queue(

@@ -137,6 +137,7 @@ class OrderStatus(enum.StrEnum):
 class PaymentMethod(enum.StrEnum):
     CARD = "card"
     USDC = "usdc"
+    STARS = "stars"  # Telegram Stars (currency XTR), Telegram's own invoices
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from itinerabot.adapters.telegram.client import TelegramClient, open_telegram
 from itinerabot.adapters.telegram.handler import UpdateHandler
 from itinerabot.adapters.telegram.links import start_link
 from itinerabot.adapters.telegram.longpoll import LongPoll
+from itinerabot.adapters.telegram.precheckout import PreCheckoutDesk
 from itinerabot.adapters.telegram.sender import Sender
 from itinerabot.clock import WallClock, system_clock
 from itinerabot.config import Settings
@@ -132,8 +133,11 @@ async def _build(
     # taps on "Pay" are carried out after their update commits: no update waits on a provider
     requests = PaymentRequests(store, actions, sender.notify, clock)
     actions.services.append(("payment requests", requests.run))
-    handler = UpdateHandler(store, sender.notify, settings, clock, requests.submit)
-    longpoll = LongPoll(telegram, store, handler, settings.telegram, metrics)
+    handler = UpdateHandler(
+        store, sender.notify, settings, clock, requests.submit, fulfilment.settle
+    )
+    desk = PreCheckoutDesk(telegram, store, metrics)
+    longpoll = LongPoll(telegram, store, handler, desk, settings.telegram, metrics)
     ops = OpsRoutes(
         store,
         longpoll,

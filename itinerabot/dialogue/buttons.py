@@ -22,6 +22,7 @@ from itinerabot.dialogue.types import (
     ChooseLanguage,
     InlineButton,
     PayByCard,
+    PayWithStars,
     PayWithUsdc,
     RemoveButtons,
     ResendDocument,
@@ -111,10 +112,17 @@ def _show_edit_menu(turn: Turn) -> None:
     turn.say(t.gettext(texts.EDIT_WHAT), rows)
 
 
+_PAY: dict[str, type[PayByCard | PayWithUsdc | PayWithStars]] = {
+    "card": PayByCard,
+    "usdc": PayWithUsdc,
+    "stars": PayWithStars,
+}
+
+
 def _on_pay(turn: Turn, press: ButtonPress) -> str | None:
     _, method, reference = [*press.data.split(":", 2), "", ""][:3]
     t = turn.t
-    if method not in ("card", "usdc") or not reference:
+    if method not in ("card", "usdc", "stars") or not reference:
         return t.gettext(texts.STALE)
     order = find_order(turn.ctx, reference)
     if order is None and reference != turn.draft.order:
@@ -127,8 +135,11 @@ def _on_pay(turn: Turn, press: ButtonPress) -> str | None:
         return t.gettext(texts.CARD_OFF)
     if method == "usdc" and not turn.ctx.usdc_enabled:
         return t.gettext(texts.USDC_OFF)
+    if method == "stars" and turn.ctx.stars_price is None:
+        return t.gettext(texts.STARS_OFF)
     turn.replies.append(AnswerCallback(press.callback_id))
-    turn.actions.append(PayByCard(reference) if method == "card" else PayWithUsdc(reference))
+    pay: type[PayByCard | PayWithUsdc | PayWithStars] = _PAY[method]
+    turn.actions.append(pay(reference))
     return None
 
 

@@ -52,8 +52,13 @@ def _show_summary(turn: Turn, preface: Sequence[str]) -> None:
     notes = [p for p in preface if p]
     if notes:
         turn.say("\n\n".join(notes))
-    text = texts.summary(t, draft.passenger or "", shown, ctx.price, ctx.currency, draft.order)
+    money_too = ctx.card_enabled or ctx.usdc_enabled
+    price = texts.prices(t, ctx.price, ctx.currency, ctx.stars_price, money_too)
+    text = texts.summary(t, draft.passenger or "", shown, price, draft.order)
     pay: list[InlineButton] = []
+    if ctx.stars_price is not None:
+        label = t.gettext(texts.PAY_STARS, price=ctx.stars_price)
+        pay.append(InlineButton(label, data=f"pay:stars:{draft.order}"))
     if ctx.card_enabled:
         pay.append(InlineButton(t.gettext(texts.PAY_CARD), data=f"pay:card:{draft.order}"))
     if ctx.usdc_enabled:

@@ -90,6 +90,17 @@ def money(amount: Decimal, currency: str) -> str:
     return f"{amount:.2f} {currency}"
 
 
+def prices(t: Texts, amount: Decimal, currency: str, stars: int | None, money_too: bool) -> str:
+    """`500 ⭐ or 10.00 USD`: the price in each currency offered (Stars when `stars` is set,
+    money when `money_too` or nothing else is)."""
+    said = [] if stars is None else [f"{stars} ⭐"]
+    if money_too or not said:
+        said.append(money(amount, currency))
+    if len(said) == 1:
+        return said[0]
+    return t.gettext("{first} or {second}", first=said[0], second=said[1])
+
+
 def clip(text: str) -> str:
     """`text` cut to Telegram's message limit."""
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
@@ -543,6 +554,7 @@ ITINERARY_NOT_TICKET = N_(
 )
 PAY_CARD = N_("Pay by card")
 PAY_USDC = N_("Pay with USDC")
+PAY_STARS = N_("Pay {price} ⭐")
 EDIT = N_("Edit")
 CANCEL = N_("Cancel")
 BACK_TO_SUMMARY = N_("Back to the summary")
@@ -569,11 +581,11 @@ def summary(
     t: Texts,
     passenger: str,
     flights: Sequence[tuple[str, Flight, int]],
-    price: Decimal,
-    currency: str,
+    price: str,
     reference: str,
 ) -> str:
-    """The whole itinerary for a last check: `flights` holds (label, flight, arrival day offset)."""
+    """The whole itinerary for a last check: `flights` holds (label, flight, arrival day
+    offset); `price` as `prices` says it."""
     parts = [t.gettext("Please check your itinerary."), "", ack_passenger(t, passenger)]
     for label, flight, offset in flights:
         arrives = local_moment(t, flight.arrival_aware)
@@ -592,7 +604,7 @@ def summary(
         "",
         t.gettext(
             "Price: {price} · Order {reference}",
-            price=money(price, currency),
+            price=price,
             reference=reference,
         ),
         "",
@@ -610,6 +622,7 @@ ORDER_WAS_CANCELLED = N_("This order was cancelled. /start makes a new one.")
 ORDER_UNKNOWN = N_("I can't find that order.")
 CARD_OFF = N_("Card payment is not available at the moment.")
 USDC_OFF = N_("USDC payment is not available at the moment.")
+STARS_OFF = N_("Payment in Telegram Stars is not available at the moment.")
 NOT_PAID_NO_PDF = N_("That order isn't paid, so there is no PDF to send.")
 SENDING_PDF = N_("Sending the PDF again…")
 

@@ -122,6 +122,13 @@ class PayWithUsdc:
 
 
 @dataclass(frozen=True, slots=True)
+class PayWithStars:
+    """Send a Telegram Stars invoice for this order."""
+
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResendDocument:
     """Send the PDF of this paid order again."""
 
@@ -147,6 +154,7 @@ Action = (
     | CancelOrder
     | PayByCard
     | PayWithUsdc
+    | PayWithStars
     | ResendDocument
     | DeepLinkReturn
     | ChooseLanguage
@@ -166,6 +174,7 @@ class Context:
     orders: tuple[Order, ...] = ()  # this chat's orders, newest first
     card_enabled: bool = True
     usdc_enabled: bool = True
+    stars_price: int | None = None  # the price in Telegram Stars when they are offered
     texts: Texts = field(default_factory=english)  # the chat's language
 
 

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def _amount(payment: Payment) -> str:
+    """`10.00 USD`, `10.00 USDC`, or `500 ⭐` for Telegram Stars (whole Stars)."""
+    if payment.currency.upper() == "XTR":
+        return f"{payment.amount:.0f} ⭐"
     return f"{payment.amount:.2f} {payment.currency}"
 
 
@@ -67,6 +70,8 @@ def how_to_get_it_back(t: Texts, method: PaymentMethod, support: str | None) -> 
     """The sentence that tells a traveller how money owed back reaches them."""
     if method == PaymentMethod.CARD:
         return t.gettext("It will be refunded to your card.")
+    if method == PaymentMethod.STARS:
+        return t.gettext("The Stars will be refunded to your Telegram account.")
     if method == PaymentMethod.USDC and support:
         return t.gettext(
             "We will send it back in USDC: to receive it, write to {support} with your order "
@@ -89,15 +94,21 @@ def record_payment(
     now: datetime,
     *,
     support: str | None = None,
+    price: Decimal | None = None,
 ) -> Recorded:
     """The transition itself, inside the caller's transaction: awaiting payment → paid, and
     "payment received" plus the PDF queued in the outbox. Only the first call for an order
     changes anything. A payment that does not cover the price pays nothing (an anomaly); a
     second, different payment of a paid order, and whatever was paid above the price, are
-    recorded as owed back and the chat told (`support` says where to ask for it)."""
+    recorded as owed back and the chat told (`support` says where to ask for it).
+
+    `price` is the order's price in the payment's own currency when that is not the order's
+    (Telegram Stars: what the invoice asked)."""
     order = order_rows.get_order_head(conn, order_id)
     if order is None:
         return Recorded(order_id, payment, source, None, fresh=False)
+    if price is not None:  # the order as priced in the payment's currency
+        order = replace(order, price=price, currency=payment.currency)
     refused = shortfall(order, payment)
     if refused is not None:
         return _refuse(conn, order, payment, source, now, refused)

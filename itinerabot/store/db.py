@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -160,9 +161,17 @@ class SqliteStore:
     batching makes that cost per burst instead of per call. Create it with `open_store`.
     """
 
-    def __init__(self, conn: sqlite3.Connection, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        max_batch: int = 256,
+        reader: sqlite3.Connection | None = None,
+    ) -> None:
         self._conn = conn
         self._max_batch = max_batch
+        self._reader = reader
+        self._reader_lock = threading.Lock()
         self._jobs_in, self._jobs_out = trio.open_memory_channel[_Job](math.inf)
         self.closed = False
 
@@ -188,6 +197,31 @@ class SqliteStore:
                 raise StoreError(f"{fn.__name__}: {job.error}") from job.error
             raise job.error
         return cast(T, job.result)
+
+    async def read(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `fn(conn, *args)` in one read transaction on the reader connection, beside the
+        writer's queue: a reader in WAL mode waits for no writer, so a burst of writes
+        cannot hold up an answer that has a deadline. A cancelled caller returns at once
+        (the thread finishes on its own). Without a reader, this is `run`.
+
+        Raises StoreError for SQLite failures (writing through this connection is one).
+        """
+        if self._reader is None:
+            return await self.run(fn, *args, **kwargs)
+
+        def bound(conn: sqlite3.Connection) -> T:
+            return fn(conn, *args, **kwargs)
+
+        call = partial(_read, self._reader, self._reader_lock, bound)
+        try:
+            return await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{fn.__name__}: {exc}") from exc
 
     async def writer(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -232,7 +266,8 @@ async def open_store(
     `migrate_schema=False`, any schema but this program's).
     """
     conn = await trio.to_thread.run_sync(partial(connect, path, migrate_schema=migrate_schema))
-    store = SqliteStore(conn)
+    reader = await trio.to_thread.run_sync(_open_reader, path)
+    store = SqliteStore(conn, reader=reader)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(store.writer, name="store writer")
@@ -243,6 +278,36 @@ async def open_store(
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(conn.close)
+            await trio.to_thread.run_sync(_close_reader, reader, store._reader_lock)
+
+
+def _open_reader(path: Path | str) -> sqlite3.Connection:
+    """A second connection for `SqliteStore.read`, which cannot write."""
+    try:
+        reader = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=5.0
+        )
+        reader.row_factory = sqlite3.Row
+        reader.execute("PRAGMA query_only=ON")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+    return reader
+
+
+def _read(
+    conn: sqlite3.Connection, lock: threading.Lock, fn: Callable[[sqlite3.Connection], T]
+) -> T:
+    with lock:
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("ROLLBACK")
+
+
+def _close_reader(reader: sqlite3.Connection, lock: threading.Lock) -> None:
+    with lock:  # a read abandoned by its caller may still be running
+        reader.close()
 
 
 def _ping(conn: sqlite3.Connection) -> None:

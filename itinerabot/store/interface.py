@@ -9,7 +9,9 @@ transaction on a pooled connection. What a call may rely on, whatever the engine
 - `fn` runs atomically: all its writes commit together, or none do when it raises;
 - SQL errors surface as `StoreError`; what `fn` raises itself comes back unchanged;
 - a cancelled caller's `fn` may still have run and committed, so every `fn` is safe to find
-  done (the conditional UPDATEs of fulfilment rely on this, not on locks held across calls).
+  done (the conditional UPDATEs of fulfilment rely on this, not on locks held across calls);
+- `read` runs a function that only reads on a connection of its own, so a deadline (the 10 s
+  of Telegram's pre-checkout query) does not depend on how many writes are queued.
 
 The functions are written against `sqlite3.Connection` today (`?` placeholders, `json_extract`,
 `INSERT … ON CONFLICT`); porting them to PostgreSQL means changing the placeholders and the
@@ -39,6 +41,17 @@ class Store(Protocol):
         **kwargs: P.kwargs,
     ) -> T:
         """`fn(conn, *args, **kwargs)` atomically; raises StoreError for the engine's errors."""
+        ...
+
+    async def read(
+        self,
+        fn: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`fn(conn, *args, **kwargs)` in one read-only transaction, never queued behind
+        writes (for answers with a deadline); a cancelled caller returns at once. Raises
+        StoreError for the engine's errors."""
         ...
 
     async def ping(self) -> bool:

@@ -196,4 +196,30 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX payment_requests_open ON payment_requests (id) WHERE done_at IS NULL;
     """,
+    # 6: Telegram Stars
+    """
+    -- an invoice sent for an order: its payload (the order's reference and the attempt) names
+    -- it in the pre-checkout query and in the payment; `amount` is what it asks, in whole Stars
+    CREATE TABLE star_invoices (
+        id         INTEGER PRIMARY KEY,
+        order_id   INTEGER NOT NULL REFERENCES orders (id),
+        payload    TEXT NOT NULL UNIQUE,
+        amount     INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX star_invoices_by_order ON star_invoices (order_id);
+    -- every Stars payment Telegram reported, once per charge, whatever it paid: who paid
+    -- (refundStarPayment needs the user) and what; `order_id` is NULL for an unknown payload
+    CREATE TABLE star_payments (
+        charge_id          TEXT PRIMARY KEY,
+        provider_charge_id TEXT,
+        payer_id           INTEGER NOT NULL,
+        chat_id            INTEGER NOT NULL,
+        payload            TEXT NOT NULL,
+        currency           TEXT NOT NULL,
+        amount             INTEGER NOT NULL,
+        order_id           INTEGER REFERENCES orders (id),
+        received_at        TEXT NOT NULL
+    );
+    """,
 )

@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: the update types the bot handles; everything else is never fetched
-ALLOWED_UPDATES: tuple[str, ...] = ("message", "callback_query")
+ALLOWED_UPDATES: tuple[str, ...] = ("message", "callback_query", "pre_checkout_query")
+
+#: what Telegram asks for a payment in Telegram Stars
+STARS_CURRENCY = "XTR"
 
 SERVICE = "telegram"
 
@@ -138,6 +141,15 @@ class TelegramClient:
             pool_timeout=5.0,
             httpx_kwargs=kwargs,
         )
+        # pre-checkout answers have 10 s: their own connections, never queued behind sends
+        self._urgent_request = HTTPXRequest(
+            connection_pool_size=4,
+            read_timeout=5.0,
+            write_timeout=5.0,
+            connect_timeout=3.0,
+            pool_timeout=3.0,
+            httpx_kwargs=kwargs,
+        )
         token = settings.token.get_secret_value()
         self.bot = telegram.Bot(
             token,
@@ -146,18 +158,27 @@ class TelegramClient:
             request=self._request,
             get_updates_request=self._updates_request,
         )
+        self._urgent = telegram.Bot(
+            token,
+            base_url=f"{settings.api_base}/bot",
+            base_file_url=f"{settings.api_base}/file/bot",
+            request=self._urgent_request,
+            get_updates_request=self._urgent_request,
+        )
         self.username = ""
 
     async def start(self) -> None:
         """Initialise the HTTP clients and check the token with getMe (raises InvalidToken)."""
         await self._request.initialize()
         await self._updates_request.initialize()
+        await self._urgent_request.initialize()
         me = await _call(self.bot.get_me())
         self.username = me.username or ""
 
     async def aclose(self) -> None:
         await self._request.shutdown()
         await self._updates_request.shutdown()
+        await self._urgent_request.shutdown()
 
     # ------------------------------------------------------------------ receiving
 
@@ -210,6 +231,40 @@ class TelegramClient:
 
     async def answer_callback(self, callback_id: str, text: str | None) -> None:
         await _call(self.bot.answer_callback_query(callback_id, text=text))
+
+    # ------------------------------------------------------------------ Telegram Stars
+
+    async def send_invoice(
+        self, chat_id: int, title: str, description: str, payload: str, label: str, amount: int
+    ) -> int:
+        """An invoice for `amount` Telegram Stars; it cannot be forwarded (another user could
+        pay it from the copy)."""
+        msg = await _call(
+            self.bot.send_invoice(
+                chat_id,
+                title,
+                description,
+                payload,
+                STARS_CURRENCY,
+                [telegram.LabeledPrice(label, amount)],
+                provider_token="",
+                protect_content=True,
+            )
+        )
+        return msg.message_id
+
+    async def answer_pre_checkout(self, query_id: str, error_message: str | None) -> None:
+        """Accept the pre-checkout query (`error_message` None) or refuse it, saying why. On
+        connections of its own: Telegram waits only 10 s for this answer."""
+        await _call(
+            self._urgent.answer_pre_checkout_query(
+                query_id, ok=error_message is None, error_message=error_message
+            )
+        )
+
+    async def refund_star_payment(self, user_id: int, charge_id: str) -> None:
+        """Give the Stars of one payment back to the user who paid."""
+        await _call(self.bot.refund_star_payment(user_id, charge_id))
 
 
 @asynccontextmanager

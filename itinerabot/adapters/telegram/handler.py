@@ -15,7 +15,6 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import telegram
 import trio
@@ -37,6 +36,7 @@ from itinerabot.dialogue.types import (
     DeepLinkReturn,
     Outcome,
     PayByCard,
+    PayWithStars,
     PayWithUsdc,
     RemoveButtons,
     Reply,
@@ -47,11 +47,15 @@ from itinerabot.dialogue.types import (
 from itinerabot.errors import StoreError
 from itinerabot.i18n import N_, Texts, choose, texts_for
 from itinerabot.messages import DocumentCopy, Message, Notify, Text
-from itinerabot.models import Order
+from itinerabot.models import Order, PaymentMethod
+from itinerabot.payments.fulfilment import Recorded
 from itinerabot.payments.requests import PREPARING
-from itinerabot.store import Store, languages, misc, outbox, payment_requests
+from itinerabot.payments.stars.invoice import issue_invoice
+from itinerabot.payments.stars.paid import record_star_payment
+from itinerabot.store import Store, languages, misc, money, outbox, payment_requests
 from itinerabot.store import orders as order_rows
 from itinerabot.store.payment_requests import Action, Request
+from itinerabot.store.stars import StarPayment
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +109,7 @@ def _commit(
     incoming: Incoming,
     outcome: Outcome | None,
     messages: Sequence[Message],
-    price: Any,
-    currency: str,
+    settings: Settings,
     now: datetime,
     offset: int,
 ) -> list[Request]:
@@ -126,8 +129,8 @@ def _commit(
                         reference=reference,
                         chat_id=chat_id,
                         itinerary=itinerary,
-                        price=price,
-                        currency=currency,
+                        price=settings.pricing.price,
+                        currency=settings.pricing.currency,
                         created_at=now,
                     )
                 case CancelOrder(reference=reference):
@@ -148,6 +151,10 @@ def _commit(
                     asked.append(payment_requests.add(conn, chat_id, what, ref, now))
                     t = languages.texts_of(conn, chat_id)
                     queued.append(Text(t.gettext(PREPARING)))
+                case PayWithStars(reference=ref):
+                    t = languages.texts_of(conn, chat_id)
+                    price = settings.stars.price
+                    queued.append(issue_invoice(conn, t, chat_id, ref, price, now))
                 case DeepLinkReturn(payload=payload):
                     asked.append(
                         payment_requests.add(conn, chat_id, Action.CHECKOUT_RETURN, payload, now)
@@ -160,6 +167,41 @@ def _commit(
         out.queue(conn, chat_id, message, now=now)
     misc.mark_handled(conn, incoming.update_id, offset)
     return asked
+
+
+def _commit_paid(
+    conn: sqlite3.Connection,
+    incoming: Incoming,
+    now: datetime,
+    offset: int,
+    support: str | None,
+) -> Recorded | None:
+    """Record a Stars payment (`successful_payment`) with the update that reported it."""
+    assert incoming.paid is not None
+    recorded = record_star_payment(conn, incoming.paid, now, support=support)
+    misc.mark_handled(conn, incoming.update_id, offset)
+    return recorded
+
+
+def _skip_paid(conn: sqlite3.Connection, incoming: Incoming, offset: int, now: datetime) -> None:
+    """A Stars payment that could not be recorded (a bug): an anomaly for the operator, who
+    settles or refunds it by hand, and an apology."""
+    paid = incoming.paid
+    assert paid is not None
+    money.record_anomaly(
+        conn,
+        source="telegram",
+        provider_ref=paid.charge_id,
+        reason="not_recorded",
+        detail={
+            "payload": paid.payload,
+            "amount": paid.amount,
+            "currency": paid.currency,
+            "payer_id": paid.payer_id,
+        },
+        now=now,
+    )
+    _skip(conn, incoming, offset, now)
 
 
 def _skip(conn: sqlite3.Connection, incoming: Incoming, offset: int, now: datetime) -> None:
@@ -183,12 +225,15 @@ class UpdateHandler:
         settings: Settings,
         clock: WallClock,
         request_payments: Callable[[Sequence[Request]], None],
+        settle: Callable[[Recorded], bool],
     ) -> None:
         self._store = store
         self._notify = notify
         self._settings = settings
         self._clock = clock
         self._request_payments = request_payments
+        #: after a Stars payment committed: wake the sender, tell the listeners (Fulfilment)
+        self._settle = settle
 
     async def handle(self, update: telegram.Update, offset: int) -> None:
         """Handle `update`; commit its effects, its id as handled and `offset` (the lowest
@@ -197,9 +242,11 @@ class UpdateHandler:
         A bug in handling one update is logged and the update skipped, never retried forever.
         """
         incoming = translate(update)
-        pricing = self._settings.pricing
         if incoming is None:
             await self._store.run(misc.mark_handled, update.update_id, offset)
+            return
+        if incoming.paid is not None:
+            await self._paid(incoming, incoming.paid, offset)
             return
         try:
             outcome, messages = await self._decide(incoming)
@@ -221,8 +268,7 @@ class UpdateHandler:
                 incoming,
                 outcome,
                 messages,
-                pricing.price,
-                pricing.currency,
+                self._settings,
                 self._clock(),
                 offset,
             )
@@ -237,6 +283,25 @@ class UpdateHandler:
         self._notify(incoming.chat_id)
         self._request_payments(asked)
 
+    async def _paid(self, incoming: Incoming, paid: StarPayment, offset: int) -> None:
+        """Telegram charged Stars: record it and pay its order, exactly once, whatever the
+        chat's dialogue is doing. StoreError leaves the update for the next start."""
+        support = self._settings.shop.support_contact
+        try:
+            recorded = await self._store.run(_commit_paid, incoming, self._clock(), offset, support)
+        except (trio.Cancelled, StoreError):
+            raise  # the update stays unhandled: the payment is recorded at the next start
+        except Exception:  # a bug: kept as an anomaly for the operator, never a crash loop
+            log.exception(
+                "recording a Stars payment failed; kept as an anomaly",
+                extra={"update_id": incoming.update_id, "charge": paid.charge_id},
+            )
+            recorded = None
+            await self._store.run(_skip_paid, incoming, offset, self._clock())
+        self._notify(incoming.chat_id)
+        if recorded is not None:
+            self._settle(recorded)
+
     async def _decide(self, incoming: Incoming) -> tuple[Outcome | None, list[Message]]:
         if not incoming.private:
             group_reply = texts_for(choose(None, incoming.language_code)).gettext(GROUP_REPLY)
@@ -247,14 +312,16 @@ class UpdateHandler:
             # Other group chatter is not for us: one reply per message could flood a group.
             return None, []
         chat = await self._store.run(_load, incoming.chat_id, incoming.language_code)
+        offered = self._settings.telegram_methods
         ctx = Context(
             now=self._clock(),
             price=self._settings.pricing.price,
             currency=self._settings.pricing.currency,
             new_reference=chat.new_reference,
             orders=tuple(chat.orders),
-            card_enabled=self._settings.stripe.enabled,
-            usdc_enabled=self._settings.circle.enabled,
+            card_enabled=PaymentMethod.CARD in offered,
+            usdc_enabled=PaymentMethod.USDC in offered,
+            stars_price=self._settings.stars.price if PaymentMethod.STARS in offered else None,
             texts=chat.texts,
         )
         outcome = step(chat.state, incoming.event, ctx)

@@ -20,6 +20,7 @@ from telegram import Update
 
 from itinerabot.adapters.telegram.client import TelegramClient
 from itinerabot.adapters.telegram.handler import UpdateHandler
+from itinerabot.adapters.telegram.precheckout import PreCheckoutDesk
 from itinerabot.adapters.telegram.updates import translate
 from itinerabot.adapters.telegram.window import UpdateWindow
 from itinerabot.config import TelegramSettings
@@ -59,12 +60,15 @@ class LongPoll:
         telegram: TelegramClient,
         store: Store,
         handler: UpdateHandler,
+        desk: PreCheckoutDesk,
         settings: TelegramSettings,
         metrics: Recorder = DISCARD,
     ) -> None:
         self._telegram = telegram
         self._store = store
         self._handler = handler
+        self._desk = desk
+        self._queries: trio.Nursery | None = None
         self._settings = settings
         self._metrics = metrics
         self._window = UpdateWindow(0)
@@ -103,8 +107,15 @@ class LongPoll:
         self.started_at = trio.current_time()
         async with trio.open_nursery() as nursery:
             await nursery.start(self._lanes.run, name="chat lanes")
+            await nursery.start(self._serve_queries, name="pre-checkout queries")
             task_status.started()
             await self._poll()
+
+    async def _serve_queries(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """The nursery pre-checkout queries are answered in, each in its own task."""
+        async with trio.open_nursery() as self._queries:
+            task_status.started()
+            await trio.sleep_forever()
 
     async def _poll(self) -> None:
         backoff = self._settings.backoff_initial
@@ -148,13 +159,29 @@ class LongPoll:
             self.last_success = trio.current_time()
             self.polls += 1
             for update in sorted(updates, key=lambda u: u.update_id):
-                if self._window.admit(update.update_id):
+                if not self._window.admit(update.update_id):
+                    continue
+                if update.pre_checkout_query is not None and self._queries is not None:
+                    # Telegram waits 10 s for the answer: never behind a chat's lane
+                    self._queries.start_soon(self._answer_query, update, update.pre_checkout_query)
+                else:
                     self._lanes.submit(chat_key(update), update)
 
     async def _handle(self, update: telegram.Update) -> None:
         """Handle one update in its lane and commit it with the offset it leaves behind."""
         await self._handler.handle(update, self._window.offset_after(update.update_id))
-        self._window.finish(update.update_id)
+        self._done(update.update_id)
+
+    async def _answer_query(self, update: Update, query: telegram.PreCheckoutQuery) -> None:
+        """Answer a pre-checkout query, then commit it as handled (an answer is never sent
+        twice in one run; after a crash the query is too old to answer again anyway)."""
+        await self._desk.answer(query)
+        offset = self._window.offset_after(update.update_id)
+        await self._store.run(misc.mark_handled, update.update_id, offset)
+        self._done(update.update_id)
+
+    def _done(self, update_id: int) -> None:
+        self._window.finish(update_id)
         self._progress.set()
         self.last_success = trio.current_time()
         self._metrics.update_handled()

@@ -48,6 +48,7 @@ from itinerabot.messages import (
     AnswerCallback,
     Document,
     DocumentCopy,
+    Invoice,
     Kind,
     PhotoQr,
     RemoveButtons,
@@ -368,7 +369,7 @@ class Sender:
         version cannot read, OrderNotPaid for a PDF of an order that is not paid."""
         tg = self._telegram
         chat_id = item.chat_id
-        match messages.from_row(item.kind, item.payload):
+        match message := messages.from_row(item.kind, item.payload):
             case Text(text=text, keyboard=keyboard, html=html):
                 return partial(tg.send_text, chat_id, text, keyboard, html=html)
             case PhotoQr(data=data, caption=caption):
@@ -378,6 +379,10 @@ class Sender:
                 return partial(tg.remove_buttons, chat_id, message_id)
             case AnswerCallback(callback_id=callback_id, text=notice):
                 return partial(tg.answer_callback, callback_id, notice)
+            case Invoice(title=title, description=about, payload=payload, label=label):
+                return partial(
+                    tg.send_invoice, chat_id, title, about, payload, label, message.amount
+                )
             case Document() | DocumentCopy():
                 if item.order_id is None:
                     raise OrderNotPaid("a PDF row without its order")

@@ -13,6 +13,7 @@ from itinerabot.dialogue.types import (
     OtherMessage,
     TextMessage,
 )
+from itinerabot.store.stars import StarPayment
 
 _KINDS = (
     "photo",
@@ -42,6 +43,8 @@ class Incoming:
     private: bool
     event: Event
     language_code: str | None = None  # the IETF tag the sender's app reports, e.g. "ru"
+    #: a `successful_payment` service message: Telegram charged Stars (not a dialogue event)
+    paid: StarPayment | None = None
 
 
 def translate(update: telegram.Update) -> Incoming | None:
@@ -50,7 +53,9 @@ def translate(update: telegram.Update) -> Incoming | None:
         msg = update.message
         private = msg.chat.type == telegram.constants.ChatType.PRIVATE
         language = msg.from_user.language_code if msg.from_user is not None else None
-        return Incoming(update.update_id, msg.chat.id, private, _message_event(msg), language)
+        paid = _star_payment(msg)
+        event = OtherMessage("successful_payment") if paid else _message_event(msg)
+        return Incoming(update.update_id, msg.chat.id, private, event, language, paid)
     cq = update.callback_query
     if cq is not None:
         chat = cq.message.chat if cq.message is not None else None
@@ -65,6 +70,22 @@ def translate(update: telegram.Update) -> Incoming | None:
             cq.from_user.language_code,
         )
     return None
+
+
+def _star_payment(msg: telegram.Message) -> StarPayment | None:
+    """The payment a `successful_payment` service message reports, or None."""
+    sp = msg.successful_payment
+    if sp is None:
+        return None
+    return StarPayment(
+        charge_id=sp.telegram_payment_charge_id,
+        payer_id=msg.from_user.id if msg.from_user is not None else msg.chat.id,
+        chat_id=msg.chat.id,
+        payload=sp.invoice_payload,
+        currency=sp.currency,
+        amount=sp.total_amount,
+        provider_charge_id=sp.provider_payment_charge_id or None,
+    )
 
 
 def _message_event(msg: telegram.Message) -> Event:

@@ -1,0 +1,116 @@
+"""Telegram Stars in SQLite: the invoices sent for orders, and every Stars payment reported.
+
+Functions take the open connection and run inside the caller's transaction (`Store.run`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StarInvoice:
+    """An invoice sent for an order; `payload` names it in Telegram's answers."""
+
+    id: int
+    order_id: int
+    payload: str
+    amount: int  # whole Stars
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StarPayment:
+    """A Stars payment as Telegram reported it (`successful_payment`)."""
+
+    charge_id: str  # telegram_payment_charge_id: what refundStarPayment names
+    payer_id: int  # the user who paid: refundStarPayment's user_id
+    chat_id: int
+    payload: str
+    currency: str
+    amount: int
+    provider_charge_id: str | None = None
+
+
+def _invoice(row: sqlite3.Row) -> StarInvoice:
+    return StarInvoice(
+        row["id"],
+        row["order_id"],
+        row["payload"],
+        row["amount"],
+        datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def add_invoice(
+    conn: sqlite3.Connection, order_id: int, reference: str, amount: int, now: datetime
+) -> StarInvoice:
+    """Store a new invoice for the order; its payload is `<reference>:<attempt>` (attempt
+    counting from 1), at most 128 bytes as Telegram requires."""
+    (sent,) = conn.execute(
+        "SELECT COUNT(*) FROM star_invoices WHERE order_id = ?", (order_id,)
+    ).fetchone()
+    payload = f"{reference}:{sent + 1}"
+    if not 1 <= len(payload.encode()) <= 128:
+        raise ValueError(f"an invoice payload must be 1-128 bytes: {payload!r}")
+    cur = conn.execute(
+        "INSERT INTO star_invoices (order_id, payload, amount, created_at) VALUES (?, ?, ?, ?)",
+        (order_id, payload, amount, now.isoformat()),
+    )
+    assert cur.lastrowid is not None
+    return StarInvoice(cur.lastrowid, order_id, payload, amount, now)
+
+
+def invoice_by_payload(conn: sqlite3.Connection, payload: str) -> StarInvoice | None:
+    row = conn.execute("SELECT * FROM star_invoices WHERE payload = ?", (payload,)).fetchone()
+    return None if row is None else _invoice(row)
+
+
+def invoices(conn: sqlite3.Connection, order_id: int) -> list[StarInvoice]:
+    """The order's invoices, oldest first."""
+    rows = conn.execute(
+        "SELECT * FROM star_invoices WHERE order_id = ? ORDER BY id", (order_id,)
+    ).fetchall()
+    return [_invoice(r) for r in rows]
+
+
+def record_payment(
+    conn: sqlite3.Connection, payment: StarPayment, order_id: int | None, now: datetime
+) -> bool:
+    """Remember a reported Stars payment; False if this charge was recorded before (the same
+    `successful_payment` seen again)."""
+    cur = conn.execute(
+        "INSERT INTO star_payments (charge_id, provider_charge_id, payer_id, chat_id, payload,"
+        " currency, amount, order_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (charge_id) DO NOTHING",
+        (
+            payment.charge_id,
+            payment.provider_charge_id,
+            payment.payer_id,
+            payment.chat_id,
+            payment.payload,
+            payment.currency,
+            payment.amount,
+            order_id,
+            now.isoformat(),
+        ),
+    )
+    return cur.rowcount == 1
+
+
+def get_payment(conn: sqlite3.Connection, charge_id: str) -> StarPayment | None:
+    """The Stars payment with this charge id, as reported."""
+    row = conn.execute("SELECT * FROM star_payments WHERE charge_id = ?", (charge_id,)).fetchone()
+    if row is None:
+        return None
+    return StarPayment(
+        row["charge_id"],
+        row["payer_id"],
+        row["chat_id"],
+        row["payload"],
+        row["currency"],
+        row["amount"],
+        row["provider_charge_id"],
+    )
