@@ -70,6 +70,8 @@ MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 MAX_UPLOAD = 50 * 1024 * 1024
 MAX_CALLBACK_ANSWER = 200
+#: seconds Telegram waits for answerPreCheckoutQuery before it cancels the purchase
+PRE_CHECKOUT_TIMEOUT = 10.0
 
 # What getUpdates sends when allowed_updates is [] or was never set.
 _DEFAULT_EXCLUDED_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
@@ -351,7 +353,17 @@ class FakeBotApi:
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback_query,
             "getFile": self._get_file,
+            "sendInvoice": self._send_invoice,
+            "answerPreCheckoutQuery": self._answer_pre_checkout_query,
+            "refundStarPayment": self._refund_star_payment,
         }
+        #: Stars invoices the bot sent, by (chat id, message id)
+        self.invoices: dict[tuple[int, int], JSON] = {}
+        #: each pre-checkout query's answer (its params), by query id; None: too late
+        self.pre_checkout_answers: dict[str, JSON | None] = {}
+        #: Stars charges made, by telegram_payment_charge_id: {"user_id", "amount", "refunded"}
+        self.star_charges: dict[str, JSON] = {}
+        self._open_pre_checkouts: dict[str, trio.Event] = {}
 
     # ------------------------------------------------------------ fault injection
 
@@ -504,6 +516,88 @@ class FakeBotApi:
         if keyboard is None:
             raise LookupError(f"chat {chat_id} has no inline keyboard")
         return self.user_press(chat_id, keyboard.message_id, keyboard.data_for(label))
+
+    async def pay_invoice(
+        self, chat_id: int, message_id: int, *, user: Mapping[str, Any] | None = None
+    ) -> str | None:
+        """The traveller pays the Stars invoice `message_id` in `chat_id` as Telegram runs it:
+        a `pre_checkout_query`, up to 10 s (trio time) for the bot's answer, then, if the bot
+        said ok, the charge and a `successful_payment` message. Returns the charge id, or None
+        when the bot refused or did not answer in time (nothing charged).
+
+        Raises LookupError if there is no such invoice.
+        """
+        invoice = self.invoices.get((chat_id, message_id))
+        if invoice is None:
+            raise LookupError(f"no invoice {message_id} in chat {chat_id}")
+        amount = sum(int(p["amount"]) for p in invoice["prices"])
+        payer = self._user(chat_id, user)
+        query_id = str(5_000_000_000_000_000 + next(self._ids))
+        answered = trio.Event()
+        self._open_pre_checkouts[query_id] = answered
+        query = {
+            "id": query_id,
+            "from": payer,
+            "currency": invoice["currency"],
+            "total_amount": amount,
+            "invoice_payload": invoice["payload"],
+        }
+        self._log.append(ChatLine(chat_id, "traveller", f"[pays {amount} {invoice['currency']}]"))
+        self._enqueue({"pre_checkout_query": query})
+        with trio.move_on_after(PRE_CHECKOUT_TIMEOUT):
+            await answered.wait()
+        self._open_pre_checkouts.pop(query_id, None)
+        answer = self.pre_checkout_answers.setdefault(query_id, None)
+        if answer is None or not answer.get("ok"):
+            why = "no answer in time" if answer is None else answer.get("error_message")
+            self._log.append(ChatLine(chat_id, "bot", f"[checkout refused: {why}]"))
+            return None
+        update = self.successful_payment(
+            chat_id,
+            payload=invoice["payload"],
+            amount=amount,
+            currency=invoice["currency"],
+            user=user,
+        )
+        return str(update["message"]["successful_payment"]["telegram_payment_charge_id"])
+
+    def successful_payment(
+        self,
+        chat_id: int,
+        *,
+        payload: str,
+        amount: int,
+        currency: str = "XTR",
+        charge_id: str | None = None,
+        user: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        """Telegram reports a payment in `chat_id` (a `successful_payment` service message),
+        as it does after a pre-checkout the bot accepted; returns the enqueued Update. Call
+        it directly to deliver one the bot never saw checked (a repeat, a wrong amount)."""
+        message = self._user_message(chat_id, user, "private")
+        charge_id = charge_id or f"stxsandbox{next(self._ids):012d}"
+        self.star_charges.setdefault(
+            charge_id, {"user_id": message["from"]["id"], "amount": amount, "refunded": False}
+        )
+        message["successful_payment"] = {
+            "currency": currency,
+            "total_amount": amount,
+            "invoice_payload": payload,
+            "telegram_payment_charge_id": charge_id,
+            "provider_payment_charge_id": "",
+        }
+        self._log.append(ChatLine(chat_id, "bot", f"[payment received: {amount} {currency}]"))
+        return self._enqueue({"message": message})
+
+    def resend_update(self, update: JSON) -> JSON:
+        """Deliver an update again under a new id, as Telegram may (a repeat the bot must
+        recognise by its content)."""
+        return self._enqueue({k: copy.deepcopy(v) for k, v in update.items() if k != "update_id"})
+
+    def last_invoice(self, chat_id: int) -> tuple[int, JSON] | None:
+        """(message id, params) of the latest Stars invoice sent to `chat_id`, or None."""
+        mine = [(mid, inv) for (cid, mid), inv in self.invoices.items() if cid == chat_id]
+        return max(mine, key=lambda pair: pair[0]) if mine else None
 
     # ------------------------------------------------------------ views for tests
 
@@ -894,6 +988,63 @@ class FakeBotApi:
             raise _BotApiError(400, "Bad Request: MESSAGE_TOO_LONG")
         self._open_callbacks.discard(query_id)
         self.callback_answers[query_id] = dict(params)
+        return True
+
+    def _send_invoice(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
+        chat = self._chat_for_send(params)
+        for name, most in (("title", 32), ("description", 255)):
+            if not 1 <= len(str(params[name])) <= most:
+                raise _BotApiError(400, f"Bad Request: invoice {name} must be 1-{most} characters")
+        if not 1 <= len(str(params["payload"]).encode()) <= 128:
+            raise _BotApiError(400, "Bad Request: INVOICE_PAYLOAD_INVALID")
+        prices = params["prices"]
+        if params["currency"] == "XTR":
+            # Stars: no provider, exactly one price item in whole Stars
+            if params.get("provider_token") not in (None, ""):
+                raise _BotApiError(400, "Bad Request: PAYMENT_PROVIDER_INVALID")
+            if len(prices) != 1:
+                raise _BotApiError(400, "Bad Request: exactly one price item is allowed for XTR")
+        if not prices or any(int(p["amount"]) <= 0 for p in prices):
+            raise _BotApiError(400, "Bad Request: CURRENCY_TOTAL_AMOUNT_INVALID")
+        message = self._bot_message(chat, params)
+        total = sum(int(p["amount"]) for p in prices)
+        message["invoice"] = {
+            "title": params["title"],
+            "description": params["description"],
+            "start_parameter": params.get("start_parameter", ""),
+            "currency": params["currency"],
+            "total_amount": total,
+        }
+        self._messages[(chat["id"], message["message_id"])]["invoice"] = message["invoice"]
+        self.invoices[(chat["id"], message["message_id"])] = dict(params)
+        self._log.append(
+            ChatLine(
+                chat["id"], "bot", f"[invoice: {params['title']} · {total} {params['currency']}]"
+            )
+        )
+        return message
+
+    def _answer_pre_checkout_query(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        query_id = str(params["pre_checkout_query_id"])
+        answered = self._open_pre_checkouts.pop(query_id, None)
+        if answered is None:
+            raise _BotApiError(
+                400,
+                "Bad Request: query is too old and response timeout expired or query ID is invalid",
+            )
+        if not params["ok"] and not params.get("error_message"):
+            raise _BotApiError(400, "Bad Request: error_message is required when ok is False")
+        self.pre_checkout_answers[query_id] = dict(params)
+        answered.set()
+        return True
+
+    def _refund_star_payment(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        charge = self.star_charges.get(str(params["telegram_payment_charge_id"]))
+        if charge is None or charge["user_id"] != params["user_id"]:
+            raise _BotApiError(400, "Bad Request: CHARGE_NOT_FOUND")
+        if charge["refunded"]:
+            raise _BotApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+        charge["refunded"] = True
         return True
 
     def _get_file(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:

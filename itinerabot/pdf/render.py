@@ -92,7 +92,10 @@ def day_change_note(flight: Flight) -> str | None:
 
 
 def format_amount(amount: Decimal, currency: str) -> str:
-    """`10.00 USD`; digits beyond cents (USDC has six) are kept only when they are not zero."""
+    """`10.00 USD`; digits beyond cents (USDC has six) are kept only when they are not zero;
+    Telegram Stars are whole: `500 Telegram Stars (XTR)`."""
+    if currency.upper() == "XTR":
+        return f"{amount:.0f} Telegram Stars (XTR)"
     cents = amount.quantize(Decimal("0.01"))
     shown = cents if cents == amount else amount.normalize()
     return f"{shown:f} {currency}"
@@ -109,7 +112,12 @@ def airport_place(airport: Airport) -> str:
 
 
 def payment_method_name(method: PaymentMethod) -> str:
-    return {PaymentMethod.CARD: "Card", PaymentMethod.USDC: "USDC"}[method]
+    names = {
+        PaymentMethod.CARD: "Card",
+        PaymentMethod.USDC: "USDC",
+        PaymentMethod.STARS: "Telegram Stars",
+    }
+    return names[method]
 
 
 def itinerary_filename(order: Order) -> str:
@@ -205,22 +213,27 @@ def _draw_airport(page: _Page, label: str, airport: Airport) -> None:
     page.row("", _clean(airport_place(airport)))
 
 
+#: how the receipt names each method's payment reference and its provider's payment id
+_REFERENCE_LABELS = {
+    PaymentMethod.CARD: ("Stripe session", "Stripe payment"),
+    PaymentMethod.USDC: ("Circle intent", "Circle payment"),
+    PaymentMethod.STARS: ("Telegram charge", "Provider charge"),
+}
+
+
 def _draw_payment(page: _Page, payment: Payment | None) -> None:
     page.need(35 * mm)
     page.text("Payment receipt", _BOLD, 12, after=3)
     if payment is None:
         page.text("Unpaid sample: no payment has been recorded for this order.", _REGULAR, 10)
         return
-    card = payment.method is PaymentMethod.CARD
     page.row("Method", payment_method_name(payment.method))
     page.row("Amount", _clean(format_amount(payment.amount, payment.currency)), font=_BOLD)
     page.row("Paid", format_utc_timestamp(payment.paid_at))
-    page.row(
-        "Stripe session" if card else "Circle intent", _clean(payment.provider_ref), font=_MONO
-    )
+    reference, payment_id = _REFERENCE_LABELS[payment.method]
+    page.row(reference, _clean(payment.provider_ref), font=_MONO)
     if payment.provider_payment_id:
-        label = "Stripe payment" if card else "Circle payment"
-        page.row(label, _clean(payment.provider_payment_id), font=_MONO)
+        page.row(payment_id, _clean(payment.provider_payment_id), font=_MONO)
     if payment.tx_hash:
         page.row("Transaction hash", _clean(payment.tx_hash), font=_MONO, size=8)
 
