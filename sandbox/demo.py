@@ -1,10 +1,11 @@
-"""SANDBOX demo: the real `itinerabot serve` buys two itineraries from fakes on 127.0.0.1.
+"""SANDBOX demo: the real `itinerabot serve` sells three itineraries to fakes on 127.0.0.1.
 
     python -m sandbox.demo [--out DIR] [--keep]
 
 No accounts, no network, no money: fake Telegram, Stripe and Circle run in this process on
-loopback, the bot runs as a subprocess, and a scripted traveller pays once by card and once in
-USDC. Prints the chat, saves the PDFs. `Sandbox` and `Traveller` are reused by the e2e tests.
+loopback, the bot runs as a subprocess, and a scripted traveller pays once by card, once in
+USDC and once in Telegram Stars. Prints the chat, saves the PDFs. `Sandbox` and `Traveller`
+are reused by the e2e tests.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ __all__ = [
     "CHECKOUT_PHRASE",
     "PAY_CARD",
     "PAY_USDC",
+    "STARS_PRICE",
+    "STARS_TRIP",
     "USDC_PHRASE",
     "USDC_TRIP",
     "Sandbox",
@@ -59,6 +62,8 @@ CIRCLE_KEY = "SAND_API_KEY:sandbox:demo"
 DEMO_CHAT = 7001
 PAY_CARD = "Pay by card"
 PAY_USDC = "Pay with USDC"
+#: the price in Telegram Stars the sandbox's config sets (`stars.price`)
+STARS_PRICE = 250
 #: phrases of the bot's answers to the pay buttons
 CHECKOUT_PHRASE = "secure checkout page"
 USDC_PHRASE = "Circle is preparing your deposit address"
@@ -70,7 +75,7 @@ _UNPROMPTED = (
     "The card payment for order",
 )
 _DEPOSIT = re.compile(r"Order (IB-[0-9A-Z]{6}): send exactly .*?\n\n(\S+)\n", re.S)
-_REFERENCE = re.compile(r"pay:card:(IB-[0-9A-Z]{6})")
+_REFERENCE = re.compile(r"pay:[a-z]+:(IB-[0-9A-Z]{6})")
 
 
 # ---------------------------------------------------------------- the fakes and the bot
@@ -97,7 +102,8 @@ class Sandbox:
         return self.runs[-1]
 
     def config(self, **overrides: dict[str, Any]) -> Path:
-        """Write the bot's config (short poll interval, pinned SNS cert); returns its path."""
+        """Write the bot's config (short poll interval, pinned SNS cert, every payment method
+        on: Stars at STARS_PRICE, card, USDC); returns its path. `overrides` update sections."""
         pem = self.workdir / "sns-signing-cert.pem"
         pem.write_bytes(self.sns.cert_pem)
         sections: dict[str, dict[str, Any]] = {
@@ -127,6 +133,7 @@ class Sandbox:
                 "request_timeout": 5,
                 "sns_pinned_certificates": {self.sns.cert_url: str(pem)},
             },
+            "stars": {"price": STARS_PRICE},
             "logging": {"level": "INFO"},
         }
         for name, values in overrides.items():
@@ -263,6 +270,7 @@ class Trip:
 
 CARD_TRIP = Trip("Jane Mary Doe", "FRA", "JFK", "LH 400", "13:15", "16:05")
 USDC_TRIP = Trip("Jane Mary Doe", "LHR", "JFK", "BA 117", "08:20", "11:05", days_ahead=45)
+STARS_TRIP = Trip("Jane Mary Doe", "AMS", "BCN", "KL 1665", "07:00", "09:20", days_ahead=60)
 
 
 @dataclass
@@ -325,9 +333,22 @@ class Traveller:
         """The order reference behind the pay buttons of the latest summary."""
         keyboard = self.api.last_keyboard(self.chat_id)
         assert keyboard is not None, "the summary has no pay buttons"
-        match = _REFERENCE.search(keyboard.data_for(PAY_CARD))
-        assert match is not None
-        return match.group(1)
+        for row in keyboard.rows:
+            for button in row:
+                match = _REFERENCE.fullmatch(str(button.get("callback_data", "")))
+                if match is not None:
+                    return match.group(1)
+        raise AssertionError(f"no pay button in {keyboard.labels()}")
+
+    def stars_button(self) -> str:
+        """The label of the "Pay N ⭐" button on the latest summary."""
+        keyboard = self.api.last_keyboard(self.chat_id)
+        assert keyboard is not None, "the summary has no pay buttons"
+        for row in keyboard.rows:
+            for button in row:
+                if str(button.get("callback_data", "")).startswith("pay:stars:"):
+                    return str(button["text"])
+        raise AssertionError(f"no Stars button in {keyboard.labels()}")
 
     def checkout_url(self) -> str:
         """The URL of the bot's latest "Pay … by card" button."""
@@ -347,6 +368,22 @@ class Traveller:
     async def pay_with_usdc(self) -> None:
         """Press "Pay with USDC" on the summary and wait for the bot to say it is preparing."""
         await self.say(f"press:{PAY_USDC}", USDC_PHRASE, replies=2)  # "Preparing…" first
+
+    async def pay_with_stars(self) -> tuple[int, dict[str, Any]]:
+        """Press "Pay N ⭐" on the summary; returns (message id, params) of the invoice the bot
+        sends in answer (no text comes with it)."""
+        before = self.api.last_invoice(self.chat_id)
+        self.act(f"press:{self.stars_button()}", replies=0)
+        invoice: list[tuple[int, dict[str, Any]]] = []
+
+        def sent() -> bool:
+            latest = self.api.last_invoice(self.chat_id)
+            fresh = latest is not None and (before is None or latest[0] != before[0])
+            invoice[:] = [latest] if fresh and latest is not None else []
+            return bool(invoice)
+
+        await wait_for(sent, self.timeout, interval=0.02)
+        return invoice[0]
 
     async def deposit_address(self, reference: str) -> str:
         """Wait for the USDC deposit address of `reference`; returns it."""
@@ -421,7 +458,8 @@ class DemoResult:
 
 
 async def run_demo(workdir: Path, *, say: Callable[[str], None] = print) -> DemoResult:
-    """One card purchase and one USDC purchase against the real `serve`."""
+    """A card purchase, a USDC purchase and a Telegram Stars purchase against the real
+    `serve`. Raises RuntimeError if Telegram (the fake) does not take the Stars payment."""
     async with open_sandbox(workdir) as sandbox:
         bot = await sandbox.start_bot()
         say(f"bot ready at {bot.address} (pid {bot.process.pid if bot.process else '?'})")
@@ -445,6 +483,26 @@ async def run_demo(workdir: Path, *, say: Callable[[str], None] = print) -> Demo
         statuses = await sandbox.deliver_circle(intent)
         say(f"USDC: Circle's SNS notification (intent complete/paid) → HTTP {statuses[0]}")
         await traveller.document(usdc_ref)
+
+        say("Stars: the traveller orders a third itinerary and pays with Telegram Stars")
+        stars_ref = await traveller.order_itinerary(STARS_TRIP)
+        message_id, invoice = await traveller.pay_with_stars()
+        (price,) = invoice["prices"]
+        say(
+            f"Stars: the bot sends Telegram an invoice, {invoice['title']!r}, "
+            f"{price['amount']} {invoice['currency']} (payload {invoice['payload']})"
+        )
+        asked = trio.current_time()
+        charge = await sandbox.api.pay_invoice(DEMO_CHAT, message_id)
+        if charge is None:
+            raise RuntimeError("the bot refused the Stars payment or missed its pre-checkout")
+        answered = sandbox.api.calls_to("answerPreCheckoutQuery")[-1].at - asked
+        say(
+            "Stars: Telegram asks the bot to confirm (pre_checkout_query) → the bot said ok "
+            f"after {answered * 1000:.0f} ms (Telegram waits at most 10 s)"
+        )
+        say(f"Stars: Telegram takes the Stars and reports successful_payment, charge {charge}")
+        await traveller.document(stars_ref)
 
         code, took = await sandbox.stop_bot()
         say(f"bot stopped by SIGTERM: exit {code} after {took:.2f} s")
@@ -511,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"work folder kept: {workdir} (config.yaml, itinerabot.sqlite3, bot.log)")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
-    ok = result.exit_code == 0 and len(result.documents) == 2 and not problems
+    ok = result.exit_code == 0 and len(result.documents) == 3 and not problems
     print(f"SANDBOX demo {'finished' if ok else 'FAILED'} in {took:.1f} s")
     return 0 if ok else 1
 

@@ -223,7 +223,8 @@ class SentDocument:
 
 @dataclass(frozen=True)
 class ChatLine:
-    """One line of a chat transcript: who ("traveller" or "bot") and what they did."""
+    """One line of a chat transcript: who ("traveller", "bot", or "telegram" for Telegram's
+    own service messages such as a payment) and what they did."""
 
     chat_id: int
     who: str
@@ -363,7 +364,9 @@ class FakeBotApi:
         self.pre_checkout_answers: dict[str, JSON | None] = {}
         #: Stars charges made, by telegram_payment_charge_id: {"user_id", "amount", "refunded"}
         self.star_charges: dict[str, JSON] = {}
+        #: pre-checkout queries awaiting the bot's answer, and the chat each was asked from
         self._open_pre_checkouts: dict[str, trio.Event] = {}
+        self._pre_checkout_chats: dict[str, int] = {}
 
     # ------------------------------------------------------------ fault injection
 
@@ -535,6 +538,7 @@ class FakeBotApi:
         query_id = str(5_000_000_000_000_000 + next(self._ids))
         answered = trio.Event()
         self._open_pre_checkouts[query_id] = answered
+        self._pre_checkout_chats[query_id] = chat_id
         query = {
             "id": query_id,
             "from": payer,
@@ -548,9 +552,12 @@ class FakeBotApi:
             await answered.wait()
         self._open_pre_checkouts.pop(query_id, None)
         answer = self.pre_checkout_answers.setdefault(query_id, None)
-        if answer is None or not answer.get("ok"):
-            why = "no answer in time" if answer is None else answer.get("error_message")
-            self._log.append(ChatLine(chat_id, "bot", f"[checkout refused: {why}]"))
+        if answer is None:
+            self._log.append(
+                ChatLine(chat_id, "telegram", "[purchase cancelled: no answer in 10 s]")
+            )
+            return None
+        if not answer.get("ok"):
             return None
         update = self.successful_payment(
             chat_id,
@@ -586,7 +593,9 @@ class FakeBotApi:
             "telegram_payment_charge_id": charge_id,
             "provider_payment_charge_id": "",
         }
-        self._log.append(ChatLine(chat_id, "bot", f"[payment received: {amount} {currency}]"))
+        self._log.append(
+            ChatLine(chat_id, "telegram", f"[payment: {amount} {currency}, charge {charge_id}]")
+        )
         return self._enqueue({"message": message})
 
     def resend_update(self, update: JSON) -> JSON:
@@ -998,12 +1007,13 @@ class FakeBotApi:
         if not 1 <= len(str(params["payload"]).encode()) <= 128:
             raise _BotApiError(400, "Bad Request: INVOICE_PAYLOAD_INVALID")
         prices = params["prices"]
-        if params["currency"] == "XTR":
-            # Stars: no provider, exactly one price item in whole Stars
-            if params.get("provider_token") not in (None, ""):
-                raise _BotApiError(400, "Bad Request: PAYMENT_PROVIDER_INVALID")
-            if len(prices) != 1:
-                raise _BotApiError(400, "Bad Request: exactly one price item is allowed for XTR")
+        if params["currency"] != "XTR":
+            # a provider's invoice: the sandbox knows no payment provider tokens
+            raise _BotApiError(400, "Bad Request: PAYMENT_PROVIDER_INVALID")
+        # Stars: no provider, exactly one price item, no tips (Telegram's STARS_INVOICE_INVALID)
+        tips = params.get("max_tip_amount") or params.get("suggested_tip_amounts")
+        if params.get("provider_token") not in (None, "") or len(prices) != 1 or tips:
+            raise _BotApiError(400, "Bad Request: STARS_INVOICE_INVALID")
         if not prices or any(int(p["amount"]) <= 0 for p in prices):
             raise _BotApiError(400, "Bad Request: CURRENCY_TOTAL_AMOUNT_INVALID")
         message = self._bot_message(chat, params)
@@ -1026,15 +1036,21 @@ class FakeBotApi:
 
     def _answer_pre_checkout_query(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
         query_id = str(params["pre_checkout_query_id"])
-        answered = self._open_pre_checkouts.pop(query_id, None)
+        answered = self._open_pre_checkouts.get(query_id)
         if answered is None:
             raise _BotApiError(
                 400,
                 "Bad Request: query is too old and response timeout expired or query ID is invalid",
             )
+        # a malformed answer is refused without using up the query: a fixed one may follow
         if not params["ok"] and not params.get("error_message"):
             raise _BotApiError(400, "Bad Request: error_message is required when ok is False")
+        del self._open_pre_checkouts[query_id]
         self.pre_checkout_answers[query_id] = dict(params)
+        chat_id = self._pre_checkout_chats.get(query_id)
+        if chat_id is not None:
+            said = "ok" if params["ok"] else f"refused: {params['error_message']}"
+            self._log.append(ChatLine(chat_id, "bot", f"[checkout {said}]"))
         answered.set()
         return True
 

@@ -385,6 +385,191 @@ async def test_wait_for_polls_on_trio_time(autojump_clock: trio.testing.MockCloc
         await wait_for(lambda: api.pending_updates == 2, 5, interval=1)
 
 
+# ---------------------------------------------------------------- Telegram Stars
+
+
+def stars_price(amount: int = 250) -> list[telegram.LabeledPrice]:
+    return [telegram.LabeledPrice("Itinerary PDF", amount)]
+
+
+async def send_stars_invoice(bot: telegram.Bot, **changes: Any) -> telegram.Message:
+    """An invoice shaped as the bot sends one, with `changes` to its arguments."""
+    kwargs: dict[str, Any] = {
+        "chat_id": CHAT,
+        "title": "Flight itinerary IB-7K3Q9P",
+        "description": "PDF itinerary of the flights you entered: FRA → JFK.",
+        "payload": "IB-7K3Q9P:1",
+        "currency": "XTR",
+        "prices": stars_price(),
+        "provider_token": "",
+    }
+    kwargs.update(changes)
+    return await bot.send_invoice(**kwargs)
+
+
+async def test_a_stars_invoice_is_sent_with_its_invoice_shape() -> None:
+    api = FakeBotApi()
+    with trio.fail_after(5):
+        async with bot_for(api) as bot:
+            sent = await send_stars_invoice(bot, title="T" * 32, payload="é" * 64)
+    assert sent.invoice is not None
+    assert (sent.invoice.currency, sent.invoice.total_amount) == ("XTR", 250)
+    assert api.last_invoice(CHAT) == (sent.message_id, api.invoices[(CHAT, sent.message_id)])
+    assert api.transcript(CHAT) == f"      bot │ [invoice: {'T' * 32} · 250 XTR]"
+    (call,) = api.calls_to("sendInvoice")
+    assert api.spec.check(call.result, api.spec.methods["sendInvoice"]["returns"], "sent") == []
+    assert api.violations == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        (
+            {"prices": [*stars_price(200), telegram.LabeledPrice("Fee", 50)]},
+            "STARS_INVOICE_INVALID",
+        ),
+        ({"provider_token": "284685063:TEST:NjQ0ZjE0ZTA"}, "STARS_INVOICE_INVALID"),
+        ({"max_tip_amount": 50}, "STARS_INVOICE_INVALID"),
+        ({"payload": "é" * 64 + "a"}, "INVOICE_PAYLOAD_INVALID"),  # 65 characters, 129 bytes
+        ({"title": "T" * 33}, "title must be 1-32 characters"),
+        ({"prices": stars_price(0)}, "CURRENCY_TOTAL_AMOUNT_INVALID"),
+        ({"currency": "USD", "prices": stars_price(1000)}, "PAYMENT_PROVIDER_INVALID"),
+    ],
+)
+async def test_a_wrongly_shaped_stars_invoice_is_refused_like_telegram(
+    changes: dict[str, Any], error: str
+) -> None:
+    api = FakeBotApi()
+    with trio.fail_after(5):
+        async with bot_for(api) as bot:
+            with pytest.raises(BadRequest, match="(?i)" + re.escape(error)):
+                await send_stars_invoice(bot, **changes)
+    assert api.invoices == {} and api.chat_log(CHAT) == []
+    assert api.violations == []  # the spec's shapes were right: Telegram's rules refused it
+
+
+async def pre_checkout(bot: telegram.Bot, offset: int = 0) -> telegram.PreCheckoutQuery:
+    """The next pre-checkout query the bot receives (long-polls for it)."""
+    while True:
+        for update in await bot.get_updates(offset=offset, timeout=30):
+            offset = update.update_id + 1
+            if update.pre_checkout_query is not None:
+                return update.pre_checkout_query
+
+
+async def test_paying_an_invoice_asks_pre_checkout_then_reports_the_payment(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    api = FakeBotApi()
+    charges: list[str | None] = []
+    async with bot_for(api) as bot:
+        sent = await send_stars_invoice(bot)
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+
+                async def traveller_pays() -> None:
+                    charges.append(await api.pay_invoice(CHAT, sent.message_id))
+
+                nursery.start_soon(traveller_pays)
+                query = await pre_checkout(bot)
+                asked = trio.current_time()
+                await trio.sleep(3)  # the bot checks the order
+                assert await bot.answer_pre_checkout_query(query.id, ok=True)
+            paid_at = trio.current_time()
+            (update,) = await bot.get_updates(offset=-1)
+    assert paid_at - asked == 3  # charged as soon as the bot said ok
+    assert (query.currency, query.total_amount, query.invoice_payload) == (
+        "XTR",
+        250,
+        "IB-7K3Q9P:1",
+    )
+    assert query.from_user.id == CHAT
+    payment = update.message.successful_payment if update.message else None
+    assert payment is not None
+    assert (payment.currency, payment.total_amount, payment.invoice_payload) == (
+        "XTR",
+        250,
+        "IB-7K3Q9P:1",
+    )
+    assert charges == [payment.telegram_payment_charge_id]
+    assert api.star_charges == {
+        payment.telegram_payment_charge_id: {"user_id": CHAT, "amount": 250, "refunded": False}
+    }
+    for call in api.calls_to("getUpdates"):
+        assert api.spec.check(call.result, ["Array of Update"], "getUpdates") == []
+    assert api.violations == []
+
+
+async def test_a_pre_checkout_answer_after_10_seconds_is_too_old(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    api = FakeBotApi()
+    charges: list[str | None] = []
+    async with bot_for(api) as bot:
+        sent = await send_stars_invoice(bot)
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+
+                async def traveller_pays() -> None:
+                    charges.append(await api.pay_invoice(CHAT, sent.message_id))
+
+                nursery.start_soon(traveller_pays)
+                query = await pre_checkout(bot)
+                asked = trio.current_time()
+            assert trio.current_time() - asked == 10  # Telegram gave up at 10 s exactly
+            with pytest.raises(BadRequest, match=r"(?i)query is too old"):
+                await bot.answer_pre_checkout_query(query.id, ok=True)
+            updates = await bot.get_updates(timeout=1)
+    assert charges == [None]
+    assert api.star_charges == {}
+    # the query was all: no successful_payment followed
+    assert [u.pre_checkout_query is not None for u in updates] == [True]
+    assert api.chat_log(CHAT)[-1].what == "[purchase cancelled: no answer in 10 s]"
+
+
+async def test_a_refusal_without_error_message_is_refused_and_the_query_stays_open(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    api = FakeBotApi()
+    charges: list[str | None] = []
+    async with bot_for(api) as bot:
+        sent = await send_stars_invoice(bot)
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+
+                async def traveller_pays() -> None:
+                    charges.append(await api.pay_invoice(CHAT, sent.message_id))
+
+                nursery.start_soon(traveller_pays)
+                query = await pre_checkout(bot)
+                with pytest.raises(BadRequest, match=r"(?i)error_message is required"):
+                    await bot.answer_pre_checkout_query(query.id, ok=False)
+                assert await bot.answer_pre_checkout_query(
+                    query.id, ok=False, error_message="Order IB-7K3Q9P is already paid."
+                )
+    assert charges == [None]
+    assert api.star_charges == {}
+    answer = api.pre_checkout_answers[query.id]
+    assert answer is not None and answer["error_message"] == "Order IB-7K3Q9P is already paid."
+    assert api.chat_log(CHAT)[-1].what == "[checkout refused: Order IB-7K3Q9P is already paid.]"
+
+
+async def test_a_star_payment_is_refunded_once() -> None:
+    api = FakeBotApi()
+    update = api.successful_payment(CHAT, payload="IB-7K3Q9P:1", amount=250)
+    charge = update["message"]["successful_payment"]["telegram_payment_charge_id"]
+    with trio.fail_after(5):
+        async with bot_for(api) as bot:
+            with pytest.raises(BadRequest, match=r"(?i)CHARGE_NOT_FOUND"):
+                await bot.refund_star_payment(CHAT + 1, charge)  # not the payer
+            assert await bot.refund_star_payment(CHAT, charge)
+            with pytest.raises(BadRequest, match=r"(?i)CHARGE_ALREADY_REFUNDED"):
+                await bot.refund_star_payment(CHAT, charge)
+    assert api.star_charges == {charge: {"user_id": CHAT, "amount": 250, "refunded": True}}
+    assert [c.status for c in api.calls_to("refundStarPayment")] == [400, 200, 400]
+    assert api.violations == []
+
+
 # ---------------------------------------------------------------- Stripe
 
 # stripe 16's HTTPXClient passes a str body as `data=`, which httpx 0.28 deprecates.

@@ -25,6 +25,7 @@ from sandbox.demo import (
     CHECKOUT_PHRASE,
     PAY_CARD,
     PAY_USDC,
+    STARS_TRIP,
     USDC_PHRASE,
     USDC_TRIP,
     Sandbox,
@@ -58,8 +59,8 @@ async def test_a_purchase_each_way_from_first_message_to_pdf(tmp_path: Path) -> 
     assert result.stop_seconds < 1.0
     assert result.violations == []
     assert result.reply_mismatches == []
-    card, usdc = result.documents
-    for doc, trip in ((card, CARD_TRIP), (usdc, USDC_TRIP)):
+    card, usdc, stars = result.documents
+    for doc, trip in ((card, CARD_TRIP), (usdc, USDC_TRIP), (stars, STARS_TRIP)):
         reference = doc.file_name.removeprefix("itinerary-").removesuffix(".pdf")
         assert doc.mime_type == "application/pdf"
         text = pdf_text(doc.data)
@@ -71,6 +72,7 @@ async def test_a_purchase_each_way_from_first_message_to_pdf(tmp_path: Path) -> 
     sources = list(result.confirmations.values())
     assert sources[0] == "stripe:checkout.session.completed"
     assert sources[1] in ("circle-webhook", "circle-poller")
+    assert sources[2] == "telegram:successful_payment"
     assert "Traceback" not in result.bot_log
 
 

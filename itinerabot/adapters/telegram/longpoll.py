@@ -175,7 +175,10 @@ class LongPoll:
     async def _answer_query(self, update: Update, query: telegram.PreCheckoutQuery) -> None:
         """Answer a pre-checkout query, then commit it as handled (an answer is never sent
         twice in one run; after a crash the query is too old to answer again anyway)."""
-        await self._desk.answer(query)
+        with trio.CancelScope(shield=True):
+            # a stop waits for an answer under way (it ends within ANSWER_WITHIN s): our
+            # restart must not cancel the traveller's purchase
+            await self._desk.answer(query)
         offset = self._window.offset_after(update.update_id)
         await self._store.run(misc.mark_handled, update.update_id, offset)
         self._done(update.update_id)
