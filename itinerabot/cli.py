@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
@@ -259,6 +260,7 @@ def _circle_subscribe(settings: Settings, url: str) -> int:
 
 
 def _orders(settings: Settings, args: argparse.Namespace) -> int:
+    from itinerabot.adapters.telegram.client import open_telegram
     from itinerabot.operator import commands
     from itinerabot.operator.history import normalise_reference
     from itinerabot.operator.refund import RefundRequest, parse_amount
@@ -282,7 +284,8 @@ def _orders(settings: Settings, args: argparse.Namespace) -> int:
             chain=args.chain,
             enabled=commands.enabled_methods(settings),
         )
-        return commands.refund(settings, request, confirmed=args.yes)
+        telegram = partial(open_telegram, settings.telegram)  # for a Stars refund
+        return commands.refund(settings, request, confirmed=args.yes, telegram=telegram)
 
     return commands.run(refund)
 

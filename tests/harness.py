@@ -7,7 +7,9 @@ at trio time 0.
 from __future__ import annotations
 
 import math
+import queue
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from itinerabot.store import orders as order_rows
 from itinerabot.store.db import connect
 from itinerabot.wiring import Transports
 from sandbox.circle import FakeCircle
-from sandbox.serve import InProcessTransport
+from sandbox.serve import ASGIApp, InProcessTransport, serve_app
 from sandbox.sns_signer import SnsSigner
 from sandbox.stripe import FakeStripe
 from sandbox.telegram import DEFAULT_TOKEN, FakeBotApi
@@ -251,6 +253,32 @@ async def running_bot(
         finally:
             if not stopped.is_set():
                 await bot.stop()
+
+
+@asynccontextmanager
+async def on_loopback(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve a fake on 127.0.0.1 from its own thread and trio run, on the real clock: an
+    operator's command reaches it over a socket from its own trio run, and the test's mock
+    clock must not time out the command's connections. Yields the base URL. The bot keeps
+    its in-process transport to the same fake; the test makes sure only one of them calls
+    it at a time."""
+    urls: queue.Queue[str] = queue.Queue()
+    stop = threading.Event()
+
+    async def serve() -> None:
+        shutdown = trio.Event()
+        async with trio.open_nursery() as nursery:
+            urls.put(await nursery.start(partial(serve_app, app, shutdown=shutdown)))
+            await trio.to_thread.run_sync(stop.wait)
+            shutdown.set()
+
+    thread = threading.Thread(target=trio.run, args=(serve,), daemon=True)
+    thread.start()
+    try:
+        yield await trio.to_thread.run_sync(partial(urls.get, timeout=10))
+    finally:
+        stop.set()
+        await trio.to_thread.run_sync(thread.join)
 
 
 # ---------------------------------------------------------------- waiting on trio's clock

@@ -34,7 +34,7 @@ from itinerabot.store import money
 from itinerabot.store.db import connect
 from itinerabot.store.schema import MIGRATIONS
 from sandbox.circle import Script, Step, paid_script, underpaid_then_expired_script
-from sandbox.serve import ASGIApp, InProcessTransport, serve_app
+from sandbox.serve import ASGIApp, InProcessTransport
 from sandbox.sns_signer import encode
 from sandbox.telegram import DEFAULT_TOKEN
 from tests.harness import (
@@ -48,6 +48,7 @@ from tests.harness import (
     amount_text,
     card_payment,
     eventually,
+    on_loopback,
     open_checkout,
     pay_usdc,
     running_bot,
@@ -99,32 +100,6 @@ async def bot_and_config(
 ) -> AsyncIterator[tuple[Bot, Path]]:
     async with running_bot(tmp_path, fakes, settings=bot_settings(tmp_path)) as bot:
         yield bot, config_file(tmp_path, raw_config(tmp_path))
-
-
-@asynccontextmanager
-async def on_loopback(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve a fake on 127.0.0.1 from its own thread and trio run, on the real clock: the
-    command reaches it over a socket from its own trio run, and the test's mock clock must
-    not time out the command's connections. Yields the base URL. The bot keeps its
-    in-process transport to the same fake; the test makes sure only one of them calls it at
-    a time."""
-    urls: queue.Queue[str] = queue.Queue()
-    stop = threading.Event()
-
-    async def serve() -> None:
-        shutdown = trio.Event()
-        async with trio.open_nursery() as nursery:
-            urls.put(await nursery.start(partial(serve_app, app, shutdown=shutdown)))
-            await trio.to_thread.run_sync(stop.wait)
-            shutdown.set()
-
-    thread = threading.Thread(target=trio.run, args=(serve,), daemon=True)
-    thread.start()
-    try:
-        yield await trio.to_thread.run_sync(partial(urls.get, timeout=10))
-    finally:
-        stop.set()
-        await trio.to_thread.run_sync(thread.join)
 
 
 async def orders(

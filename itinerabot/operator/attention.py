@@ -191,6 +191,8 @@ def _refund_unanswered(r: Refund, reference: str) -> Attention:
             " (asks Stripe again without refunding twice: the same key within 23 h,"
             " after that a look-up at Stripe first)"
         )
+    elif r.method == PaymentMethod.STARS:
+        how = " (asks Telegram again: it refunds a charge once at most)"
     else:
         how = " (asks Circle again with the same key)"
     return Attention(

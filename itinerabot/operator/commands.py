@@ -31,6 +31,7 @@ from itinerabot.operator.history import order_history
 from itinerabot.operator.providers import ask_provider
 from itinerabot.operator.refund import RefundRequest, RefundTarget, plan_refund, prepare_refund
 from itinerabot.operator.resend import Resent, queue_resend
+from itinerabot.payments.stars.refunds import OpenStarRefunds
 from itinerabot.store import Store, money, open_store
 from itinerabot.store.money import Refund, RefundStatus
 from itinerabot.store.readonly import read_snapshot
@@ -39,11 +40,14 @@ T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+#: refunds that queue the traveller's message when they succeed at once
+_TELLS_AT_ONCE = (PaymentMethod.CARD, PaymentMethod.STARS)
 
 
 def enabled_methods(settings: Settings) -> frozenset[PaymentMethod]:
-    """The payment methods the config turns on (and so can refund)."""
-    methods = set()
+    """The payment methods the config turns on (and so can refund). Stars always: refunding
+    them needs only the bot's token, so those paid before Stars were turned off still can be."""
+    methods = {PaymentMethod.STARS}
     if settings.stripe.enabled:
         methods.add(PaymentMethod.CARD)
     if settings.circle.enabled:
@@ -105,22 +109,24 @@ def refund(
     *,
     confirmed: bool,
     clock: WallClock = system_clock,
+    telegram: OpenStarRefunds | None = None,
 ) -> int:
     """Show the refund, ask for a yes unless `confirmed`, store that very refund (refused
-    if the plan changed meanwhile), ask the provider and show how the refund stands."""
+    if the plan changed meanwhile), ask the provider and show how the refund stands.
+    `telegram` opens the Telegram client a Stars refund needs."""
     path = _store_path(settings)
     plan = read_snapshot(path, lambda conn: plan_refund(conn, request))
     print(text.refund_plan_line(plan))
     if not confirmed and not _confirm():
         print("nothing refunded")
         return EXIT_FAILURE
-    work = partial(_refund, settings, request, plan, clock)
+    work = partial(_refund, settings, request, plan, clock, telegram)
     asked, now, error = trio.run(_with_store, path, work)
     print(text.refund_result_line(now, asked=asked))
     if error is not None:
         print(f"{error}", file=sys.stderr)
-    if now.status == RefundStatus.SUCCEEDED and now.method == PaymentMethod.CARD:
-        # card refunds queue a message to the traveller; this process has no sender
+    if now.status == RefundStatus.SUCCEEDED and now.method in _TELLS_AT_ONCE:
+        # card and Stars refunds queue a message to the traveller; this process has no sender
         print(f"the running bot tells the traveller within {RESCAN_EVERY:.0f} seconds")
     ok = now.status in (RefundStatus.SUCCEEDED, RefundStatus.PENDING)
     return EXIT_OK if ok else EXIT_FAILURE
@@ -147,6 +153,7 @@ async def _refund(
     request: RefundRequest,
     confirmed: RefundTarget,
     clock: WallClock,
+    telegram: OpenStarRefunds | None,
     store: Store,
 ) -> tuple[Refund, Refund, ServiceError | None]:
     """Store the refund the operator confirmed (or find the stuck one) and ask its provider.
@@ -159,7 +166,13 @@ async def _refund(
     error: ServiceError | None = None
     try:
         await ask_provider(
-            store, settings, stored, address=request.address, chain=request.chain, clock=clock
+            store,
+            settings,
+            stored,
+            address=request.address,
+            chain=request.chain,
+            clock=clock,
+            telegram=telegram,
         )
     except ServiceError as exc:
         error = exc

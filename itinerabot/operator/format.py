@@ -118,9 +118,16 @@ def _anomaly_line(a: Anomaly) -> str:
     )
 
 
+#: what each provider calls a payment's reference and its second id (the default: Circle's)
+_ID_NAMES = {
+    PaymentMethod.CARD: ("session", "payment intent"),
+    PaymentMethod.STARS: ("Telegram charge", "provider charge"),
+}
+
+
 def _ids(method: PaymentMethod, provider_ref: str, payment_id: str | None) -> str:
     """A payment's provider ids, named as the provider's dashboard names them."""
-    names = ("session", "payment intent") if method == PaymentMethod.CARD else ("intent", "payment")
+    names = _ID_NAMES.get(method, ("intent", "payment"))
     ids = [f"{names[0]} {provider_ref}"]
     if payment_id:
         ids.append(f"{names[1]} {payment_id}")
@@ -220,6 +227,11 @@ def refund_result_line(r: Refund, *, asked: Refund | None = None) -> str:
             return f"{head}: failed{refund_id}: {r.error or 'no reason given'}"
     if asked is not None and asked.id != r.id:
         return f"{head}: not answered yet; run the same command again to ask {provider} for it"
+    if r.method == PaymentMethod.STARS:
+        return (
+            f"{head}: still requested, Telegram gave no answer; run the same command again"
+            " (Telegram refunds a charge once at most)"
+        )
     return (
         f"{head}: still requested, {provider} gave no answer; run the same command again to"
         " ask with the same key"

@@ -1,11 +1,12 @@
 """Refund one payment of an order: choose it, check the amount, store the refund with its
-idempotency key, then ask Stripe or Circle.
+idempotency key, then ask Stripe, Circle or Telegram.
 
 A payment is the order's own (`--payment`) or one of its extra payments (`--extra N`); by
 default the one extra payment still owed back. What is left to refund of it is counted on its
 provider reference (`refundable`): a payment and its overpaid extra share one pot. A refund left
 `requested` (the command or the bot stopped mid-call) is asked again with its stored key, so the
-provider refunds once. The refund stored is the one the operator confirmed, or none.
+provider refunds once. The refund stored is the one the operator confirmed, or none. A
+Stars payment is refunded whole (`refundStarPayment` takes no amount).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from itinerabot.models import PaymentMethod
 from itinerabot.operator.errors import Refused, UnknownOrder
 from itinerabot.operator.refundable import UNDER_WAY, OrderMoney, Pot, refund_key
-from itinerabot.operator.words import provider_name
+from itinerabot.operator.words import money_text, provider_name
 from itinerabot.store import history, money
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import ExtraPayment, Refund
@@ -49,7 +50,7 @@ class RefundTarget:
     extra_payment_id: int | None
     label: str  # "payment" or "second payment #3", for the operator
     method: PaymentMethod
-    provider_ref: str  # what the refund names: Stripe PaymentIntent or Circle intent id
+    provider_ref: str  # what the refund names: Stripe PaymentIntent, Circle intent, Stars charge
     paid: Decimal  # this payment's own amount
     currency: str
     refunded: Decimal  # what refunds of this payment took (requested, pending, succeeded)
@@ -82,8 +83,8 @@ def plan_refund(conn: sqlite3.Connection, request: RefundRequest) -> RefundTarge
 
     Raises UnknownOrder, or Refused: the order is not paid, nothing or more than one payment
     is owed back and none was chosen, nothing is left to refund of the payment, the amount
-    is above what is left or finer than cents, the method is disabled in the config, a USDC
-    refund lacks its address.
+    is above what is left or finer than cents, or is a part of a Stars payment, the method
+    is disabled in the config, a USDC refund lacks its address.
     """
     order = history.order_by_reference(conn, request.reference)
     if order is None:
@@ -96,6 +97,8 @@ def plan_refund(conn: sqlite3.Connection, request: RefundRequest) -> RefundTarge
     else:
         target = _payment_target(held, order.id, ref)
     _check_method(target, request)
+    if target.method == PaymentMethod.STARS:
+        return _whole_stars(target, request.amount)
     return with_amount(target, request.amount)
 
 
@@ -203,9 +206,17 @@ def _key(
     return key
 
 
+#: the config section that turns each method on
+_SETTING = {
+    PaymentMethod.CARD: "stripe.enabled",
+    PaymentMethod.USDC: "circle.enabled",
+    PaymentMethod.STARS: "stars.enabled",
+}
+
+
 def _check_method(target: RefundTarget, request: RefundRequest) -> None:
     if target.method not in request.enabled:
-        setting = "stripe.enabled" if target.method == PaymentMethod.CARD else "circle.enabled"
+        setting = _SETTING[target.method]
         raise Refused(
             f"{target.method} payments are disabled in the config ({setting}), so the bot"
             " cannot refund this one: refund it in the provider's dashboard"
@@ -217,6 +228,25 @@ def _check_method(target: RefundTarget, request: RefundRequest) -> None:
         )
     if target.method == PaymentMethod.CARD and (request.address or request.chain):
         raise Refused("--address and --chain are for USDC refunds; a card refund goes to the card")
+    if target.method == PaymentMethod.STARS and (request.address or request.chain):
+        raise Refused(
+            "--address and --chain are for USDC refunds; Stars go back to the Telegram account"
+            " that paid them"
+        )
+
+
+def _whole_stars(target: RefundTarget, amount: Decimal | None) -> RefundTarget:
+    """A Stars target with all of it to refund: Telegram refunds a charge whole or not at
+    all. Raises Refused for an amount that is not the whole payment, or if it is refunded
+    (or being refunded) already."""
+    whole = with_amount(target, None)
+    if amount is not None and amount != whole.amount:
+        raise Refused(
+            f"Telegram refunds a Stars payment whole: the {target.label} of {target.reference}"
+            f" is {money_text(whole.amount, target.currency)}; leave out --amount to refund"
+            " all of it"
+        )
+    return whole
 
 
 def with_amount(target: RefundTarget, amount: Decimal | None) -> RefundTarget:

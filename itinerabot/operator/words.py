@@ -10,8 +10,14 @@ def money_text(amount: object, currency: str) -> str:
 
 
 def provider_name(method_or_source: PaymentMethod | str) -> str:
-    """Stripe for card payments and Stripe's events ("stripe", "stripe-return"), else Circle."""
-    return "Stripe" if str(method_or_source).startswith(("card", "stripe")) else "Circle"
+    """Stripe for card payments and Stripe's events ("stripe", "stripe-return"), Telegram for
+    Stars payments and Telegram's reports ("telegram"), else Circle."""
+    name = str(method_or_source)
+    if name.startswith(("card", "stripe")):
+        return "Stripe"
+    if name.startswith(("stars", "telegram")):
+        return "Telegram"
+    return "Circle"
 
 
 def refund_command(reference: str, extra_payment_id: int | None, method: PaymentMethod) -> str:
