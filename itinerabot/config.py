@@ -78,15 +78,32 @@ class TelegramSettings(_Section):
     healthy_within: float = Field(default=120.0, gt=0)
     #: updates of different chats handled at once (one chat's are always one at a time)
     concurrent_chats: int = Field(default=32, ge=1, le=1000)
-    #: the payment methods Telegram users are offered, in this order; unset: every method
-    #: enabled below (Stars first). Telegram asks digital goods to be sold for Stars only.
-    payment_methods: tuple[MethodName, ...] | None = Field(default=None, min_length=1)
+    #: the payment methods Telegram users are offered (their buttons always read Stars, card,
+    #: USDC); unset: every method enabled below. Telegram asks digital goods to be sold for
+    #: Stars only. The list is per channel: WhatsApp has no Stars, so its own list (to come,
+    #: `whatsapp.payment_methods`) must refuse `stars`.
+    payment_methods: tuple[MethodName, ...] | None = None
+
+    @field_validator("payment_methods", mode="before")
+    @classmethod
+    def _a_list(cls, v: object) -> object:
+        if isinstance(v, str):  # `payment_methods: stars`
+            raise ValueError("must be a list, e.g. [stars] or [stars, card, usdc]")
+        return v
 
     @field_validator("payment_methods")
     @classmethod
-    def _no_repeats(cls, v: tuple[MethodName, ...] | None) -> tuple[MethodName, ...] | None:
-        if v is not None and len(set(v)) != len(v):
-            raise ValueError("names a method twice")
+    def _methods(cls, v: tuple[MethodName, ...] | None) -> tuple[MethodName, ...] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError(
+                "must name at least one method (stars, card, usdc); leave it out to offer"
+                " every enabled one"
+            )
+        twice = sorted({m for m in v if v.count(m) > 1})
+        if twice:
+            raise ValueError("names " + " and ".join(twice) + " more than once")
         return v
 
     @field_validator("token")
@@ -237,6 +254,14 @@ class StarsSettings(_Section):
     #: the itinerary's price in whole Stars (Telegram takes 1 to 100000 per invoice)
     price: int = Field(default=500, ge=1, le=100000)
 
+    @field_validator("price", mode="before")
+    @classmethod
+    def _not_yes_or_no(cls, v: object) -> object:
+        # YAML reads `price: yes` as True, which pydantic would take as 1 Star
+        if isinstance(v, bool):
+            raise ValueError("must be a whole number of Stars")
+        return v
+
 
 class ShopSettings(_Section):
     #: where travellers reach the shop (an e-mail address, a Telegram @username, a URL): told
@@ -268,17 +293,16 @@ class Settings(_Section):
     def _one_payment_method(self) -> Settings:
         if not (self.stripe.enabled or self.circle.enabled or self.stars.enabled):
             raise ValueError(
-                "enable at least one payment method (stars.enabled, stripe.enabled or"
-                " circle.enabled)"
+                "no payment method is enabled: add a stars, stripe or circle section (a section"
+                " that is present is enabled unless it says enabled: false)"
             )
         off = [m for m in self.telegram.payment_methods or () if m not in self.enabled_methods]
         if off:
+            sections = " and ".join(_SECTION_OF[m] for m in off)
             raise ValueError(
-                "telegram.payment_methods offers "
-                + ", ".join(off)
-                + " but "
-                + ", ".join(f"{_SECTION_OF[m]}.enabled" for m in off)
-                + " is off"
+                f"telegram.payment_methods: offers {' and '.join(off)}, but the {sections}"
+                f" section{'s are' if len(off) > 1 else ' is'} missing or switched off"
+                " (enabled: false)"
             )
         return self
 
@@ -294,7 +318,8 @@ class Settings(_Section):
 
     @property
     def telegram_methods(self) -> tuple[PaymentMethod, ...]:
-        """The payment methods Telegram users are offered, in the order shown."""
+        """The payment methods Telegram users are offered: `telegram.payment_methods`, or
+        every enabled one when it is unset."""
         listed = self.telegram.payment_methods
         if listed is None:
             return self.enabled_methods
@@ -332,8 +357,11 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Set
             sect = data.setdefault(section, {})
             if isinstance(sect, dict):
                 sect[key] = value
-    # A payment section that is present is enabled unless it says otherwise.
+    # A payment section that is present is enabled unless it says otherwise (an empty
+    # `stars:` in YAML is None: present, with every default).
     for section in ("stripe", "circle", "stars"):
+        if section in data and data[section] is None:
+            data[section] = {}
         if isinstance(data.get(section), dict):
             data[section].setdefault("enabled", True)
     unfilled = placeholders(data)
@@ -377,7 +405,8 @@ def _describe(err: Mapping[str, Any]) -> str:
         msg = "is required" + (f" (in the file or as ${env})" if env else "")
     elif err.get("type") == "extra_forbidden":
         msg = "is not a known setting"
-    return f"{loc or '(top level)'}: {msg}"
+    # a check of the whole file names its keys in its own message
+    return f"{loc}: {msg}" if loc else msg
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Settings:

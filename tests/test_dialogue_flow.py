@@ -23,12 +23,14 @@ from itinerabot.dialogue.types import (
     OtherMessage,
     Outcome,
     PayByCard,
+    PayWithStars,
     PayWithUsdc,
     RemoveButtons,
     ResendDocument,
     SendText,
     TextMessage,
 )
+from itinerabot.i18n import texts_for
 from itinerabot.models import Itinerary, Order, OrderStatus
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -443,16 +445,121 @@ def test_pay_buttons_emit_payment_actions_and_keep_the_state() -> None:
     assert outcome.actions == (PayWithUsdc("IB-7K3Q9P"),)
 
 
-def test_pay_buttons_of_paid_or_cancelled_orders_only_answer() -> None:
-    chat = Chat()
+@pytest.mark.parametrize("method", ["card", "usdc", "stars"])
+def test_pay_buttons_of_paid_or_cancelled_orders_only_answer(method: str) -> None:
+    chat = Chat(make_context(stars_price=250))
     walk(chat, ONE_WAY)
     itinerary = created(chat.last).itinerary
     for status, toast in [(OrderStatus.PAID, "already paid"), (OrderStatus.CANCELLED, "cancelled")]:
         chat.orders(make_order("IB-7K3Q9P", itinerary, status))
-        outcome = chat.press("pay:card:IB-7K3Q9P")
+        before = chat.state
+        outcome = chat.press(f"pay:{method}:IB-7K3Q9P")
         (answer,) = outcome.replies
         assert isinstance(answer, AnswerCallback) and toast in (answer.text or "")
-        assert not outcome.actions
+        assert not outcome.actions and outcome.state == before
+
+
+def pay_labels(outcome: Outcome) -> list[str]:
+    """The labels of the summary's pay buttons, in the order shown."""
+    return [
+        b.text
+        for m in sent(outcome)
+        for row in m.keyboard
+        for b in row
+        if (b.data or "").startswith("pay:")
+    ]
+
+
+def test_stars_come_first_with_their_price_beside_the_money_price() -> None:
+    chat = Chat(make_context(stars_price=250))
+    outcome = walk(chat, ONE_WAY)
+    assert pay_labels(outcome) == ["Pay 250 ⭐", "Pay by card", "Pay with USDC"]
+    assert chat.button("250 ⭐") == "pay:stars:IB-7K3Q9P"
+    assert "Price: 250 ⭐ or 10.00 USD · Order IB-7K3Q9P" in sent(outcome)[-1].text
+
+
+def test_stars_only_shows_one_button_and_only_the_stars_price() -> None:
+    chat = Chat(make_context(stars_price=250, card_enabled=False, usdc_enabled=False))
+    outcome = walk(chat, ONE_WAY)
+    assert pay_labels(outcome) == ["Pay 250 ⭐"]
+    summary = sent(outcome)[-1].text
+    assert "Price: 250 ⭐ · Order IB-7K3Q9P" in summary
+    assert "USD" not in summary
+
+
+def test_without_stars_there_is_no_stars_button_nor_price() -> None:
+    outcome = walk(Chat(), ONE_WAY)
+    assert pay_labels(outcome) == ["Pay by card", "Pay with USDC"]
+    assert "⭐" not in said(outcome)
+    assert "Price: 10.00 USD · Order IB-7K3Q9P" in said(outcome)
+
+
+def test_a_stars_press_asks_for_an_invoice_and_answers_the_tap() -> None:
+    chat = Chat(make_context(stars_price=250))
+    walk(chat, ONE_WAY)
+    itinerary = created(chat.last).itinerary
+    chat.orders(make_order("IB-7K3Q9P", itinerary, OrderStatus.AWAITING_PAYMENT))
+    before = chat.state
+    outcome = chat.press(chat.button("⭐"))
+    assert outcome == Outcome(before or "", (AnswerCallback("cb1"),), (PayWithStars("IB-7K3Q9P"),))
+
+
+def test_a_stars_press_when_stars_are_not_offered_says_so() -> None:
+    """A Stars button from before the owner turned Stars off (stars_price None) is answered
+    with a toast and asks for nothing."""
+    chat = Chat(make_context(stars_price=250))
+    walk(chat, ONE_WAY)
+    data = chat.button("⭐")
+    chat.orders(make_order("IB-7K3Q9P", created(chat.last).itinerary, OrderStatus.AWAITING_PAYMENT))
+    chat.ctx = dataclasses.replace(chat.ctx, stars_price=None)
+    before = chat.state
+    outcome = chat.press(data)
+    assert outcome == Outcome(
+        before or "",
+        (AnswerCallback("cb1", "Payment in Telegram Stars is not available at the moment."),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("offered", "price", "cost"),
+    [
+        ({}, "10.00 USD", "It costs 10.00 USD, paid by card or in USDC."),
+        (
+            {"stars_price": 250},
+            "250 ⭐ or 10.00 USD",
+            "It costs 250 ⭐ or 10.00 USD, paid in Telegram Stars, by card or in USDC.",
+        ),
+        (
+            {"stars_price": 250, "usdc_enabled": False},
+            "250 ⭐ or 10.00 USD",
+            "It costs 250 ⭐ or 10.00 USD, paid in Telegram Stars or by card.",
+        ),
+        (
+            {"stars_price": 250, "card_enabled": False, "usdc_enabled": False},
+            "250 ⭐",
+            "It costs 250 ⭐, paid in Telegram Stars.",
+        ),
+        ({"card_enabled": False, "usdc_enabled": False}, "10.00 USD", "It costs 10.00 USD."),
+    ],
+)
+def test_greeting_and_help_name_only_the_prices_and_methods_offered(
+    offered: dict[str, object], price: str, cost: str
+) -> None:
+    """With Stars alone (Telegram's rule for digital goods), nothing the traveller reads
+    speaks of cards or USDC."""
+    chat = Chat(make_context(**offered))
+    greeting = said(chat.command("start"))
+    assert f"Hello! I make a PDF itinerary of the flights you tell me, for {price}." in greeting
+    help_text = said(chat.command("help"))
+    assert f"airports, local times and flight durations. {cost}\n\n" in help_text
+    if price == "250 ⭐":
+        assert "card" not in help_text + greeting and "USD" not in help_text + greeting
+
+
+def test_help_in_russian_names_the_methods_offered() -> None:
+    chat = Chat(make_context(stars_price=250, usdc_enabled=False, texts=texts_for("ru")))
+    help_text = said(chat.command("help"))
+    assert "Это стоит 250 ⭐ или 10.00 USD, оплата в Telegram Stars или картой." in help_text
 
 
 def test_only_enabled_payment_methods_get_buttons() -> None:

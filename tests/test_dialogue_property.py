@@ -1,7 +1,8 @@
 """Random conversations: whatever arrives, `step` answers within Telegram's limits and never raises.
 
 Each example walks part of the happy path to reach a step, then feeds random texts, commands, other
-messages and button presses: real callback data harvested from earlier replies, and garbage.
+messages and button presses: real callback data harvested from earlier replies, and garbage. Which
+payment methods are offered (card, USDC, Stars at a price) is drawn afresh for every event.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from itinerabot.dialogue.types import (
     Event,
     OtherMessage,
     Outcome,
+    PayByCard,
+    PayWithStars,
+    PayWithUsdc,
     SendText,
     TextMessage,
 )
@@ -70,7 +74,7 @@ commands_st = st.builds(
 others_st = st.builds(OtherMessage, st.one_of(st.sampled_from(["photo", "sticker"]), st.text()))
 garbage_data_st = st.one_of(
     st.text(max_size=80),
-    st.from_regex(r"(pay:(card|usdc)|pdf):IB-[0-9]{6}", fullmatch=True),
+    st.from_regex(r"(pay:(card|usdc|stars)|pdf):IB-[0-9]{6}", fullmatch=True),
     st.from_regex(r"[0-9]{1,11}:(trip|ap|sum|ef):[A-Za-z0-9.]{0,12}", fullmatch=True),
 )
 
@@ -106,6 +110,7 @@ def check_outcome(event: Event, before: str | None, outcome: Outcome, ctx: Conte
                     assert button.data is not None or button.url is not None
                     assert button.data is None or 0 < len(button.data.encode()) <= 64
                     assert button.text
+    check_payment_offer(outcome, ctx)
     answers = [r for r in outcome.replies if isinstance(r, AnswerCallback)]
     if isinstance(event, ButtonPress):
         assert [a.callback_id for a in answers] == [event.callback_id]
@@ -126,6 +131,35 @@ def check_outcome(event: Event, before: str | None, outcome: Outcome, ctx: Conte
                 assert flight.departure_utc > ctx.now
             if len(flights) == 2:
                 assert flights[1].departure_utc >= flights[0].arrival_utc
+
+
+def check_payment_offer(outcome: Outcome, ctx: Context) -> None:
+    """Only the methods offered get buttons and actions, only for orders still payable, and
+    the summary's price is said in exactly the currencies offered."""
+    offered = {"card": ctx.card_enabled, "usdc": ctx.usdc_enabled}
+    offered["stars"] = ctx.stars_price is not None
+    for data in harvest(outcome):
+        if data.startswith("pay:"):
+            assert offered[data.split(":")[1]], data
+    said = [] if ctx.stars_price is None else [f"{ctx.stars_price} ⭐"]
+    if ctx.card_enabled or ctx.usdc_enabled or not said:
+        said.append("10.00 USD")
+    price = " or ".join(said)
+    for reply in outcome.replies:
+        if not isinstance(reply, SendText):
+            continue
+        # the summary's price line, /help's cost, the greeting's price
+        for marker in ("\nPrice: ", "flight durations. It costs ", "flights you tell me, for "):
+            _, found, rest = reply.text.partition(marker)
+            if found:
+                assert rest.startswith(price) and not rest[len(price) :].startswith(" or "), rest
+    statuses = {o.reference: o.status for o in ctx.orders}
+    for action in outcome.actions:
+        method = {PayByCard: "card", PayWithUsdc: "usdc", PayWithStars: "stars"}.get(type(action))
+        if method is not None:
+            assert offered[method], action
+            status = statuses.get(getattr(action, "reference", ""))
+            assert status in (None, OrderStatus.AWAITING_PAYMENT), (action, status)
 
 
 def random_event(data: st.DataObject, n: int, latest: list[str], harvested: list[str]) -> Event:
@@ -175,6 +209,7 @@ def test_random_conversations_stay_within_limits(data: st.DataObject, prefix: in
             ),
             card_enabled=data.draw(st.booleans(), label="card"),
             usdc_enabled=data.draw(st.booleans(), label="usdc"),
+            stars_price=data.draw(st.none() | st.integers(1, 100_000), label="stars price"),
         )
         outcome = step(state, event, ctx)
         check_outcome(event, state, outcome, ctx)

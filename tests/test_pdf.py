@@ -118,6 +118,27 @@ def test_usdc_receipt_shows_circle_ids_and_transaction_hash() -> None:
     assert "Stripe" not in text
 
 
+def test_stars_receipt_shows_whole_stars_and_the_telegram_charge() -> None:
+    order, _ = sample_order()
+    charge = "stxWhqM5gN6sZpT8oEe3fQk1Lr4Yc9bJ2uAv7Dx0HiR"
+    payment = Payment(
+        method=PaymentMethod.STARS,
+        amount=Decimal("250"),
+        currency="XTR",
+        provider_ref=charge,
+        paid_at=datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
+        provider_payment_id="",  # Telegram leaves the provider's charge id empty for Stars
+    )
+    text = squash(page_text(render(order, payment)))
+
+    for field in ("Method Telegram Stars", "Amount 250 Telegram Stars (XTR)", "Telegram charge"):
+        assert field in text
+    assert charge in text
+    assert "Provider charge" not in text
+    for other in ("Stripe", "Circle", "USD ", "10.00"):
+        assert other not in text
+
+
 def test_unpaid_sample_has_no_receipt_fields() -> None:
     order, payment = sample_order()
     text = squash(page_text(render(order, None)))

@@ -4,16 +4,27 @@ in a batch rolls back its own writes only, so its neighbours' payments stand.
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import json
 import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
+import pypdf
 import pytest
 import trio
 import trio.testing
 
 from itinerabot.errors import StoreError
-from itinerabot.store import open_store
+from itinerabot.models import Order, Payment
+from itinerabot.pdf import render_itinerary, sample_order
+from itinerabot.store import open_store, stars
+from itinerabot.store import orders as order_rows
 from itinerabot.store.db import SqliteStore, _statements, connect
+from itinerabot.store.schema import MIGRATIONS
+from itinerabot.store.stars import StarPayment
 from tests.harness import query
 
 SYNCHRONOUS_FULL = 2
@@ -204,3 +215,127 @@ def test_a_migration_splits_where_sqlite_says_a_statement_ends() -> None:
 def test_a_migration_with_an_unfinished_statement_is_refused() -> None:
     with pytest.raises(StoreError, match="unfinished statement"):
         _statements("CREATE TABLE t (a TEXT); CREATE TABLE u (b TEXT)")
+
+
+# ---------------------------------------------------------------- schema 6: Telegram Stars
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def store_at_version_5_with_a_paid_order(path: Path) -> tuple[Order, Payment]:
+    """A store as a `serve` of schema 5 left it (WAL, closed), holding the sample order paid
+    by card, written with that schema's own statements."""
+    order, payment = sample_order()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    for script in MIGRATIONS[:5]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 5")
+    conn.execute(
+        "INSERT INTO orders (id, reference, chat_id, itinerary, price, currency, status,"
+        " created_at, paid_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            order.id,
+            order.reference,
+            order.chat_id,
+            json.dumps(order.itinerary.to_dict()),
+            str(order.price),
+            order.currency,
+            order.status.value,
+            order.created_at.isoformat(),
+            payment.paid_at.isoformat(),
+        ),
+    )
+    conn.execute(
+        "INSERT INTO payments (order_id, method, amount, currency, provider_ref,"
+        " provider_payment_id, tx_hash, paid_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            order.id,
+            payment.method.value,
+            str(payment.amount),
+            payment.currency,
+            payment.provider_ref,
+            payment.provider_payment_id,
+            payment.tx_hash,
+            payment.paid_at.isoformat(),
+            "stripe:webhook",
+        ),
+    )
+    conn.close()
+    return order, payment
+
+
+def test_a_store_of_schema_5_migrates_to_6_and_its_order_still_reads_and_renders(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    order, payment = store_at_version_5_with_a_paid_order(path)
+    conn = connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 6 == len(MIGRATIONS)
+    assert order_rows.get_order_by_reference(conn, order.reference) == order
+    assert order_rows.get_payment(conn, order.id) == payment
+    assert stars.invoices(conn, order.id) == []
+    pdf = render_itinerary(order, payment, page_size="A4", issued_at=NOW)
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert order.reference in text and order.itinerary.passenger in text
+    assert "Stripe session" in text and payment.provider_ref in text
+    # the new tables take the old order's invoices
+    assert stars.add_invoice(conn, order.id, order.reference, 250, NOW).payload == "IB-7K3Q9P:1"
+    conn.close()
+
+
+def an_order(conn: sqlite3.Connection, reference: str) -> int:
+    order, _ = sample_order()
+    return order_rows.insert_order(
+        conn,
+        reference=reference,
+        chat_id=42,
+        itinerary=order.itinerary,
+        price=Decimal("10.00"),
+        currency="USD",
+        created_at=NOW,
+    )
+
+
+def test_invoice_payloads_count_the_attempts_of_each_order(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "bot.sqlite3")
+    x, y = an_order(conn, "IB-X"), an_order(conn, "IB-Y")
+    first = stars.add_invoice(conn, x, "IB-X", 250, NOW)
+    other = stars.add_invoice(conn, y, "IB-Y", 300, NOW)
+    second = stars.add_invoice(conn, x, "IB-X", 250, NOW)
+    assert (first.payload, second.payload, other.payload) == ("IB-X:1", "IB-X:2", "IB-Y:1")
+    assert stars.invoices(conn, x) == [first, second]
+    assert stars.invoice_by_payload(conn, "IB-X:2") == second
+    assert stars.invoice_by_payload(conn, "IB-Y:1") == other
+    assert stars.invoice_by_payload(conn, "IB-X:3") is None
+    conn.close()
+
+
+def test_a_payload_over_128_bytes_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
+    """Telegram takes 1-128 bytes of payload: counted in UTF-8 bytes, not characters."""
+    conn = connect(tmp_path / "bot.sqlite3")
+    fits, too_long = "é" * 63, "é" * 64  # + ":1": 128 and 130 bytes (65 and 66 characters)
+    order_id = an_order(conn, "IB-LONG")
+    assert len(stars.add_invoice(conn, order_id, fits, 1, NOW).payload.encode()) == 128
+    with pytest.raises(ValueError, match="1-128 bytes"):
+        stars.add_invoice(conn, order_id, too_long, 1, NOW)
+    assert len(stars.invoices(conn, order_id)) == 1
+    conn.close()
+
+
+def test_a_stars_payment_is_recorded_once_per_charge_id(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    conn = connect(path)
+    order_id = an_order(conn, "IB-X")
+    paid = StarPayment("charge-1", 42, 42, payload="IB-X:1", currency="XTR", amount=250)
+    assert stars.record_payment(conn, paid, order_id, NOW)
+    again = dataclasses.replace(paid, amount=999)
+    assert not stars.record_payment(conn, again, order_id, NOW)
+    assert stars.get_payment(conn, "charge-1") == paid
+    # a second charge for the same invoice is a payment of its own (owed back)
+    assert stars.record_payment(conn, dataclasses.replace(paid, charge_id="charge-2"), None, NOW)
+    assert query(path, "SELECT charge_id, order_id FROM star_payments") == [
+        ("charge-1", order_id),
+        ("charge-2", None),
+    ]
+    conn.close()

@@ -29,7 +29,7 @@ def on_command(turn: Turn, command: CommandMessage) -> None:
     elif name == "start":
         _start(turn)
     elif name == "help":
-        help_text = texts.help_text(turn.t, turn.ctx.price, turn.ctx.currency)
+        help_text = texts.help_text(turn.t, turn.ctx)
         turn.say(f"{help_text}\n\n{hint(turn.t, turn.draft)}")
     elif name == "cancel":
         cancel(turn)
@@ -64,7 +64,7 @@ def _start(turn: Turn) -> None:
     if old.order and (order is None or order.status is OrderStatus.AWAITING_PAYMENT):
         kept = texts.order_still_payable(turn.t, old.order)
     turn.draft = Draft(seq=old.seq)
-    ask(turn, "name", [texts.greeting(turn.t, turn.ctx.price, turn.ctx.currency), kept])
+    ask(turn, "name", [texts.greeting(turn.t, turn.ctx), kept])
 
 
 def _status(draft: Draft, ctx: Context) -> str:

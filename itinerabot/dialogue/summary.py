@@ -52,9 +52,7 @@ def _show_summary(turn: Turn, preface: Sequence[str]) -> None:
     notes = [p for p in preface if p]
     if notes:
         turn.say("\n\n".join(notes))
-    money_too = ctx.card_enabled or ctx.usdc_enabled
-    price = texts.prices(t, ctx.price, ctx.currency, ctx.stars_price, money_too)
-    text = texts.summary(t, draft.passenger or "", shown, price, draft.order)
+    text = texts.summary(t, draft.passenger or "", shown, texts.offered_price(t, ctx), draft.order)
     pay: list[InlineButton] = []
     if ctx.stars_price is not None:
         label = t.gettext(texts.PAY_STARS, price=ctx.stars_price)

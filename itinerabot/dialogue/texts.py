@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from itinerabot.dialogue.types import Context
 from itinerabot.i18n import LANGUAGES, N_, Texts, english
 from itinerabot.models import Airport, Flight, Order, OrderStatus
 
@@ -90,12 +91,12 @@ def money(amount: Decimal, currency: str) -> str:
     return f"{amount:.2f} {currency}"
 
 
-def prices(t: Texts, amount: Decimal, currency: str, stars: int | None, money_too: bool) -> str:
-    """`500 ⭐ or 10.00 USD`: the price in each currency offered (Stars when `stars` is set,
-    money when `money_too` or nothing else is)."""
-    said = [] if stars is None else [f"{stars} ⭐"]
-    if money_too or not said:
-        said.append(money(amount, currency))
+def offered_price(t: Texts, ctx: Context) -> str:
+    """The price in each currency this chat is offered: `500 ⭐ or 10.00 USD`, `500 ⭐` (Stars
+    alone), `10.00 USD` (card or USDC alone, or nothing offered)."""
+    said = [] if ctx.stars_price is None else [f"{ctx.stars_price} ⭐"]
+    if ctx.card_enabled or ctx.usdc_enabled or not said:
+        said.append(money(ctx.price, ctx.currency))
     if len(said) == 1:
         return said[0]
     return t.gettext("{first} or {second}", first=said[0], second=said[1])
@@ -124,27 +125,52 @@ def commands(t: Texts) -> list[tuple[str, str]]:
     return [(name, t.gettext(what)) for name, what in COMMANDS]
 
 
-def greeting(t: Texts, price: Decimal, currency: str) -> str:
+def greeting(t: Texts, ctx: Context) -> str:
     return t.gettext(
         "Hello! I make a PDF itinerary of the flights you tell me, for {price}.\n"
         "It lists your flights; it is not an airline ticket or a reservation.\n"
         "I'll ask one thing at a time. /cancel stops at any point, /help explains more.",
-        price=money(price, currency),
+        price=offered_price(t, ctx),
     )
 
 
-def help_text(t: Texts, price: Decimal, currency: str) -> str:
+def help_text(t: Texts, ctx: Context) -> str:
     listed = "\n".join(f"/{name} – {what}" for name, what in commands(t))
+    ways = ways_to_pay(t, ctx)
+    if ways is None:
+        cost = t.gettext("It costs {price}.", price=offered_price(t, ctx))
+    else:
+        cost = t.gettext("It costs {price}, paid {ways}.", price=offered_price(t, ctx), ways=ways)
     return t.gettext(
         "I turn the flights you enter into a neat PDF itinerary: passenger name, flight numbers, "
-        "airports, local times and flight durations. It costs {price}, paid by card or in USDC."
-        "\n\n"
+        "airports, local times and flight durations. {cost}\n\n"
         "The PDF is an itinerary of the flights you entered. It is not an airline ticket or a "
         "reservation: no seat is booked and no airline is involved.\n\n"
         "{commands}",
-        price=money(price, currency),
+        cost=cost,
         commands=listed,
     )
+
+
+PAID_IN_STARS = N_("in Telegram Stars")
+PAID_BY_CARD = N_("by card")
+PAID_IN_USDC = N_("in USDC")
+
+
+def ways_to_pay(t: Texts, ctx: Context) -> str | None:
+    """`in Telegram Stars, by card or in USDC`: the methods this chat is offered, in the
+    order of their buttons; None when none is."""
+    offered = (
+        (PAID_IN_STARS, ctx.stars_price is not None),
+        (PAID_BY_CARD, ctx.card_enabled),
+        (PAID_IN_USDC, ctx.usdc_enabled),
+    )
+    ways = [t.gettext(way) for way, on in offered if on]
+    if len(ways) < 2:
+        return ways[0] if ways else None
+    if len(ways) == 2:
+        return t.gettext("{first} or {second}", first=ways[0], second=ways[1])
+    return t.gettext("{first}, {second} or {third}", first=ways[0], second=ways[1], third=ways[2])
 
 
 def unknown_command(t: Texts, name: str) -> str:

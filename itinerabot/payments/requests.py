@@ -26,7 +26,7 @@ from itinerabot.lanes import Lanes
 from itinerabot.messages import Message, Notify, Text
 from itinerabot.models import OrderStatus
 from itinerabot.payments.methods import PaymentActions
-from itinerabot.payments.texts import order_cancelled
+from itinerabot.payments.texts import order_already_paid, order_cancelled
 from itinerabot.store import Store, languages
 from itinerabot.store import orders as order_rows
 from itinerabot.store import payment_requests as requests
@@ -159,6 +159,11 @@ def _finish(
             # cancelled while the provider was asked: no payment page after "cancelled"
             t = languages.texts_of(conn, request.chat_id)
             answer = [Text(order_cancelled(t, request.argument))]
+        elif mine and order is not None and order.status.is_paid:
+            # paid another way (Stars, a USDC transfer) while the provider was asked: a page
+            # now would only invite a second payment
+            t = languages.texts_of(conn, request.chat_id)
+            answer = [Text(order_already_paid(t, request.argument))]
     for message in answer:
         messages.queue(conn, request.chat_id, message, now=now)
     return True

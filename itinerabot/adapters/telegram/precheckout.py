@@ -16,7 +16,7 @@ import telegram
 import trio
 
 from itinerabot.adapters.telegram.client import TelegramClient
-from itinerabot.errors import PermanentServiceError, ServiceError, StoreError
+from itinerabot.errors import PermanentServiceError, RateLimited, ServiceError, StoreError
 from itinerabot.i18n import choose, texts_for
 from itinerabot.metrics import DISCARD, Recorder
 from itinerabot.payments.stars.checkout import CANNOT_CHECK, refusal
@@ -44,7 +44,7 @@ class PreCheckoutDesk:
 
     async def answer(self, query: telegram.PreCheckoutQuery) -> bool:
         """Check the query and answer it; True if Telegram took the answer in time. Never
-        raises for Telegram or the store (they are logged): the query is done either way."""
+        raises (Telegram, the store and bugs are logged): the query is done either way."""
         arrived = trio.current_time()
         error = await self._check(query)
         answered = await self._send(query.id, error, arrived + ANSWER_WITHIN)
@@ -63,8 +63,9 @@ class PreCheckoutDesk:
         return answered
 
     async def _check(self, query: telegram.PreCheckoutQuery) -> str | None:
-        """Why the query is refused (in the payer's language), or None to accept it."""
-        with trio.move_on_after(CHECK_WITHIN):
+        """Why the query is refused (in the payer's language), or None to accept it. A check
+        that fails or runs out of time refuses with "try again"."""
+        with trio.move_on_after(CHECK_WITHIN) as limit:
             try:
                 return await self._store.read(
                     refusal,
@@ -73,22 +74,37 @@ class PreCheckoutDesk:
                     query.total_amount,
                     query.from_user.id,
                 )
+            except trio.Cancelled:
+                raise
             except StoreError as exc:
-                log.error("pre-checkout: the store failed", extra={"error": str(exc)})
-        log.warning("pre-checkout: the order could not be checked in time; refused")
+                log.error("pre-checkout: the store failed; refused", extra={"error": str(exc)})
+            except Exception:  # a bug: refuse this query, keep the bot answering the others
+                log.exception("pre-checkout: checking the order failed; refused")
+        if limit.cancelled_caught:
+            log.warning("pre-checkout: the order could not be checked in time; refused")
         return texts_for(choose(None, query.from_user.language_code)).gettext(CANNOT_CHECK)
 
     async def _send(self, query_id: str, error: str | None, deadline: float) -> bool:
-        """Send the answer, again after network errors, until `deadline` (trio time)."""
+        """Send the answer, again after network errors (after a 429, when Telegram says),
+        until `deadline` (trio time)."""
         with trio.move_on_at(deadline):
             while True:
+                pause = RETRY_AFTER
                 try:
                     await self._telegram.answer_pre_checkout(query_id, error)
                     return True
                 except PermanentServiceError as exc:  # e.g. the query is too old
                     log.error("pre-checkout answer refused", extra={"error": exc.message})
                     return False
+                except RateLimited as exc:  # sooner would only meet another 429
+                    pause = max(RETRY_AFTER, exc.retry_after)
+                    log.warning("pre-checkout answer rate limited", extra={"retry_in": pause})
                 except ServiceError as exc:
                     log.warning("pre-checkout answer failed", extra={"error": exc.message})
-                await trio.sleep(RETRY_AFTER)
+                except trio.Cancelled:
+                    raise
+                except Exception:  # a bug: this answer is lost, the bot keeps running
+                    log.exception("pre-checkout answer failed")
+                    return False
+                await trio.sleep(pause)
         return False
