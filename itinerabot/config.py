@@ -253,6 +253,9 @@ class StarsSettings(_Section):
     enabled: bool = True
     #: the itinerary's price in whole Stars (Telegram takes 1 to 100000 per invoice)
     price: int = Field(default=500, ge=1, le=100000)
+    #: a second Stars payment of an order already paid: refunded at once ("automatic") or
+    #: listed for `itinerabot orders refund` ("operator")
+    refunds: Literal["automatic", "operator"] = "automatic"
 
     @field_validator("price", mode="before")
     @classmethod

@@ -35,6 +35,7 @@ from itinerabot.payments.document import document_renderer
 from itinerabot.payments.fulfilment import Fulfilment
 from itinerabot.payments.methods import Payments
 from itinerabot.payments.requests import PaymentRequests
+from itinerabot.payments.stars.refund_service import StarsRefunder
 from itinerabot.payments.usdc.pollers import PollerNursery
 from itinerabot.store import SqliteStore, Store, open_store
 from itinerabot.store.retention import run_retention
@@ -130,6 +131,10 @@ async def _build(
         transports=transports,
         return_link=start_link(telegram.username),
     )
+    if settings.stars.refunds == "automatic":  # whether or not Stars are still offered
+        stars = StarsRefunder(store, telegram, sender.notify, clock)
+        fulfilment.extra_listeners.append(stars.extra_payment)
+        actions.services.append(("stars refunds", stars.run))
     # taps on "Pay" are carried out after their update commits: no update waits on a provider
     requests = PaymentRequests(store, actions, sender.notify, clock)
     actions.services.append(("payment requests", requests.run))

@@ -44,6 +44,11 @@ TELEGRAM_WAITS = 10.0
 OTHER_USER = 777_001
 
 
+def said(bot: Bot, fragment: str) -> int:
+    """How many messages the traveller's chat got that contain `fragment`."""
+    return sum(fragment in text for text in bot.api.sent_texts(CHAT))
+
+
 def stars_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
     return make_settings(tmp_path, stars={"price": PRICE}, **sections)
 
@@ -408,8 +413,9 @@ async def test_stars_paid_after_the_card_are_owed_back_and_the_traveller_told(
 ) -> None:
     """The traveller has the invoice and the card page open; the card payment lands first,
     then Telegram reports the Stars payment (checked while the order still awaited it). One
-    PDF; the Stars are recorded as a second payment owed back, and the traveller is told
-    they will be refunded."""
+    PDF; the Stars are recorded as a second payment owed back, the traveller is told they
+    will be refunded, and (stars.refunds: automatic, the default) they are: one
+    refundStarPayment of that charge to the payer, and the traveller told once."""
     async with running_bot(tmp_path, settings=stars_settings(tmp_path)) as bot:
         shop = await Shop.open(bot)
         session = await shop.pay_by_card()
@@ -427,6 +433,39 @@ async def test_stars_paid_after_the_card_are_owed_back_and_the_traveller_told(
     ]
     assert (shop.said(CARD_RECEIVED), shop.said(RECEIVED), shop.documents()) == (1, 0, 1)
     assert anomalies(bot) == []
+    refunds = [c.params for c in bot.api.calls_to("refundStarPayment") if c.status == 200]
+    assert refunds == [{"user_id": CHAT, "telegram_payment_charge_id": charge}]
+    assert bot.api.star_charges[charge]["refunded"] is True
+    assert shop.said(f"We refunded {PRICE} ⭐ for order {shop.reference}") == 1
+
+
+async def test_a_second_stars_refund_cut_off_by_a_stop_is_asked_again_at_the_next_start(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Telegram's answer to the automatic refund is lost and the bot stops before asking
+    again: the next start asks once more, Telegram says it was refunded already, and the
+    refund is recorded as done with the traveller told once."""
+    fakes = Fakes.make()
+    settings = stars_settings(tmp_path)
+    async with running_bot(tmp_path, fakes, settings=settings) as bot:
+        shop = await Shop.open(bot)
+        session = await shop.pay_by_card()
+        assert await deliver(bot, bot.stripe.complete(session)) == [200]
+        await eventually(lambda: shop.documents() == 1)
+        fakes.api.fail_next("refundStarPayment", drop=True)
+        update = fakes.api.successful_payment(CHAT, payload=shop.payload, amount=PRICE)
+        charge = update["message"]["successful_payment"]["telegram_payment_charge_id"]
+        await eventually(lambda: len(fakes.api.calls_to("refundStarPayment")) == 1)
+        # Telegram refunded, then the connection broke before its answer reached the bot,
+        # which stops before its retry 5 s later
+        fakes.api.star_charges[charge]["refunded"] = True
+    async with running_bot(tmp_path, fakes, settings=settings) as bot:
+        await eventually(lambda: said(bot, "We refunded") == 1)
+        await trio.sleep(60)
+        assert said(bot, "We refunded") == 1
+    statuses = [c.status for c in fakes.api.calls_to("refundStarPayment")]
+    assert statuses == [-1, 400]
+    assert query(tmp_path / "bot.sqlite3", "SELECT status FROM refunds") == [("succeeded",)]
 
 
 async def test_a_card_paid_after_the_stars_is_owed_back_and_the_traveller_told(

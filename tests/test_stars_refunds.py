@@ -244,7 +244,7 @@ async def test_only_a_whole_stars_payment_can_be_refunded(
 async def test_stars_paid_after_a_card_payment_are_given_back_in_the_travellers_language(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], autojump_clock: trio.abc.Clock
 ) -> None:
-    settings = make_settings(tmp_path, stars={"price": PRICE})
+    settings = make_settings(tmp_path, stars={"price": PRICE, "refunds": "operator"})
     async with running_bot(tmp_path, settings=settings) as bot:
         ref, charge = await pays_by_card_then_in_stars(bot)
         told_in_russian = (

@@ -1,0 +1,149 @@
+"""Automatic Stars refunds (`stars.refunds: automatic`): a second Stars payment of an order
+already paid goes back to the payer at once, and a refund left unanswered is asked again.
+
+Each refund is stored before Telegram is asked; Telegram refunds a charge once at most and
+answers a repeat with CHARGE_ALREADY_REFUNDED (`refund_stars` counts that as done), so a crash
+between the two is repaired by asking again, at the next start. Transient failures are retried
+with capped backoff while the process runs; a refusal is recorded as failed, for the operator.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+from datetime import datetime
+
+import trio
+
+from itinerabot.clock import WallClock
+from itinerabot.errors import ServiceError, StoreError, TransientServiceError
+from itinerabot.messages import Notify
+from itinerabot.models import PaymentMethod
+from itinerabot.payments.card.refund_service import retry_delay
+from itinerabot.payments.stars.refunds import StarRefunds, refund_stars
+from itinerabot.store import Store, money
+from itinerabot.store import orders as order_rows
+from itinerabot.store.money import ExtraKind, Refund, RefundStatus
+
+log = logging.getLogger(__name__)
+
+
+class StarsRefunder:
+    """The service; `extra_payment` is fulfilment's extra listener."""
+
+    def __init__(self, store: Store, client: StarRefunds, notify: Notify, clock: WallClock) -> None:
+        self._store = store
+        self._client = client
+        self._notify = notify
+        self._clock = clock
+        self._wake, self._woken = trio.open_memory_channel[int](math.inf)
+
+    def extra_payment(self, extra_payment_id: int, method: PaymentMethod) -> None:
+        """Money arrived for an order already paid: refund it if it came in Stars."""
+        if method == PaymentMethod.STARS:
+            self._wake.send_nowait(extra_payment_id)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Refund what the last run left (second Stars payments with no refund, refunds still
+        requested), then each new one, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            try:
+                extras, stuck = await self._store.run(_left_over)
+            except StoreError as exc:
+                log.warning("stars refunds: could not read the store", extra={"error": str(exc)})
+                extras, stuck = [], []
+            for extra_id in extras:
+                self._wake.send_nowait(extra_id)
+            for refund in stuck:
+                nursery.start_soon(self._ask_until_answered, refund)
+            async for extra_id in self._woken:
+                nursery.start_soon(self._refund, extra_id, name=f"stars refund {extra_id}")
+
+    async def _refund(self, extra_id: int) -> None:
+        """Store a refund of one second Stars payment (unless it has one), then ask."""
+        failures = 0
+        while True:
+            try:
+                refund = await self._store.run(_begin_for_extra, extra_id, self._clock())
+                break
+            except trio.Cancelled:
+                raise
+            except StoreError as exc:
+                failures += 1
+                log.warning(
+                    "could not store a stars refund; retrying",
+                    extra={"extra_payment": extra_id, "error": str(exc)},
+                )
+                await trio.sleep(retry_delay(failures))
+        if refund is not None:
+            await self._ask_until_answered(refund)
+
+    async def _ask_until_answered(self, refund: Refund) -> None:
+        """Ask Telegram until it answers (or refuses); wake the sender for the message."""
+        failures = 0
+        while True:
+            try:
+                done = await refund_stars(self._store, self._client, refund, self._clock)
+                break
+            except trio.Cancelled:
+                raise
+            except (TransientServiceError, StoreError) as exc:
+                failures += 1
+                log.warning(
+                    "stars refund got no answer; asking again",
+                    extra={
+                        "refund": refund.id,
+                        "error": str(exc),
+                        "retry_in": retry_delay(failures),
+                    },
+                )
+                await trio.sleep(retry_delay(failures))
+            except ServiceError as exc:  # refund_stars records refusals itself
+                log.error("stars refund failed", extra={"refund": refund.id, "error": str(exc)})
+                return
+        chat = await self._store.run(_chat_of, done.order_id)
+        if chat is not None:
+            self._notify(chat)
+
+
+def _left_over(conn: sqlite3.Connection) -> tuple[list[int], list[Refund]]:
+    """Second Stars payments with no refund at all (a failed one is the operator's), and
+    Stars refunds still requested."""
+    refunded = {r.extra_payment_id for r in money.refunds_in(conn, tuple(RefundStatus))}
+    extras = [
+        e.id
+        for e in money.unrefunded_extra_payments(conn)
+        if e.method == PaymentMethod.STARS and e.kind == ExtraKind.SECOND and e.id not in refunded
+    ]
+    stuck = [
+        r
+        for r in money.refunds_in(conn, (RefundStatus.REQUESTED,))
+        if r.method == PaymentMethod.STARS
+    ]
+    return extras, stuck
+
+
+def _begin_for_extra(conn: sqlite3.Connection, extra_id: int, now: datetime) -> Refund | None:
+    """A new stored refund of a whole second Stars payment; None if it has any refund."""
+    extra = money.get_extra_payment(conn, extra_id)
+    if extra is None or extra.method != PaymentMethod.STARS or extra.kind != ExtraKind.SECOND:
+        return None
+    if any(r.extra_payment_id == extra.id for r in money.refunds(conn, extra.order_id)):
+        return None
+    return money.begin_refund(
+        conn,
+        order_id=extra.order_id,
+        method=PaymentMethod.STARS,
+        provider_ref=extra.provider_ref,
+        amount=extra.amount,
+        currency=extra.currency,
+        now=now,
+        extra_payment_id=extra.id,
+    )
+
+
+def _chat_of(conn: sqlite3.Connection, order_id: int) -> int | None:
+    order = order_rows.get_order_head(conn, order_id)
+    return order.chat_id if order else None
