@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 import trio
 import trio.testing
 from hypothesis import strategies as st
 
+from itinerabot.cli import main
 from itinerabot.config import Settings, settings_from_mapping
 from itinerabot.dialogue.types import InlineButton
 from itinerabot.messages import Message, Text
@@ -253,6 +255,16 @@ async def running_bot(
         finally:
             if not stopped.is_set():
                 await bot.stop()
+
+
+async def orders(
+    capsys: pytest.CaptureFixture[str], config: Path, *args: str
+) -> tuple[int, str, str]:
+    """Run `itinerabot orders --config CONFIG ARGS…` in a worker thread: (exit, out, err)."""
+    capsys.readouterr()
+    code = await trio.to_thread.run_sync(main, ["orders", "--config", str(config), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @asynccontextmanager

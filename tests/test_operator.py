@@ -50,6 +50,7 @@ from tests.harness import (
     eventually,
     on_loopback,
     open_checkout,
+    orders,
     pay_usdc,
     running_bot,
     status_of,
@@ -100,16 +101,6 @@ async def bot_and_config(
 ) -> AsyncIterator[tuple[Bot, Path]]:
     async with running_bot(tmp_path, fakes, settings=bot_settings(tmp_path)) as bot:
         yield bot, config_file(tmp_path, raw_config(tmp_path))
-
-
-async def orders(
-    capsys: pytest.CaptureFixture[str], config: Path, *args: str
-) -> tuple[int, str, str]:
-    """Run `itinerabot orders --config CONFIG ARGS…` in a worker thread: (exit, out, err)."""
-    capsys.readouterr()
-    code = await trio.to_thread.run_sync(main, ["orders", "--config", str(config), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def deliver_card_payment(bot: Bot, session_id: str) -> None:

@@ -15,7 +15,6 @@ import pytest
 import trio
 import yaml
 
-from itinerabot.cli import main
 from itinerabot.models import OrderStatus
 from itinerabot.operator.attention import STUCK_AFTER, Attention, needs_attention
 from itinerabot.store.db import connect
@@ -31,6 +30,7 @@ from tests.harness import (
     eventually,
     make_settings,
     on_loopback,
+    orders,
     query,
     running_bot,
     status_of,
@@ -60,16 +60,6 @@ async def telegram_for_the_operator(tmp_path: Path, app: ASGIApp) -> AsyncIterat
     yields the command's config file."""
     async with on_loopback(app) as url:
         yield operator_config(tmp_path, url)
-
-
-async def orders(
-    capsys: pytest.CaptureFixture[str], config: Path, *args: str
-) -> tuple[int, str, str]:
-    """Run `itinerabot orders --config CONFIG ARGS…` in a worker thread: (exit, out, err)."""
-    capsys.readouterr()
-    code = await trio.to_thread.run_sync(main, ["orders", "--config", str(config), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def the_reference(bot: Bot) -> str:
