@@ -371,7 +371,8 @@ async def test_a_payment_that_does_not_match_its_invoice_pays_nothing(
     """A `successful_payment` of another amount, in another currency, or for an invoice the
     bot never sent: no PDF, the order still awaits payment, an anomaly says why for the
     operator, and the traveller is told the payment will be looked into. Paying the real
-    invoice afterwards still works."""
+    invoice afterwards still works, and the charge that paid nothing is given back once
+    (the anomaly settled, the traveller told)."""
     changes, reason = WRONG[case]
     async with running_bot(tmp_path, settings=stars_settings(tmp_path)) as bot:
         shop = await Shop.open(bot)
@@ -386,6 +387,14 @@ async def test_a_payment_that_does_not_match_its_invoice_pays_nothing(
         told = [t for t in bot.api.sent_texts(CHAT) if NOT_MATCHED in t]
         await bot.api.pay_invoice(CHAT, shop.invoice)
         await eventually(lambda: shop.documents() == 1)
+        # stars.refunds: automatic gives the charge back at the next round (every 60 s)
+        await eventually(lambda: shop.said("We gave back your payment") == 1)
+        await trio.sleep(120)
+        given_back = [c.params for c in bot.api.calls_to("refundStarPayment")]
+        settled = anomalies(bot)
+    assert given_back == [{"user_id": CHAT, "telegram_payment_charge_id": charge}]
+    assert bot.api.star_charges[charge]["refunded"] is True
+    assert settled == [] and shop.said("We gave back your payment") == 1
     assert (status, documents) == (OrderStatus.AWAITING_PAYMENT, 0)
     assert (anomaly.source, anomaly.provider_ref, anomaly.reason) == ("telegram", charge, reason)
     assert anomaly.detail["payload"] == paid["payload"]

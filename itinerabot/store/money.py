@@ -96,6 +96,15 @@ def record_anomaly(
     return cur.rowcount == 1
 
 
+def resolve_anomaly(conn: sqlite3.Connection, anomaly_id: int, now: datetime) -> bool:
+    """Mark an anomaly settled (its money given back); False if it was before."""
+    cur = conn.execute(
+        "UPDATE anomalies SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL",
+        (now.isoformat(), anomaly_id),
+    )
+    return cur.rowcount == 1
+
+
 def record_extra_payment(
     conn: sqlite3.Connection, order_id: int, payment: Payment, kind: ExtraKind, now: datetime
 ) -> int | None:

@@ -52,7 +52,7 @@ from itinerabot.payments.fulfilment import Recorded
 from itinerabot.payments.requests import PREPARING
 from itinerabot.payments.stars.invoice import issue_invoice
 from itinerabot.payments.stars.paid import record_star_payment
-from itinerabot.store import Store, languages, misc, money, outbox, payment_requests
+from itinerabot.store import Store, languages, misc, money, outbox, payment_requests, stars
 from itinerabot.store import orders as order_rows
 from itinerabot.store.payment_requests import Action, Request
 from itinerabot.store.stars import StarPayment
@@ -188,6 +188,7 @@ def _skip_paid(conn: sqlite3.Connection, incoming: Incoming, offset: int, now: d
     settles or refunds it by hand, and an apology."""
     paid = incoming.paid
     assert paid is not None
+    stars.record_payment(conn, paid, None, now)  # who paid what, for its refund
     money.record_anomaly(
         conn,
         source="telegram",

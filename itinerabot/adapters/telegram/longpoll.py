@@ -30,6 +30,7 @@ from itinerabot.errors import (
     PermanentServiceError,
     RateLimited,
     ServiceError,
+    StoreError,
 )
 from itinerabot.lanes import Lanes
 from itinerabot.metrics import DISCARD, Recorder
@@ -180,7 +181,14 @@ class LongPoll:
             # restart must not cancel the traveller's purchase
             await self._desk.answer(query)
         offset = self._window.offset_after(update.update_id)
-        await self._store.run(misc.mark_handled, update.update_id, offset)
+        try:
+            await self._store.run(misc.mark_handled, update.update_id, offset)
+        except StoreError as exc:
+            # a query has no lasting effect: if it comes again after a restart, Telegram
+            # refuses the second answer, and nothing else happens
+            log.warning(
+                "could not record a pre-checkout query as handled", extra={"error": str(exc)}
+            )
         self._done(update.update_id)
 
     def _done(self, update_id: int) -> None:

@@ -73,6 +73,7 @@ class PreCheckoutDesk:
                     query.currency,
                     query.total_amount,
                     query.from_user.id,
+                    query.from_user.language_code,
                 )
             except trio.Cancelled:
                 raise

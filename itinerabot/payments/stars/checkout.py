@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from itinerabot.i18n import N_, Texts
+from itinerabot.i18n import N_, Texts, choose, texts_for
 from itinerabot.models import OrderStatus
 from itinerabot.payments.texts import order_already_paid, order_cancelled
 from itinerabot.store import languages, stars
@@ -27,11 +27,18 @@ CANNOT_CHECK = N_("We could not check your order just now. Please try again in a
 
 
 def refusal(
-    conn: sqlite3.Connection, payload: str, currency: str, amount: int, payer_id: int
+    conn: sqlite3.Connection,
+    payload: str,
+    currency: str,
+    amount: int,
+    payer_id: int,
+    language_code: str | None = None,
 ) -> str | None:
     """Why the invoice `payload` may not be paid `amount` `currency` by user `payer_id`, in
-    the payer's language; None when the order awaits exactly this payment."""
-    t = languages.texts_of(conn, payer_id)
+    the payer's language (their pick in the bot, else what their app says now or last);
+    None when the order awaits exactly this payment."""
+    chosen, seen = languages.get(conn, payer_id)
+    t = texts_for(choose(chosen, language_code or seen))
     invoice = stars.invoice_by_payload(conn, payload)
     order = order_rows.get_order_head(conn, invoice.order_id) if invoice is not None else None
     if invoice is None or order is None:

@@ -1,5 +1,7 @@
 """Automatic Stars refunds (`stars.refunds: automatic`): a second Stars payment of an order
-already paid goes back to the payer at once, and a refund left unanswered is asked again.
+already paid goes back to the payer at once, and a refund left unanswered is asked again; a
+Stars charge that paid nothing (an anomaly: no invoice of ours, another amount) goes back at
+the next round.
 
 Each refund is stored before Telegram is asked; Telegram refunds a charge once at most and
 answers a repeat with CHARGE_ALREADY_REFUNDED (`refund_stars` counts that as done), so a crash
@@ -16,17 +18,23 @@ from datetime import datetime
 
 import trio
 
+from itinerabot import messages
 from itinerabot.clock import WallClock
-from itinerabot.errors import ServiceError, StoreError, TransientServiceError
-from itinerabot.messages import Notify
+from itinerabot.errors import PermanentServiceError, ServiceError, StoreError, TransientServiceError
+from itinerabot.messages import Notify, Text
 from itinerabot.models import PaymentMethod
 from itinerabot.payments.card.refund_service import retry_delay
-from itinerabot.payments.stars.refunds import StarRefunds, refund_stars
-from itinerabot.store import Store, money
+from itinerabot.payments.rounds import every
+from itinerabot.payments.stars.refunds import ALREADY_REFUNDED, StarRefunds, refund_stars
+from itinerabot.store import Store, languages, money, stars
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import ExtraKind, Refund, RefundStatus
+from itinerabot.store.stars import StarPayment
 
 log = logging.getLogger(__name__)
+
+#: seconds between rounds giving back Stars charges that paid nothing (the first at start-up)
+ANOMALY_ROUND = 60.0
 
 
 class StarsRefunder:
@@ -38,6 +46,8 @@ class StarsRefunder:
         self._notify = notify
         self._clock = clock
         self._wake, self._woken = trio.open_memory_channel[int](math.inf)
+        #: anomalies Telegram refused to refund: left for the operator
+        self._given_up: set[int] = set()
 
     def extra_payment(self, extra_payment_id: int, method: PaymentMethod) -> None:
         """Money arrived for an order already paid: refund it if it came in Stars."""
@@ -58,6 +68,7 @@ class StarsRefunder:
                 self._wake.send_nowait(extra_id)
             for refund in stuck:
                 nursery.start_soon(self._ask_until_answered, refund)
+            nursery.start_soon(every, ANOMALY_ROUND, self._give_back_anomalies)
             async for extra_id in self._woken:
                 nursery.start_soon(self._refund, extra_id, name=f"stars refund {extra_id}")
 
@@ -103,9 +114,68 @@ class StarsRefunder:
             except ServiceError as exc:  # refund_stars records refusals itself
                 log.error("stars refund failed", extra={"refund": refund.id, "error": str(exc)})
                 return
+            except Exception:  # a bug: this refund is the operator's, never a crash loop
+                log.exception(
+                    "stars refund failed; left for the operator", extra={"refund": refund.id}
+                )
+                return
         chat = await self._store.run(_chat_of, done.order_id)
         if chat is not None:
             self._notify(chat)
+
+    async def _give_back_anomalies(self) -> None:
+        """Give back every recorded Stars charge that paid nothing, and tell its chat."""
+        try:
+            found = await self._store.run(_charges_that_paid_nothing)
+        except StoreError as exc:
+            log.warning("stars refunds: could not read the store", extra={"error": str(exc)})
+            return
+        for anomaly_id, paid in found:
+            if anomaly_id in self._given_up:
+                continue
+            try:
+                await self._client.refund_star_payment(paid.payer_id, paid.charge_id)
+            except trio.Cancelled:
+                raise
+            except PermanentServiceError as exc:
+                if ALREADY_REFUNDED not in exc.message.lower():
+                    log.error(
+                        "a Stars charge that paid nothing could not be given back",
+                        extra={"charge": paid.charge_id, "error": exc.message},
+                    )
+                    self._given_up.add(anomaly_id)  # the operator's, from the anomaly list
+                    continue
+            except Exception as exc:  # transient, or a bug: the next round asks again
+                log.warning(
+                    "a Stars charge that paid nothing: no answer; asking again next round",
+                    extra={"charge": paid.charge_id, "error": str(exc)},
+                )
+                continue
+            await self._store.run(_given_back, anomaly_id, paid, self._clock())
+            self._notify(paid.chat_id)
+
+
+def _charges_that_paid_nothing(conn: sqlite3.Connection) -> list[tuple[int, StarPayment]]:
+    """(anomaly id, charge) of each Stars charge recorded as an anomaly, not yet given back."""
+    found = []
+    for anomaly in money.anomalies(conn):
+        paid = stars.get_payment(conn, anomaly.provider_ref)
+        if anomaly.source == "telegram" and paid is not None:
+            found.append((anomaly.id, paid))
+    return found
+
+
+def _given_back(
+    conn: sqlite3.Connection, anomaly_id: int, paid: StarPayment, now: datetime
+) -> None:
+    """The charge is refunded: the anomaly is settled and the chat told (once)."""
+    if not money.resolve_anomaly(conn, anomaly_id, now):
+        return
+    text = languages.texts_of(conn, paid.chat_id).gettext(
+        "We gave back your payment of {amount} ⭐: it did not pay for any order.",
+        amount=paid.amount,
+    )
+    messages.queue(conn, paid.chat_id, Text(text), now=now)
 
 
 def _left_over(conn: sqlite3.Connection) -> tuple[list[int], list[Refund]]:
