@@ -38,6 +38,7 @@ from itinerabot.payments.requests import PaymentRequests
 from itinerabot.payments.stars.refund_service import StarsRefunder
 from itinerabot.payments.usdc.pollers import PollerNursery
 from itinerabot.store import SqliteStore, Store, open_store
+from itinerabot.store.inbox import Inbox, inbox_path
 from itinerabot.store.retention import run_retention
 from itinerabot.web.app import WebApp
 from itinerabot.web.ops import OpsRoutes
@@ -90,7 +91,9 @@ async def serve(
             open_telegram(settings.telegram, transport=transports.telegram) as telegram,
             AsyncExitStack() as stack,  # the payment methods' clients, closed before the store
         ):
-            rt = await _build(stack, settings, store, telegram, transports, clock)
+            inbox = await trio.to_thread.run_sync(Inbox.open, inbox_path(settings.store.path))
+            stack.callback(inbox.close)
+            rt = await _build(stack, settings, store, inbox, telegram, transports, clock)
             async with trio.open_nursery() as root:
                 if handle_signals:
                     await root.start(_watch_signals, rt, root.cancel_scope, name="signals")
@@ -110,6 +113,7 @@ async def _build(
     stack: AsyncExitStack,
     settings: Settings,
     store: SqliteStore,
+    inbox: Inbox,
     telegram: TelegramClient,
     transports: Transports,
     clock: WallClock,
@@ -142,7 +146,7 @@ async def _build(
         store, sender.notify, settings, clock, requests.submit, fulfilment.settle
     )
     desk = PreCheckoutDesk(telegram, store, metrics)
-    longpoll = LongPoll(telegram, store, handler, desk, settings.telegram, metrics)
+    longpoll = LongPoll(telegram, store, handler, desk, inbox, settings.telegram, metrics)
     ops = OpsRoutes(
         store,
         longpoll,

@@ -10,6 +10,7 @@ import math
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -291,6 +292,25 @@ async def on_loopback(app: ASGIApp) -> AsyncIterator[str]:
     finally:
         stop.set()
         await trio.to_thread.run_sync(thread.join)
+
+
+def hold_write_lock_until(
+    path: Path, done: Callable[[], bool], taken: threading.Event, held: list[bool]
+) -> None:
+    """Hold the store's write lock, as another process under load would, until `done()`
+    (at most 10 s of real time); `held` gets whether `done()` came true meanwhile. Run it
+    in a thread of its own (not trio's: the mock clock stands still while those work)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        taken.set()
+        give_up = time.monotonic() + 10
+        while not done() and time.monotonic() < give_up:
+            time.sleep(0.002)
+        held.append(done())
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------- waiting on trio's clock

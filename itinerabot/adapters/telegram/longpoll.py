@@ -1,18 +1,24 @@
-"""The Telegram long-poll loop: getUpdates, hand each new update to its chat's lane, repeat.
+"""The Telegram long-poll loop: getUpdates, hand each new update to its chat's lane (a
+pre-checkout query to the desk, at once), keep it in the inbox, repeat.
 
 Chats are handled concurrently (`Lanes` keyed by chat), so updates commit out of order: the
-offset told to Telegram and stored with each update's effects is the lowest update not yet
-committed (`UpdateWindow`), and updates done above it are skipped when Telegram sends them
-again. While updates are in hand, the next getUpdates waits for one of them to finish (or a
-short pause), so a busy bot polls no faster than it works. 409 (another instance
-polling) and network errors back off; 429 waits `retry_after`; an invalid token ends the loop
-with InvalidToken so the process stops with a clear message. The trio time of the last
-getUpdates that succeeded is kept for /healthz.
+offset stored with each update's effects is the lowest update not yet committed
+(`UpdateWindow`), and updates done above it are skipped when they come again. The offset told
+to Telegram may run ahead of it over updates kept in the inbox (`store.inbox`, a file of its
+own): so a store whose writer stalls holds up the updates in hand, never the fetching of new
+ones (a pre-checkout query has 10 s). At most MAX_IN_HAND updates are in hand; beyond that,
+and while the inbox cannot be written, the next getUpdates waits for progress as before the
+inbox (Telegram sends the updates not yet confirmed again). 409 (another instance polling)
+and network errors back off; 429 waits `retry_after`; an invalid token ends the loop with
+InvalidToken so the process stops with a clear message. The trio time of the last getUpdates
+that succeeded is kept for /healthz.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 import telegram
 import trio
@@ -35,6 +41,7 @@ from itinerabot.errors import (
 from itinerabot.lanes import Lanes
 from itinerabot.metrics import DISCARD, Recorder
 from itinerabot.store import Store, misc
+from itinerabot.store.inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,10 @@ def chat_key(update: telegram.Update) -> int:
 #: while updates are in hand, the longest wait for one to finish before polling again (new
 #: updates of other chats are fetched at least this often when every update in hand is slow)
 REPOLL_IN_HAND = 0.25
+#: updates fetched and not yet committed, at most (the memory bound while the store stalls)
+MAX_IN_HAND = 2000
+#: seconds between attempts to write the inbox after it failed
+INBOX_RETRY = 1.0
 
 
 class LongPoll:
@@ -62,6 +73,7 @@ class LongPoll:
         store: Store,
         handler: UpdateHandler,
         desk: PreCheckoutDesk,
+        inbox: Inbox,
         settings: TelegramSettings,
         metrics: Recorder = DISCARD,
     ) -> None:
@@ -69,6 +81,14 @@ class LongPoll:
         self._store = store
         self._handler = handler
         self._desk = desk
+        self._inbox = inbox
+        #: every update below this is in the inbox or committed: Telegram may forget it
+        self._kept_to = 0
+        #: the update after the highest Telegram has sent
+        self._fetched_to = 0
+        self._to_keep, self._keeping = trio.open_memory_channel[
+            tuple[int, list[tuple[int, dict[str, Any]]]]
+        ](math.inf)
         self._queries: trio.Nursery | None = None
         self._settings = settings
         self._metrics = metrics
@@ -81,8 +101,14 @@ class LongPoll:
 
     @property
     def offset(self) -> int:
-        """The lowest update not yet committed (what Telegram is told on the next poll)."""
+        """The lowest update not yet committed (what the store keeps)."""
         return self._window.offset
+
+    @property
+    def fetch_from(self) -> int:
+        """What Telegram is told on the next poll: every update below it is committed or
+        kept in the inbox."""
+        return max(self._window.offset, self._kept_to)
 
     def handled(self, update_id: int) -> bool:
         """True once the update's effects are committed."""
@@ -105,12 +131,44 @@ class LongPoll:
         offset = await self._store.run(misc.get_offset)
         done = await self._store.run(misc.handled_from, offset)
         self._window = UpdateWindow(offset, done)
+        kept = await self._inbox.pending(offset)
+        self._kept_to = self._fetched_to = max([offset] + [u + 1 for u, _ in kept])
         self.started_at = trio.current_time()
         async with trio.open_nursery() as nursery:
             await nursery.start(self._lanes.run, name="chat lanes")
             await nursery.start(self._serve_queries, name="pre-checkout queries")
+            await nursery.start(self._keep_updates, name="update inbox")
+            # fetched and confirmed to Telegram before the last stop, never committed
+            for update_id, data in kept:
+                if self._window.admit(update_id):
+                    self._dispatch(Update.de_json(data, self._telegram.bot))
+            if kept:
+                log.info("updates from the inbox handed out again", extra={"count": len(kept)})
             task_status.started()
             await self._poll()
+
+    async def _keep_updates(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Write each getUpdates answer's new updates to the inbox, in order; once written,
+        the offset told to Telegram may pass them. A failing inbox is retried: meanwhile the
+        offset waits for commits, as it would without an inbox."""
+        task_status.started()
+        async for first in self._keeping:
+            items = [first]
+            while True:
+                try:
+                    items.append(self._keeping.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            rows = [row for _, batch in items for row in batch]
+            while True:
+                try:
+                    await self._inbox.keep(rows, self._window.offset)
+                    break
+                except StoreError as exc:
+                    log.warning("could not write the update inbox", extra={"error": str(exc)})
+                    await trio.sleep(INBOX_RETRY)
+            self._kept_to = max(self._kept_to, max(upto for upto, _ in items))
+            self._progress.set()
 
     async def _serve_queries(self, *, task_status: trio.TaskStatus[None]) -> None:
         """The nursery pre-checkout queries are answered in, each in its own task."""
@@ -122,17 +180,22 @@ class LongPoll:
         backoff = self._settings.backoff_initial
         polled_at = -1
         while True:
-            if self._window.in_hand:
-                # Telegram sends the updates in hand again until they commit: poll again once
-                # the offset moved (or after a short pause, for other chats' new updates)
+            while self._window.in_hand >= MAX_IN_HAND:
+                await self._progress.wait()
+                self._progress = trio.Event()
+            unconfirmed = self._fetched_to > self.fetch_from
+            if unconfirmed:
+                # Telegram sends what is not yet confirmed again: poll once the offset moved
+                # (an inbox write, a commit), or after a short pause for new updates
                 with trio.move_on_after(REPOLL_IN_HAND):
-                    while self.offset == polled_at:
+                    while self.fetch_from == polled_at:
                         await self._progress.wait()
                         self._progress = trio.Event()
-            polled_at = self.offset
+            polled_at = self.fetch_from
             try:
                 updates = await self._telegram.get_updates(
-                    self.offset, 0 if self._window.in_hand else self._settings.long_poll_timeout
+                    self.fetch_from,
+                    0 if self._fetched_to > self.fetch_from else self._settings.long_poll_timeout,
                 )
             except InvalidToken:
                 raise
@@ -159,14 +222,22 @@ class LongPoll:
             backoff = self._settings.backoff_initial
             self.last_success = trio.current_time()
             self.polls += 1
+            new: list[tuple[int, dict[str, Any]]] = []
             for update in sorted(updates, key=lambda u: u.update_id):
-                if not self._window.admit(update.update_id):
-                    continue
-                if update.pre_checkout_query is not None and self._queries is not None:
-                    # Telegram waits 10 s for the answer: never behind a chat's lane
-                    self._queries.start_soon(self._answer_query, update, update.pre_checkout_query)
-                else:
-                    self._lanes.submit(chat_key(update), update)
+                self._fetched_to = max(self._fetched_to, update.update_id + 1)
+                if self._window.admit(update.update_id):
+                    new.append((update.update_id, update.to_dict()))
+                    self._dispatch(update)
+            if updates:
+                self._to_keep.send_nowait((self._fetched_to, new))
+
+    def _dispatch(self, update: Update) -> None:
+        """A new update to its chat's lane; a pre-checkout query to the desk at once."""
+        if update.pre_checkout_query is not None and self._queries is not None:
+            # Telegram waits 10 s for the answer: never behind a chat's lane
+            self._queries.start_soon(self._answer_query, update, update.pre_checkout_query)
+        else:
+            self._lanes.submit(chat_key(update), update)
 
     async def _handle(self, update: telegram.Update) -> None:
         """Handle one update in its lane and commit it with the offset it leaves behind."""
@@ -202,11 +273,11 @@ class LongPoll:
         with trio.move_on_after(5) as scope:
             scope.shield = True
             try:
-                await self._telegram.get_updates(self.offset, 0)
+                await self._telegram.get_updates(self.fetch_from, 0)
             except ServiceError as exc:
                 log.warning("could not confirm the update offset", extra={"error": exc.message})
                 return
         if scope.cancelled_caught:
             log.warning("confirming the update offset timed out")
         else:
-            log.info("update offset confirmed", extra={"offset": self.offset})
+            log.info("update offset confirmed", extra={"offset": self.fetch_from})

@@ -2,10 +2,11 @@
 handled concurrently and so updates committed out of order.
 
 The offset is the lowest update not yet committed (or, with none in hand, the next one not yet
-seen). Telegram forgets every update below the offset it is given, so an update in hand is
-never forgotten before its effects commit; the updates above the offset that are done already
-are known (in memory, and in the store for a restart) and skipped when Telegram sends them
-again. Pure bookkeeping: no I/O, no clock.
+seen): what the store keeps with each update's effects. Telegram may be told a higher one only
+over updates kept in the inbox (longpoll.py), so an update in hand is never lost before its
+effects commit; the updates above the offset that are done already are known (in memory, and
+in the store for a restart) and skipped when they come again. Pure bookkeeping: no I/O, no
+clock.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from collections.abc import Iterable
 class UpdateWindow:
     """The updates seen but not yet committed, and those committed above the offset.
 
-    Both sets stay small: Telegram answers getUpdates with at most 100 updates from the
-    offset on, so nothing beyond offset + 100 is ever seen (this is also the back-pressure:
-    while the oldest update in hand is not done, no newer ones come in)."""
+    Both sets stay small: the long poll holds at most MAX_IN_HAND updates (it fetches past
+    the offset only over updates kept in the inbox, see longpoll.py)."""
 
     def __init__(self, offset: int, done: Iterable[int] = ()) -> None:
         #: the next update id not yet seen
