@@ -251,7 +251,8 @@ class StarsSettings(_Section):
     """Telegram Stars (currency XTR): an invoice inside Telegram, paid in one tap."""
 
     enabled: bool = True
-    #: the itinerary's price in whole Stars (Telegram takes 1 to 100000 per invoice)
+    #: the itinerary's price in whole Stars (Telegram takes 1 to 100000 per invoice): required
+    #: when Stars are on (the default is only there for a switched-off section)
     price: int = Field(default=500, ge=1, le=100000)
     #: a second Stars payment of an order already paid: refunded at once ("automatic") or
     #: listed for `itinerabot orders refund` ("operator")
@@ -264,6 +265,16 @@ class StarsSettings(_Section):
         if isinstance(v, bool):
             raise ValueError("must be a whole number of Stars")
         return v
+
+    @model_validator(mode="after")
+    def _priced(self) -> StarsSettings:
+        # no price of its own would charge one the owner never chose
+        if self.enabled and "price" not in self.model_fields_set:
+            raise ValueError(
+                "price is required when Stars are on: the itinerary's price in whole Stars"
+                " (1-100000), e.g. price: 500"
+            )
+        return self
 
 
 class ShopSettings(_Section):

@@ -5,6 +5,8 @@ module, named here by their path below `itinerabot`.
 ItinerabotError
 ├── ConfigError                  bad or missing configuration (exit 2, one line per problem)
 ├── StoreError                   the SQLite store failed or has an unknown schema
+│   └── StoreConstraintError     SQLite refused a write of ours (a constraint, a trigger):
+│                                a bug in our data, not an outage; retrying fails again
 ├── adapters.circle.errors.SnsVerificationError
 │                                a webhook message that is not a genuine SNS message
 │                                (`retryable`: the certificate could not be fetched)
@@ -52,6 +54,12 @@ class ConfigError(ItinerabotError):
 
 class StoreError(ItinerabotError):
     """The store could not be opened, migrated or written."""
+
+
+class StoreConstraintError(StoreError):
+    """SQLite refused a write (a UNIQUE, CHECK or foreign key constraint, a trigger's ABORT):
+    the data we wrote is wrong, so the same call fails again however often it is retried.
+    Busy and I/O errors stay plain StoreError."""
 
 
 class ServiceError(ItinerabotError):

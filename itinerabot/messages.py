@@ -114,13 +114,15 @@ def to_row(message: Message) -> tuple[Kind, dict[str, Any]]:
             return Kind.REMOVE_BUTTONS, {"message_id": message_id}
         case AnswerCallback(callback_id=callback_id, text=text):
             return Kind.ANSWER_CALLBACK, {"callback_id": callback_id, "text": text}
-        case Invoice(title=title, description=description, payload=load, label=label):
+        case Invoice(
+            title=title, description=description, payload=load, label=label, amount=amount
+        ):
             return Kind.INVOICE, {
                 "title": title,
                 "description": description,
                 "payload": load,
                 "label": label,
-                "amount": message.amount,
+                "amount": amount,
             }
 
 

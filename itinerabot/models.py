@@ -140,6 +140,10 @@ class PaymentMethod(enum.StrEnum):
     STARS = "stars"  # Telegram Stars (currency XTR), Telegram's own invoices
 
 
+#: the currency code of Telegram Stars, in invoices and in the payments they bring
+STARS_CURRENCY = "XTR"
+
+
 @dataclass(frozen=True, slots=True)
 class Order:
     """An itinerary the traveller may pay for, with its short reference (e.g. `IB-7K3Q9P`)."""

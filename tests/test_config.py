@@ -22,6 +22,7 @@ STARS, CARD, USDC = PaymentMethod.STARS, PaymentMethod.CARD, PaymentMethod.USDC
 
 STRIPE = {"secret_key": STRIPE_KEY, "webhook_secret": STRIPE_WHSEC}
 CIRCLE = {"api_key": CIRCLE_KEY}
+PRICED = {"price": 250}
 
 
 def config(telegram: dict[str, Any] | None = None, **sections: Any) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def test_stars_alone_follows_telegrams_rule_while_the_other_sections_stay_on() -
     """`[stars]` offers Telegram users Stars only; card and USDC stay configured (the
     operator's refunds of earlier card or USDC payments still need them)."""
     settings = settings_from_mapping(
-        config({"payment_methods": ["stars"]}, stripe=STRIPE, circle=CIRCLE, stars={}), env={}
+        config({"payment_methods": ["stars"]}, stripe=STRIPE, circle=CIRCLE, stars=PRICED), env={}
     )
     assert settings.telegram_methods == (STARS,)
     assert settings.stripe.enabled and settings.circle.enabled
@@ -63,12 +64,17 @@ def test_a_config_with_only_stars_is_valid_and_needs_no_secret_but_the_token() -
     assert settings.secrets() == [TOKEN]
 
 
-def test_an_empty_stars_section_enables_stars_at_the_default_price() -> None:
-    """`stars:` with nothing under it is YAML's null: a present section, every default."""
-    raw = yaml.safe_load(f"telegram:\n  token: '{TOKEN}'\nstars:\n")
-    settings = settings_from_mapping(raw, env={})
-    assert settings.telegram_methods == (STARS,)
-    assert settings.stars.price == 500
+@pytest.mark.parametrize("section", ["stars:\n", "stars:\n  refunds: operator\n"])
+def test_a_stars_section_without_a_price_is_refused(section: str) -> None:
+    """`stars:` alone (YAML's null: a present section, so Stars are on) or without `price`
+    used to charge 500 Stars, a price the owner never chose."""
+    raw = yaml.safe_load(f"telegram:\n  token: '{TOKEN}'\n{section}")
+    assert problems(raw) == [
+        "stars: price is required when Stars are on: the itinerary's price in whole Stars"
+        " (1-100000), e.g. price: 500"
+    ]
+    off = yaml.safe_load(f"telegram:\n  token: '{TOKEN}'\n{section}  enabled: false\n")
+    assert not settings_from_mapping({**off, "stripe": STRIPE}, env={}).stars.enabled
 
 
 def test_a_switched_off_stars_section_is_not_offered() -> None:
@@ -82,13 +88,13 @@ def test_a_switched_off_stars_section_is_not_offered() -> None:
     ("sections", "methods", "line"),
     [
         (
-            {"stars": {}},
+            {"stars": PRICED},
             ["stars", "card"],
             "telegram.payment_methods: offers card, but the stripe section is missing or"
             " switched off (enabled: false)",
         ),
         (
-            {"stars": {}, "circle": {**CIRCLE, "enabled": False}},
+            {"stars": PRICED, "circle": {**CIRCLE, "enabled": False}},
             ["usdc"],
             "telegram.payment_methods: offers usdc, but the circle section is missing or"
             " switched off (enabled: false)",
@@ -100,7 +106,7 @@ def test_a_switched_off_stars_section_is_not_offered() -> None:
             " switched off (enabled: false)",
         ),
         (
-            {"stars": {}},
+            {"stars": PRICED},
             ["card", "usdc"],
             "telegram.payment_methods: offers card and usdc, but the stripe and circle"
             " sections are missing or switched off (enabled: false)",
@@ -131,7 +137,7 @@ def test_a_method_whose_section_is_off_is_named(
     ],
 )
 def test_a_malformed_method_list_is_one_clear_line(methods: object, line: str) -> None:
-    raw = config({"payment_methods": methods}, stripe=STRIPE, circle=CIRCLE, stars={})
+    raw = config({"payment_methods": methods}, stripe=STRIPE, circle=CIRCLE, stars=PRICED)
     assert problems(raw) == [line]
 
 

@@ -352,6 +352,33 @@ async def test_a_press_the_bot_fails_to_handle_is_still_answered(
     assert [c.params["callback_query_id"] for c in answers] == traveller.callback_ids
 
 
+async def test_an_update_whose_write_sqlite_refuses_is_skipped_and_the_bot_keeps_serving(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """SQLite refuses the order the last answer creates (a trigger's ABORT, as a schema check
+    would): the same write would be refused at every start, so it is a bug, not an outage.
+    The traveller reads a plain sentence, another chat walks to its summary meanwhile, and
+    the chat's next message is answered (the error used to stop serve, and the update,
+    fetched again at every start, stopped it again)."""
+    async with chatting(tmp_path) as traveller:
+        bot = traveller.bot
+        conn = connect(bot.settings.store.path)
+        conn.execute(
+            f"CREATE TRIGGER refuse_order BEFORE INSERT ON orders WHEN NEW.chat_id = {CHAT}"
+            " BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+        )
+        conn.close()
+        said = await traveller.walk(ONE_WAY)
+        other = await Traveller(bot, CHAT + 1).walk(ONE_WAY)
+        help_text = await traveller.says("/help")
+        stopped = bot.stopped.is_set()
+    assert said == "Sorry, something went wrong on our side. Please try again."
+    assert "Please check your itinerary." in other
+    assert "PDF itinerary" in help_text
+    assert not stopped
+    assert stored_orders(bot) == []
+
+
 # ---------------------------------------------------------------- everything else
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import collections
 import inspect
 import itertools
+import re
 import sqlite3
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,15 +41,20 @@ from itinerabot.store.db import connect
 from itinerabot.wiring import Transports
 from tests.harness import (
     CHAT,
+    ONE_WAY,
     START,
     Fakes,
+    Traveller,
     card_payment,
     eventually,
     make_settings,
+    query,
     running_bot,
     status_of,
     store_order,
 )
+
+REFERENCE = re.compile(r"IB-[23456789ABCDEFGHJKMNPQRSTUVWXYZ]{6}")
 
 #: nginx's answer while Telegram's backend is down
 BAD_GATEWAY = (
@@ -674,3 +681,38 @@ def test_a_refused_token_keeps_the_messages_for_when_it_is_fixed() -> None:
     assert ending_after(refused, failures, START + timedelta(hours=1), 86400) is None
     blocked = RecipientBlocked("telegram", "Forbidden: bot was blocked by the user", status=403)
     assert ending_after(blocked, failures, START, 86400) is not None
+
+
+@pytest.mark.parametrize(
+    ("fault", "ending"),
+    [
+        ({"status": 400, "description": "Bad Request: STARS_INVOICE_INVALID"}, "failed"),
+        ({"drop": True, "count": 2}, "unconfirmed"),
+    ],
+)
+async def test_an_invoice_that_cannot_be_sent_is_followed_by_a_sentence_saying_so(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, fault: dict[str, Any], ending: str
+) -> None:
+    """Telegram refuses the Stars invoice, or twice gives no answer to it: the row ends for the
+    operator, and the traveller, who tapped "Pay 250 ⭐" and would otherwise see nothing, is
+    told to try again or pay another way. Tapping again sends a new invoice."""
+    fakes = Fakes.make()
+    settings = make_settings(tmp_path, stars={"price": 250})
+    async with running_bot(tmp_path, fakes, settings=settings) as bot:
+        traveller = Traveller(bot)
+        await traveller.walk(ONE_WAY)
+        summary = traveller.last_keyboard_id()
+        fakes.api.fail_next("sendInvoice", **fault)
+        said = await traveller.presses("Pay 250", summary)
+        first = fakes.api.last_invoice(CHAT)
+        await traveller.presses("Pay 250", summary)
+        second = fakes.api.last_invoice(CHAT)
+    rows = query(settings.store.path, "SELECT status FROM outbox WHERE kind = 'invoice'")
+    reference = REFERENCE.search(said)
+    assert reference is not None, said
+    assert said == (
+        f"We could not send you the Telegram Stars invoice for order {reference[0]}."
+        " Please tap the button again, or choose another way to pay."
+    )
+    assert (first, rows) == (None, [(ending,), ("sent",)])
+    assert second is not None

@@ -7,9 +7,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import sqlite3
+import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import pypdf
@@ -17,12 +21,13 @@ import pytest
 import trio
 import trio.testing
 
+from itinerabot.adapters.telegram.precheckout import CHECK_WITHIN
 from itinerabot.errors import StoreError
 from itinerabot.models import Order, Payment
 from itinerabot.pdf import render_itinerary, sample_order
 from itinerabot.store import open_store, stars
 from itinerabot.store import orders as order_rows
-from itinerabot.store.db import SqliteStore, _statements, connect
+from itinerabot.store.db import SqliteStore, _open_reader, _statements, connect
 from itinerabot.store.schema import MIGRATIONS
 from itinerabot.store.stars import StarPayment
 from tests.harness import query
@@ -217,6 +222,90 @@ def test_a_migration_with_an_unfinished_statement_is_refused() -> None:
         _statements("CREATE TABLE t (a TEXT); CREATE TABLE u (b TEXT)")
 
 
+# ---------------------------------------------------------------- reads beside the writer
+
+#: a read that runs for many seconds: 10^8 rows counted one by one (about 12 s on one core)
+LONG_COUNT = 10**8
+
+
+def count_rows(conn: sqlite3.Connection, n: int, started: threading.Event | None = None) -> int:
+    if started is not None:
+        started.set()
+    sql = (
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?)"
+        " SELECT count(*) FROM c"
+    )
+    return int(conn.execute(sql, (n,)).fetchone()[0])
+
+
+def tables(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+
+
+async def test_an_abandoned_read_holds_up_neither_the_next_read_nor_closing_the_store(
+    tmp_path: Path,
+) -> None:
+    """A caller gives up on a read that would run for seconds (as the pre-checkout desk does
+    after 4 s): its statement is interrupted, so the next read is answered and the store
+    closes at once, not when the abandoned statement would have ended (real time: the read
+    runs in a thread)."""
+    started = threading.Event()
+    with trio.fail_after(60):
+        async with open_store(tmp_path / "bot.sqlite3") as store:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(partial(store.read, count_rows, LONG_COUNT, started))
+                await trio.to_thread.run_sync(started.wait)
+                nursery.cancel_scope.cancel()
+            abandoned = time.monotonic()
+            answer = await store.read(count_rows, 10)
+            next_read = time.monotonic() - abandoned
+        closed = time.monotonic() - abandoned
+    assert answer == 10
+    assert next_read < 1.0, next_read
+    assert closed < 1.0, closed
+
+
+async def test_reads_go_on_while_every_default_worker_thread_is_taken(tmp_path: Path) -> None:
+    """Reads have a thread limiter of their own: with every token of trio's default one held
+    (by the writer's batches and other blocking calls under load), a read is still answered."""
+    default = trio.to_thread.current_default_thread_limiter()
+    async with open_store(tmp_path / "bot.sqlite3") as store:
+        borrowers = [object() for _ in range(int(default.total_tokens))]
+        for borrower in borrowers:
+            default.acquire_on_behalf_of_nowait(borrower)
+        try:
+            with trio.fail_after(5):
+                answer = await store.read(count_rows, 10)
+        finally:
+            for borrower in borrowers:
+                default.release_on_behalf_of(borrower)
+    assert answer == 10
+
+
+async def test_a_read_gives_up_on_a_lock_held_elsewhere_well_before_the_check_limit(
+    tmp_path: Path,
+) -> None:
+    """Another process holds the database exclusively: a read fails with StoreError after
+    about a second, well within the 4 s a pre-checkout check may take, instead of sitting
+    in its thread (and holding the reader) past the point its caller gave up."""
+    path = tmp_path / "bot.sqlite3"
+    connect(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE held (n INTEGER)")
+    holder.execute("COMMIT")  # the exclusive lock stays until the connection closes
+    reader = _open_reader(path)
+    store = SqliteStore(holder, reader=reader)
+    asked = time.monotonic()
+    with trio.fail_after(10), pytest.raises(StoreError, match="locked"):
+        await store.read(tables)
+    took = time.monotonic() - asked
+    reader.close()
+    holder.close()
+    assert 0.5 < took < CHECK_WITHIN / 2, took
+
+
 # ---------------------------------------------------------------- schema 6: Telegram Stars
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -280,7 +369,9 @@ def test_a_store_of_schema_5_migrates_to_6_and_its_order_still_reads_and_renders
     assert order.reference in text and order.itinerary.passenger in text
     assert "Stripe session" in text and payment.provider_ref in text
     # the new tables take the old order's invoices
-    assert stars.add_invoice(conn, order.id, order.reference, 250, NOW).payload == "IB-7K3Q9P:1"
+    assert stars.add_invoice(conn, order.id, order.reference, 250, NOW).payload.startswith(
+        "IB-7K3Q9P:"
+    )
     conn.close()
 
 
@@ -297,16 +388,19 @@ def an_order(conn: sqlite3.Connection, reference: str) -> int:
     )
 
 
-def test_invoice_payloads_count_the_attempts_of_each_order(tmp_path: Path) -> None:
+def test_invoice_payloads_name_the_order_and_never_repeat(tmp_path: Path) -> None:
     conn = connect(tmp_path / "bot.sqlite3")
     x, y = an_order(conn, "IB-X"), an_order(conn, "IB-Y")
     first = stars.add_invoice(conn, x, "IB-X", 250, NOW)
     other = stars.add_invoice(conn, y, "IB-Y", 300, NOW)
     second = stars.add_invoice(conn, x, "IB-X", 250, NOW)
-    assert (first.payload, second.payload, other.payload) == ("IB-X:1", "IB-X:2", "IB-Y:1")
+    payloads = [first.payload, second.payload, other.payload]
+    assert [p.split(":")[0] for p in payloads] == ["IB-X", "IB-X", "IB-Y"]
+    assert all(re.fullmatch(r"IB-[XY]:[A-Za-z0-9_-]{8}", p) for p in payloads), payloads
+    assert first.payload != second.payload
     assert stars.invoices(conn, x) == [first, second]
-    assert stars.invoice_by_payload(conn, "IB-X:2") == second
-    assert stars.invoice_by_payload(conn, "IB-Y:1") == other
+    assert stars.invoice_by_payload(conn, second.payload) == second
+    assert stars.invoice_by_payload(conn, other.payload) == other
     assert stars.invoice_by_payload(conn, "IB-X:3") is None
     conn.close()
 
@@ -314,7 +408,9 @@ def test_invoice_payloads_count_the_attempts_of_each_order(tmp_path: Path) -> No
 def test_a_payload_over_128_bytes_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
     """Telegram takes 1-128 bytes of payload: counted in UTF-8 bytes, not characters."""
     conn = connect(tmp_path / "bot.sqlite3")
-    fits, too_long = "é" * 63, "é" * 64  # + ":1": 128 and 130 bytes (65 and 66 characters)
+    attempt = 1 + 8  # ":" and the attempt's token
+    fits = "é" * ((128 - attempt) // 2) + "e" * ((128 - attempt) % 2)  # 128 bytes in all
+    too_long = fits + "e"
     order_id = an_order(conn, "IB-LONG")
     assert len(stars.add_invoice(conn, order_id, fits, 1, NOW).payload.encode()) == 128
     with pytest.raises(ValueError, match="1-128 bytes"):

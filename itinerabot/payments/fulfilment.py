@@ -20,7 +20,7 @@ from itinerabot import messages
 from itinerabot.clock import WallClock
 from itinerabot.i18n import Texts
 from itinerabot.messages import Document, Notify, Text
-from itinerabot.models import Payment, PaymentMethod
+from itinerabot.models import STARS_CURRENCY, Payment, PaymentMethod
 from itinerabot.store import Store, languages, money
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import ExtraKind
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def _amount(payment: Payment) -> str:
     """`10.00 USD`, `10.00 USDC`, or `500 ⭐` for Telegram Stars (whole Stars)."""
-    if payment.currency.upper() == "XTR":
+    if payment.currency.upper() == STARS_CURRENCY:
         return f"{payment.amount:.0f} ⭐"
     return f"{payment.amount:.2f} {payment.currency}"
 

@@ -1,6 +1,6 @@
 """Rounds on a fixed grid of trio's clock, for the payment services: a point is computed from
 the origin, never summed, so nothing drifts; a round that overran skips the points it missed
-rather than running late ones back to back.
+rather than running late ones back to back. And the backoff the refund services share.
 """
 
 from __future__ import annotations
@@ -9,6 +9,15 @@ import math
 from collections.abc import Awaitable, Callable
 
 import trio
+
+#: seconds before the first retry of a transient failure; doubled each time up to the cap
+FIRST_RETRY = 5.0
+RETRY_CAP = 600.0
+
+
+def retry_delay(failures: int) -> float:
+    """The wait after `failures` consecutive transient failures (1 → FIRST_RETRY)."""
+    return min(RETRY_CAP, FIRST_RETRY * 2.0 ** (failures - 1))
 
 
 def next_tick(origin: float, k: int, interval: float, now: float) -> int:

@@ -19,7 +19,7 @@ from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
-from itinerabot.models import Airport, Flight, Order, Payment, PaymentMethod
+from itinerabot.models import STARS_CURRENCY, Airport, Flight, Order, Payment, PaymentMethod
 
 PageSize = Literal["A4", "Letter"]
 
@@ -94,8 +94,8 @@ def day_change_note(flight: Flight) -> str | None:
 def format_amount(amount: Decimal, currency: str) -> str:
     """`10.00 USD`; digits beyond cents (USDC has six) are kept only when they are not zero;
     Telegram Stars are whole: `500 Telegram Stars (XTR)`."""
-    if currency.upper() == "XTR":
-        return f"{amount:.0f} Telegram Stars (XTR)"
+    if currency.upper() == STARS_CURRENCY:
+        return f"{amount:.0f} Telegram Stars ({STARS_CURRENCY})"
     cents = amount.quantize(Decimal("0.01"))
     shown = cents if cents == amount else amount.normalize()
     return f"{shown:f} {currency}"

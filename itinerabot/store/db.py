@@ -18,8 +18,15 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import trio
 
-from itinerabot.errors import StoreError
+from itinerabot.errors import StoreConstraintError, StoreError
 from itinerabot.store.schema import MIGRATIONS
+
+#: seconds a read waits for a lock another connection holds (rare in WAL mode: a recovery, a
+#: checkpoint's restart) before it fails: well within a pre-checkout check's 4 s
+READ_BUSY_TIMEOUT = 1.0
+
+#: SQLite instructions between looks at whether an abandoned read's caller is gone
+PROGRESS_STEPS = 1000
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -172,6 +179,7 @@ class SqliteStore:
         self._max_batch = max_batch
         self._reader = reader
         self._reader_lock = threading.Lock()
+        self._read_limiter = trio.CapacityLimiter(1)
         self._jobs_in, self._jobs_out = trio.open_memory_channel[_Job](math.inf)
         self.closed = False
 
@@ -184,8 +192,10 @@ class SqliteStore:
         """Run `fn(conn, *args)` atomically (its own savepoint) in the writer's worker thread.
 
         Returns what `fn` returns, or raises what it raised (its writes rolled back).
-        Raises StoreError for SQLite failures. A cancelled caller's function may still have
-        run and committed: every function given here must be safe to find done.
+        Raises StoreConstraintError when SQLite refused one of its writes (a constraint or a
+        trigger: a bug in our data, which fails again if retried) and StoreError for other
+        SQLite failures (busy, I/O: worth retrying). A cancelled caller's function may still
+        have run and committed: every function given here must be safe to find done.
         """
         if self.closed:
             raise StoreError("the store is closed")
@@ -193,6 +203,8 @@ class SqliteStore:
         self._jobs_in.send_nowait(job)
         await job.done.wait()
         if job.error is not None:
+            if isinstance(job.error, sqlite3.IntegrityError):
+                raise StoreConstraintError(f"{fn.__name__}: {job.error}") from job.error
             if isinstance(job.error, sqlite3.Error):
                 raise StoreError(f"{fn.__name__}: {job.error}") from job.error
             raise job.error
@@ -206,10 +218,14 @@ class SqliteStore:
     ) -> T:
         """Run `fn(conn, *args)` in one read transaction on the reader connection, beside the
         writer's queue: a reader in WAL mode waits for no writer, so a burst of writes
-        cannot hold up an answer that has a deadline. A cancelled caller returns at once
-        (the thread finishes on its own). Without a reader, this is `run`.
+        cannot hold up an answer that has a deadline. Reads take their own thread limiter
+        (one at a time: one connection), never trio's default one that the writer and every
+        other blocking call share. A cancelled caller returns at once and its statement is
+        interrupted, so the next read and closing the store need not wait for it. Without a
+        reader, this is `run`.
 
-        Raises StoreError for SQLite failures (writing through this connection is one).
+        Raises StoreError for SQLite failures (writing through this connection is one; so is
+        a lock another connection holds longer than READ_BUSY_TIMEOUT).
         """
         if self._reader is None:
             return await self.run(fn, *args, **kwargs)
@@ -217,11 +233,22 @@ class SqliteStore:
         def bound(conn: sqlite3.Connection) -> T:
             return fn(conn, *args, **kwargs)
 
-        call = partial(_read, self._reader, self._reader_lock, bound)
+        call = _Read(bound)
         try:
-            return await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+            result = await trio.to_thread.run_sync(
+                _read,
+                self._reader,
+                self._reader_lock,
+                call,
+                abandon_on_cancel=True,
+                limiter=self._read_limiter,
+            )
+        except trio.Cancelled:
+            call.abandon(self._reader)
+            raise
         except sqlite3.Error as exc:
             raise StoreError(f"{fn.__name__}: {exc}") from exc
+        return cast(T, result)
 
     async def writer(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -285,7 +312,7 @@ def _open_reader(path: Path | str) -> sqlite3.Connection:
     """A second connection for `SqliteStore.read`, which cannot write."""
     try:
         reader = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, timeout=5.0
+            str(path), isolation_level=None, check_same_thread=False, timeout=READ_BUSY_TIMEOUT
         )
         reader.row_factory = sqlite3.Row
         reader.execute("PRAGMA query_only=ON")
@@ -294,15 +321,44 @@ def _open_reader(path: Path | str) -> sqlite3.Connection:
     return reader
 
 
-def _read(
-    conn: sqlite3.Connection, lock: threading.Lock, fn: Callable[[sqlite3.Connection], T]
-) -> T:
+@dataclass(eq=False, slots=True)
+class _Read:
+    """One caller's read, which its caller may abandon while it runs in its thread."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+    running: bool = False
+    abandoned: bool = False
+    #: held only to flip the flags: `interrupt` must reach this read's statements, never
+    #: those of the read the next caller starts once this one is done
+    flags: threading.Lock = field(default_factory=threading.Lock)
+
+    def abandon(self, conn: sqlite3.Connection) -> None:
+        """The caller is gone: interrupt the statement running for it, or skip it unstarted."""
+        with self.flags:
+            self.abandoned = True
+            if self.running:
+                conn.interrupt()
+
+
+def _read(conn: sqlite3.Connection, lock: threading.Lock, call: _Read) -> Any:
     with lock:
-        conn.execute("BEGIN")
+        with call.flags:
+            if call.abandoned:
+                return None  # its caller has gone already
+            call.running = True
+        # `interrupt` misses a statement that starts after it: this stops those too
+        conn.set_progress_handler(lambda: call.abandoned, PROGRESS_STEPS)
         try:
-            return fn(conn)
+            if conn.in_transaction:  # an interrupted read's ROLLBACK failed too
+                conn.execute("ROLLBACK")
+            conn.execute("BEGIN")
+            return call.fn(conn)
         finally:
-            conn.execute("ROLLBACK")
+            with call.flags:
+                call.running = False  # from here on `abandon` interrupts nothing
+            conn.set_progress_handler(None, 0)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
 
 def _close_reader(reader: sqlite3.Connection, lock: threading.Lock) -> None:

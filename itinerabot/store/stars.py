@@ -5,9 +5,13 @@ Functions take the open connection and run inside the caller's transaction (`Sto
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+
+#: random bytes naming an attempt in an invoice payload: 8 characters, 48 bits
+ATTEMPT_BYTES = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +51,11 @@ def _invoice(row: sqlite3.Row) -> StarInvoice:
 def add_invoice(
     conn: sqlite3.Connection, order_id: int, reference: str, amount: int, now: datetime
 ) -> StarInvoice:
-    """Store a new invoice for the order; its payload is `<reference>:<attempt>` (attempt
-    counting from 1), at most 128 bytes as Telegram requires."""
-    (sent,) = conn.execute(
-        "SELECT COUNT(*) FROM star_invoices WHERE order_id = ?", (order_id,)
-    ).fetchone()
-    payload = f"{reference}:{sent + 1}"
+    """Store a new invoice for the order; its payload is `<reference>:<attempt>`, the attempt
+    a random token, so that writers on several connections never make the same one (a
+    count of the order's invoices would). Raises ValueError when the payload would not fit
+    Telegram's 1-128 bytes (nothing is stored then)."""
+    payload = f"{reference}:{secrets.token_urlsafe(ATTEMPT_BYTES)}"
     if not 1 <= len(payload.encode()) <= 128:
         raise ValueError(f"an invoice payload must be 1-128 bytes: {payload!r}")
     cur = conn.execute(
@@ -64,6 +67,8 @@ def add_invoice(
 
 
 def invoice_by_payload(conn: sqlite3.Connection, payload: str) -> StarInvoice | None:
+    """The invoice whose payload is `payload` (as Telegram repeats it in pre_checkout_query
+    and successful_payment), or None if the bot never issued it."""
     row = conn.execute("SELECT * FROM star_invoices WHERE payload = ?", (payload,)).fetchone()
     return None if row is None else _invoice(row)
 

@@ -28,15 +28,13 @@ from itinerabot.errors import (
     ServiceError,
     TransientServiceError,
 )
+from itinerabot.models import STARS_CURRENCY
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: the update types the bot handles; everything else is never fetched
 ALLOWED_UPDATES: tuple[str, ...] = ("message", "callback_query", "pre_checkout_query")
-
-#: what Telegram asks for a payment in Telegram Stars
-STARS_CURRENCY = "XTR"
 
 SERVICE = "telegram"
 

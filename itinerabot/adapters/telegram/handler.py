@@ -44,7 +44,7 @@ from itinerabot.dialogue.types import (
     SendText,
     TextMessage,
 )
-from itinerabot.errors import StoreError
+from itinerabot.errors import StoreConstraintError, StoreError
 from itinerabot.i18n import N_, Texts, choose, texts_for
 from itinerabot.messages import DocumentCopy, Message, Notify, Text
 from itinerabot.models import Order, PaymentMethod
@@ -184,8 +184,8 @@ def _commit_paid(
 
 
 def _skip_paid(conn: sqlite3.Connection, incoming: Incoming, offset: int, now: datetime) -> None:
-    """A Stars payment that could not be recorded (a bug): an anomaly for the operator, who
-    settles or refunds it by hand, and an apology."""
+    """A Stars payment that could not be recorded (a bug): the charge and an anomaly, so it is
+    given back (automatic Stars refunds, else the operator), and an apology."""
     paid = incoming.paid
     assert paid is not None
     stars.record_payment(conn, paid, None, now)  # who paid what, for its refund
@@ -215,6 +215,12 @@ def _skip(conn: sqlite3.Connection, incoming: Incoming, offset: int, now: dateti
     misc.mark_handled(conn, incoming.update_id, offset)
 
 
+def _outage(exc: Exception) -> bool:
+    """A store failure worth trying again at the next start (busy, I/O). SQLite refusing our
+    data (StoreConstraintError) is a bug like any other: it would fail at every start."""
+    return isinstance(exc, StoreError) and not isinstance(exc, StoreConstraintError)
+
+
 class UpdateHandler:
     """Turns each update into a committed set of effects (called concurrently for different
     chats, never twice at once for one chat: see `Lanes`)."""
@@ -240,7 +246,9 @@ class UpdateHandler:
         """Handle `update`; commit its effects, its id as handled and `offset` (the lowest
         update not yet committed once this one is) in one transaction.
 
-        A bug in handling one update is logged and the update skipped, never retried forever.
+        A bug in handling one update (SQLite refusing its writes is one) is logged and the
+        update skipped with an apology, never retried forever. Raises StoreError when the
+        store fails (busy, I/O): the update stays unhandled for the next start.
         """
         incoming = translate(update)
         if incoming is None:
@@ -251,8 +259,8 @@ class UpdateHandler:
             return
         try:
             outcome, messages = await self._decide(incoming)
-        except trio.Cancelled:
-            raise
+        except (trio.Cancelled, StoreError):
+            raise  # the store failed: the update stays for the next start (the inbox has it)
         except Exception:
             log.exception(
                 "update handling failed; skipping it", extra={"update_id": incoming.update_id}
@@ -273,9 +281,13 @@ class UpdateHandler:
                 self._clock(),
                 offset,
             )
-        except (trio.Cancelled, StoreError):
-            raise  # the store failed: the update stays unhandled for the next start
-        except Exception:  # a bug in committing it: skipped, never a crash at every start
+        except trio.Cancelled:
+            raise
+        except Exception as exc:
+            if _outage(exc):
+                raise  # the store failed: the update stays unhandled for the next start
+            # a bug in committing it (SQLite refusing our data is one): skipped, never a
+            # crash at every start
             log.exception(
                 "committing an update failed; skipping it", extra={"update_id": incoming.update_id}
             )
@@ -290,18 +302,45 @@ class UpdateHandler:
         support = self._settings.shop.support_contact
         try:
             recorded = await self._store.run(_commit_paid, incoming, self._clock(), offset, support)
-        except (trio.Cancelled, StoreError):
-            raise  # the update stays unhandled: the payment is recorded at the next start
-        except Exception:  # a bug: kept as an anomaly for the operator, never a crash loop
+        except trio.Cancelled:
+            raise
+        except Exception as exc:
+            if _outage(exc):
+                raise  # the update stays unhandled: the payment is recorded at the next start
+            # a bug (SQLite refusing our data is one): kept as an anomaly, so the charge is
+            # given back, never a crash loop
             log.exception(
                 "recording a Stars payment failed; kept as an anomaly",
                 extra={"update_id": incoming.update_id, "charge": paid.charge_id},
             )
             recorded = None
-            await self._store.run(_skip_paid, incoming, offset, self._clock())
+            await self._keep_as_anomaly(incoming, paid, offset)
         self._notify(incoming.chat_id)
         if recorded is not None:
             self._settle(recorded)
+
+    async def _keep_as_anomaly(self, incoming: Incoming, paid: StarPayment, offset: int) -> None:
+        """Skip a Stars payment that could not be recorded, kept as an anomaly; if even that
+        is refused, the log is the operator's only record of the charge."""
+        try:
+            await self._store.run(_skip_paid, incoming, offset, self._clock())
+        except trio.Cancelled:
+            raise
+        except Exception as exc:
+            if _outage(exc):
+                raise
+            log.exception(
+                "a Stars payment could not be kept as an anomaly; refund it by hand",
+                extra={
+                    "update_id": incoming.update_id,
+                    "charge": paid.charge_id,
+                    "payer_id": paid.payer_id,
+                    "amount": paid.amount,
+                    "currency": paid.currency,
+                    "payload": paid.payload,
+                },
+            )
+            await self._store.run(_skip, incoming, offset, self._clock())
 
     async def _decide(self, incoming: Incoming) -> tuple[Outcome | None, list[Message]]:
         if not incoming.private:

@@ -42,9 +42,9 @@ class PreCheckoutDesk:
         self._store = store
         self._metrics = metrics
 
-    async def answer(self, query: telegram.PreCheckoutQuery) -> bool:
-        """Check the query and answer it; True if Telegram took the answer in time. Never
-        raises (Telegram, the store and bugs are logged): the query is done either way."""
+    async def answer(self, query: telegram.PreCheckoutQuery) -> None:
+        """Check the query and answer it. Never raises (Telegram, the store and bugs are
+        logged, and whether the answer got through): the query is done either way."""
         arrived = trio.current_time()
         error = await self._check(query)
         answered = await self._send(query.id, error, arrived + ANSWER_WITHIN)
@@ -60,7 +60,6 @@ class PreCheckoutDesk:
                 "seconds": round(took, 3),
             },
         )
-        return answered
 
     async def _check(self, query: telegram.PreCheckoutQuery) -> str | None:
         """Why the query is refused (in the payer's language), or None to accept it. A check

@@ -41,6 +41,7 @@ from itinerabot.errors import (
     StoreError,
     TransientServiceError,
 )
+from itinerabot.i18n import N_
 from itinerabot.messages import (
     DOCUMENT_KINDS,
     POSTING_KINDS,
@@ -56,12 +57,17 @@ from itinerabot.messages import (
 )
 from itinerabot.metrics import DISCARD, Recorder
 from itinerabot.payments.document import DocumentRenderer, OrderNotPaid
-from itinerabot.store import Store, outbox
+from itinerabot.store import Store, languages, outbox
 from itinerabot.store import orders as order_rows
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
+
+INVOICE_NOT_SENT = N_(
+    "We could not send you the Telegram Stars invoice for order {reference}. Please tap the "
+    "button again, or choose another way to pay."
+)
 
 #: one ready Telegram call; returns the new message's id, if it posts one
 TelegramCall = Callable[[], Awaitable[int | None]]
@@ -350,7 +356,7 @@ class Sender:
             await self._stopping.wait()
 
     async def _end(self, item: outbox.OutboxItem, ending: Ending) -> None:
-        await self._settle(_end, item, ending)
+        await self._settle(_end, item, ending, self._clock())
         self._log_ending(item, ending)
 
     def _log_ending(self, item: outbox.OutboxItem, ending: Ending) -> None:
@@ -369,7 +375,7 @@ class Sender:
         version cannot read, OrderNotPaid for a PDF of an order that is not paid."""
         tg = self._telegram
         chat_id = item.chat_id
-        match message := messages.from_row(item.kind, item.payload):
+        match messages.from_row(item.kind, item.payload):
             case Text(text=text, keyboard=keyboard, html=html):
                 return partial(tg.send_text, chat_id, text, keyboard, html=html)
             case PhotoQr(data=data, caption=caption):
@@ -379,10 +385,10 @@ class Sender:
                 return partial(tg.remove_buttons, chat_id, message_id)
             case AnswerCallback(callback_id=callback_id, text=notice):
                 return partial(tg.answer_callback, callback_id, notice)
-            case Invoice(title=title, description=about, payload=payload, label=label):
-                return partial(
-                    tg.send_invoice, chat_id, title, about, payload, label, message.amount
-                )
+            case Invoice(
+                title=title, description=about, payload=payload, label=label, amount=amount
+            ):
+                return partial(tg.send_invoice, chat_id, title, about, payload, label, amount)
             case Document() | DocumentCopy():
                 if item.order_id is None:
                     raise OrderNotPaid("a PDF row without its order")
@@ -414,17 +420,24 @@ def _record_failure(
     failures = outbox.record_failure(conn, item.id, exc.message, at, unknown=unknown)
     ending = ending_after(exc, failures, at, give_up_after, max_unknown)
     if ending is not None:
-        _end(conn, item, ending)
+        _end(conn, item, ending, at)
     return failures, ending
 
 
-def _end(conn: sqlite3.Connection, item: outbox.OutboxItem, ending: Ending) -> None:
+def _end(conn: sqlite3.Connection, item: outbox.OutboxItem, ending: Ending, at: datetime) -> None:
+    """End a row unsent; a traveller left without what they asked for is told."""
     if ending.status == "unconfirmed":
         outbox.mark_unconfirmed(conn, item.id, ending.error)
     else:
         outbox.mark_failed(conn, item.id, ending.error)
     if item.kind == Kind.DOCUMENT and item.order_id is not None:
         order_rows.mark_delivery_failed(conn, item.order_id, ending.error)
+    if item.kind == Kind.INVOICE:
+        # the tap on "Pay … ⭐" would otherwise end in silence
+        reference = str(item.payload.get("payload", "")).rpartition(":")[0]
+        t = languages.texts_of(conn, item.chat_id)
+        text = t.gettext(INVOICE_NOT_SENT, reference=reference)
+        messages.queue(conn, item.chat_id, Text(text), now=at, order_id=item.order_id)
 
 
 def _count_interrupted(

@@ -26,16 +26,13 @@ from itinerabot.errors import ServiceError, StoreError, TransientServiceError
 from itinerabot.messages import Notify
 from itinerabot.models import PaymentMethod
 from itinerabot.payments.card.refunds import check_refund, refund_card
-from itinerabot.payments.rounds import every
+from itinerabot.payments.rounds import every, retry_delay
 from itinerabot.store import Store, money
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import RefundStatus
 
 log = logging.getLogger(__name__)
 
-#: seconds before the first retry of a transient failure; doubled each time up to the cap
-FIRST_RETRY = 5.0
-RETRY_CAP = 600.0
 #: seconds between two rounds of looking up refunds at Stripe (the first is at start-up)
 CHECK_INTERVAL = 3600.0
 #: longest one look-up may take (the client retries inside it), and how many run at once
@@ -43,11 +40,6 @@ CHECK_TIME_LIMIT = 30.0
 CHECK_CONCURRENCY = 4
 #: why a second card payment cannot be refunded by the bot (an anomaly, for the operator)
 NO_PAYMENT_INTENT = "no_payment_intent"
-
-
-def retry_delay(failures: int) -> float:
-    """The wait after `failures` consecutive transient failures (1 → FIRST_RETRY)."""
-    return min(RETRY_CAP, FIRST_RETRY * 2.0 ** (failures - 1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import sqlite3
 
 from itinerabot.i18n import N_, Texts, choose, texts_for
-from itinerabot.models import OrderStatus
+from itinerabot.models import STARS_CURRENCY, OrderStatus
 from itinerabot.payments.texts import order_already_paid, order_cancelled
 from itinerabot.store import languages, stars
 from itinerabot.store import orders as order_rows
-
-STARS_CURRENCY = "XTR"
 
 UNKNOWN_INVOICE = N_(
     "This invoice is not one of ours any more. Send /orders or /start for a new one."

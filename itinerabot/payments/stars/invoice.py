@@ -18,20 +18,64 @@ from itinerabot.store import stars
 
 TITLE_MAX = 32
 DESCRIPTION_MAX = 255
+#: the fewest characters worth giving the route or the name in a shortened description
+MIN_PART = 12
 
 
-def route(itinerary: Itinerary) -> str:
-    """`FRA → DOH → BKK`: the airports in the order flown (a return trip ends where it began)."""
+def _airports(itinerary: Itinerary) -> list[str]:
+    """The IATA codes in the order flown (a return trip ends where it began)."""
     codes: list[str] = []
     for flight in itinerary.flights:
         if not codes or codes[-1] != flight.origin.iata:
             codes.append(flight.origin.iata)
         codes.append(flight.destination.iata)
-    return " → ".join(codes)
+    return codes
+
+
+def route(itinerary: Itinerary, most: int | None = None) -> str:
+    """`FRA → DOH → BKK`: the airports in the order flown. Within `most` characters when
+    given: stops are left out from the end of the middle (`FRA → DOH → … → SYD`), the first
+    and last airports kept as long as they fit."""
+    codes = _airports(itinerary)
+    whole = " → ".join(codes)
+    if most is None or len(whole) <= most:
+        return whole
+    for kept in range(len(codes) - 2, 0, -1):
+        shorter = " → ".join([*codes[:kept], "…", codes[-1]])
+        if len(shorter) <= most:
+            return shorter
+    return _clip(whole, most)
 
 
 def _clip(text: str, most: int) -> str:
+    if most <= 0:
+        return ""
     return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _description(t: Texts, itinerary: Itinerary) -> str:
+    """What the invoice says it sells, within Telegram's 255 characters: a long route or name
+    is shortened, never the sentence saying it is no ticket."""
+    day = itinerary.flights[0].departure_local.date().isoformat()
+
+    def say(route_text: str, passenger: str) -> str:
+        return t.gettext(
+            "PDF itinerary of the flights you entered: {route}, from {date}, for {passenger}. "
+            "Not a ticket or a reservation.",
+            route=route_text,
+            date=day,
+            passenger=passenger,
+        )
+
+    whole = say(route(itinerary), itinerary.passenger)
+    if len(whole) <= DESCRIPTION_MAX:
+        return whole
+    room = DESCRIPTION_MAX - len(say("", ""))  # for the route and the name together
+    if room < 2 * MIN_PART:  # a translation too long to hold either: say what fits
+        return _clip(whole, DESCRIPTION_MAX)
+    # the name gets what the route leaves, and at least half when both are long
+    route_text = route(itinerary, max(room - len(itinerary.passenger), room // 2))
+    return say(route_text, _clip(itinerary.passenger, room - len(route_text)))
 
 
 def issue_invoice(
@@ -52,18 +96,10 @@ def issue_invoice(
     if order.status is not OrderStatus.AWAITING_PAYMENT:
         return Text(order_cancelled(t, reference))
     invoice = stars.add_invoice(conn, order.id, order.reference, amount, now)
-    first = order.itinerary.flights[0]
     title = t.gettext("Flight itinerary {reference}", reference=order.reference)
-    description = t.gettext(
-        "PDF itinerary of the flights you entered: {route}, from {date}, for {passenger}. "
-        "Not a ticket or a reservation.",
-        route=route(order.itinerary),
-        date=first.departure_local.date().isoformat(),
-        passenger=order.itinerary.passenger,
-    )
     return Invoice(
         title=_clip(title, TITLE_MAX),
-        description=_clip(description, DESCRIPTION_MAX),
+        description=_description(t, order.itinerary),
         payload=invoice.payload,
         label=t.gettext("Itinerary PDF"),
         amount=invoice.amount,

@@ -14,9 +14,8 @@ from decimal import Decimal
 
 from itinerabot import messages
 from itinerabot.messages import Text
-from itinerabot.models import Payment, PaymentMethod
+from itinerabot.models import STARS_CURRENCY, Payment, PaymentMethod
 from itinerabot.payments.fulfilment import Recorded, record_payment
-from itinerabot.payments.stars.checkout import STARS_CURRENCY
 from itinerabot.store import languages, money, stars
 from itinerabot.store.stars import StarPayment
 
@@ -48,7 +47,8 @@ def record_star_payment(
         provider_payment_id=paid.provider_charge_id,
     )
     if paid.currency != STARS_CURRENCY or paid.amount != invoice.amount:
-        why = f"{paid.amount} {paid.currency} paid; the invoice asked {invoice.amount} XTR"
+        asked = f"{invoice.amount} {STARS_CURRENCY}"
+        why = f"{paid.amount} {paid.currency} paid; the invoice asked {asked}"
         _anomaly(conn, paid, "amount_or_currency", why, invoice.order_id, now)
         return None
     return record_payment(

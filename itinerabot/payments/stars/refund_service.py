@@ -23,8 +23,7 @@ from itinerabot.clock import WallClock
 from itinerabot.errors import PermanentServiceError, ServiceError, StoreError, TransientServiceError
 from itinerabot.messages import Notify, Text
 from itinerabot.models import PaymentMethod
-from itinerabot.payments.card.refund_service import retry_delay
-from itinerabot.payments.rounds import every
+from itinerabot.payments.rounds import every, retry_delay
 from itinerabot.payments.stars.refunds import ALREADY_REFUNDED, StarRefunds, refund_stars
 from itinerabot.store import Store, languages, money, stars
 from itinerabot.store import orders as order_rows
