@@ -193,6 +193,7 @@ class PhaseRun:
     taps: list[float] = field(default_factory=list)  # pay taps: offered → first reply
     taps_open: int = 0
     stripe_calls: int = 0
+    polls: int = 0  # getUpdates calls over the whole phase
     errors: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
 
@@ -267,6 +268,7 @@ async def run_phase(args: argparse.Namespace, workdir: Path, phase: Phase) -> Ph
         run.exit_code = await serve.wait(timeout=60)
         run.errors = [line for line in serve.lines if " ERROR " in line][:5]
         run.stripe_calls = len(stripe.requests)
+        run.polls = len(api.calls_to("getUpdates"))
         nursery.cancel_scope.cancel()
     if phase.rate is not None:
         replies = await trio.to_thread.run_sync(reply_times, store, api, traffic.tap_ids)
@@ -555,8 +557,9 @@ def report(args: argparse.Namespace, machine_line: str, runs: list[PhaseRun]) ->
         f"{args.chats:,} other chats, Stripe answering after {SLOW_S:g} s",
         "",
         "| phase | offered | handled | handled/s | getUpdates→outbox p50 | p99 | "
-        "sent→outbox p50 | p99 | unanswered | pay taps p50 (answered) | bot CPU ms/1k | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "sent→outbox p50 | p99 | unanswered | pay taps p50 (answered) | bot CPU ms/1k | "
+        "getUpdates per 1k | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         unanswered = len(r.sent_open) + r.taps_open
@@ -567,7 +570,8 @@ def report(args: argparse.Namespace, machine_line: str, runs: list[PhaseRun]) ->
             f"| {r.phase.name} | {r.offered:,} | {r.handled:,} | {r.per_s:,.0f} "
             f"| {quantile(r.fetch, r.fetch_open, 0.5)} | {quantile(r.fetch, r.fetch_open, 0.99)} "
             f"| {quantile(r.sent, r.sent_open, 0.5)} | {quantile(r.sent, r.sent_open, 0.99)} "
-            f"| {unanswered:,} | {taps} | {_f(r.cpu_ms_per_1k, 0)} | {r.load1:.2f} |"
+            f"| {unanswered:,} | {taps} | {_f(r.cpu_ms_per_1k, 0)} "
+            f"| {1000 * r.polls / max(1, r.offered):,.0f} | {r.load1:.2f} |"
         )
     out += ["", *aims(runs), "", "notes:", *notes(args, runs)]
     for r in runs:

@@ -60,6 +60,10 @@ REPOLL_IN_HAND = 0.25
 MAX_IN_HAND = 2000
 #: seconds between attempts to write the inbox after it failed
 INBOX_RETRY = 1.0
+#: an update still not committed this long after it was fetched is kept in the inbox...
+INBOX_AFTER = 0.05
+#: ... and every one at once while this many are in hand (the store is not keeping up)
+INBOX_AT = 50
 
 
 class LongPoll:
@@ -86,9 +90,9 @@ class LongPoll:
         self._kept_to = 0
         #: the update after the highest Telegram has sent
         self._fetched_to = 0
-        self._to_keep, self._keeping = trio.open_memory_channel[
-            tuple[int, list[tuple[int, dict[str, Any]]]]
-        ](math.inf)
+        self._to_keep, self._keeping = trio.open_memory_channel[tuple[int, list[Update]]](math.inf)
+        #: set when an update commits or many come in (the inbox keeper looks again)
+        self._changed = trio.Event()
         self._queries: trio.Nursery | None = None
         self._settings = settings
         self._metrics = metrics
@@ -148,27 +152,47 @@ class LongPoll:
             await self._poll()
 
     async def _keep_updates(self, *, task_status: trio.TaskStatus[None]) -> None:
-        """Write each getUpdates answer's new updates to the inbox, in order; once written,
-        the offset told to Telegram may pass them. A failing inbox is retried: meanwhile the
-        offset waits for commits, as it would without an inbox."""
+        """Keep in the inbox, in order, the updates of each getUpdates answer that are still
+        not committed after INBOX_AFTER seconds (at once when INBOX_AT are in hand: the store
+        is not keeping up); then the offset told to Telegram may pass them. Most updates
+        commit within milliseconds and are never written. A failing inbox is retried:
+        meanwhile the offset waits for commits, as it would without an inbox."""
         task_status.started()
         async for first in self._keeping:
             items = [first]
+            with trio.move_on_after(INBOX_AFTER):
+                while self._window.in_hand < INBOX_AT and any(
+                    not self._window.committed(u.update_id) for _, batch in items for u in batch
+                ):
+                    await self._changed.wait()
+                    self._changed = trio.Event()
             while True:
                 try:
                     items.append(self._keeping.receive_nowait())
                 except trio.WouldBlock:
                     break
-            rows = [row for _, batch in items for row in batch]
-            while True:
-                try:
-                    await self._inbox.keep(rows, self._window.offset)
-                    break
-                except StoreError as exc:
-                    log.warning("could not write the update inbox", extra={"error": str(exc)})
-                    await trio.sleep(INBOX_RETRY)
+            if rows := self._uncommitted(items):
+                await self._write(rows)
             self._kept_to = max(self._kept_to, max(upto for upto, _ in items))
             self._progress.set()
+
+    def _uncommitted(self, items: list[tuple[int, list[Update]]]) -> list[tuple[int, Any]]:
+        """(id, JSON-able dict) of the updates in `items` not yet committed."""
+        return [
+            (u.update_id, u.to_dict())
+            for _, batch in items
+            for u in batch
+            if not self._window.committed(u.update_id)
+        ]
+
+    async def _write(self, rows: list[tuple[int, Any]]) -> None:
+        while True:
+            try:
+                await self._inbox.keep(rows, self._window.offset)
+                return
+            except StoreError as exc:
+                log.warning("could not write the update inbox", extra={"error": str(exc)})
+                await trio.sleep(INBOX_RETRY)
 
     async def _serve_queries(self, *, task_status: trio.TaskStatus[None]) -> None:
         """The nursery pre-checkout queries are answered in, each in its own task."""
@@ -222,14 +246,15 @@ class LongPoll:
             backoff = self._settings.backoff_initial
             self.last_success = trio.current_time()
             self.polls += 1
-            new: list[tuple[int, dict[str, Any]]] = []
+            new: list[Update] = []
             for update in sorted(updates, key=lambda u: u.update_id):
                 self._fetched_to = max(self._fetched_to, update.update_id + 1)
                 if self._window.admit(update.update_id):
-                    new.append((update.update_id, update.to_dict()))
+                    new.append(update)
                     self._dispatch(update)
             if updates:
                 self._to_keep.send_nowait((self._fetched_to, new))
+                self._changed.set()
 
     def _dispatch(self, update: Update) -> None:
         """A new update to its chat's lane; a pre-checkout query to the desk at once."""
@@ -265,6 +290,7 @@ class LongPoll:
     def _done(self, update_id: int) -> None:
         self._window.finish(update_id)
         self._progress.set()
+        self._changed.set()
         self.last_success = trio.current_time()
         self._metrics.update_handled()
 
