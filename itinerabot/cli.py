@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the bot (long-poll, webhooks, pollers, sender)")
     _config_option(s, Path("config.yaml"))
+    s.add_argument(
+        "--new-inbox",
+        action="store_true",
+        help="start with a new update inbox although the store last ran with another that may"
+        " hold updates (they are lost; see README, 'update inbox')",
+    )
 
     c = sub.add_parser("check-config", help="validate a config file and list every problem")
     c.add_argument("file", type=Path)
@@ -132,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{args.file}: OK")
                 return 0
             case "serve":
-                return _serve(load_config(args.config))
+                return _serve(load_config(args.config), new_inbox=args.new_inbox)
             case "render":
                 return _render(args)
             case "circle":
@@ -150,14 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_FAILURE
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, *, new_inbox: bool = False) -> int:
     from itinerabot.runtime import serve
 
     setup_logging(
         level=settings.logging.level, fmt=settings.logging.format, secrets=settings.secrets()
     )
     try:
-        trio.run(serve, settings)
+        trio.run(partial(serve, settings, new_inbox=new_inbox))
     except BaseExceptionGroup as group:
         return _report(group)
     except ItinerabotError as exc:

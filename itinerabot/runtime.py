@@ -78,9 +78,12 @@ async def serve(
     transports: Transports | None = None,
     clock: WallClock = system_clock,
     handle_signals: bool = True,
+    new_inbox: bool = False,
     task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the bot until shut down. Reports the `Runtime` once every piece is up.
+    `new_inbox`: start even with an update inbox that is not the one the store last ran
+    with (`serve --new-inbox`, accepting the loss of what the old one held).
 
     Raises InvalidToken if Telegram refuses the token, StoreError if the store cannot open.
     """
@@ -93,7 +96,9 @@ async def serve(
         ):
             inbox = await trio.to_thread.run_sync(Inbox.open, inbox_path(settings.store.path))
             stack.callback(inbox.close)
-            rt = await _build(stack, settings, store, inbox, telegram, transports, clock)
+            rt = await _build(
+                stack, settings, store, inbox, telegram, transports, clock, new_inbox=new_inbox
+            )
             async with trio.open_nursery() as root:
                 if handle_signals:
                     await root.start(_watch_signals, rt, root.cancel_scope, name="signals")
@@ -117,6 +122,8 @@ async def _build(
     telegram: TelegramClient,
     transports: Transports,
     clock: WallClock,
+    *,
+    new_inbox: bool,
 ) -> Runtime:
     """Every piece of the bot, connected, none running yet; /healthz and /metrics routed."""
     metrics = Metrics()
@@ -146,7 +153,9 @@ async def _build(
         store, sender.notify, settings, clock, requests.submit, fulfilment.settle
     )
     desk = PreCheckoutDesk(telegram, store, metrics)
-    longpoll = LongPoll(telegram, store, handler, desk, inbox, settings.telegram, metrics)
+    longpoll = LongPoll(
+        telegram, store, handler, desk, inbox, settings.telegram, metrics, new_inbox=new_inbox
+    )
     ops = OpsRoutes(
         store,
         longpoll,

@@ -230,6 +230,7 @@ async def running_bot(
     *,
     settings: Settings | None = None,
     clock: Callable[[], datetime] = wall_clock,
+    new_inbox: bool = False,
 ) -> AsyncIterator[Bot]:
     """Start `serve` in a nursery; stop it (gracefully) when the block ends."""
     fakes = fakes or Fakes.make()
@@ -244,6 +245,7 @@ async def running_bot(
                     transports=fakes.transports(),
                     clock=clock,
                     handle_signals=False,
+                    new_inbox=new_inbox,
                     task_status=task_status,
                 )
             finally:

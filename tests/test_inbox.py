@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from sandbox.serve import wait_for
 from tests.harness import (
     CHAT,
     ONE_WAY,
+    Fakes,
     Traveller,
     eventually,
     hold_write_lock_until,
@@ -137,3 +140,124 @@ async def test_the_inbox_keeps_updates_until_the_store_has_committed_them(tmp_pa
         assert [u for u, _ in await reopened.pending(0)] == [11, 12]
     finally:
         reopened.close()
+
+
+def leaf(exc: BaseException) -> BaseException:
+    """The error a start failed with, out of the nurseries' groups around it."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def until(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Wait in real time (in a worker thread) for `predicate()`: while the store's writer
+    waits for a lock, the test's mock clock stands still, so `eventually` would never wake."""
+    give_up = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < give_up:
+        time.sleep(0.002)
+    return predicate()
+
+
+async def test_a_second_serve_on_the_same_store_is_refused(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Two `serve` processes on one store would hand each other's kept updates out twice:
+    the inbox is locked for its process, and the second start says so."""
+    settings = make_settings(tmp_path)
+    async with running_bot(tmp_path, settings=settings) as bot:
+        with pytest.raises(BaseExceptionGroup) as caught:
+            async with running_bot(tmp_path, settings=settings):
+                pass
+        assert "another itinerabot serve is running on this store" in str(leaf(caught.value))
+        assert help_answers([await Traveller(bot, CHAT).says(HELP)]) == 1  # the first goes on
+    second = await trio.to_thread.run_sync(Inbox.open, inbox_path(settings.store.path))
+    second.close()  # free again once the first has stopped
+
+
+async def stop_with_updates_kept(tmp_path: Path, fakes: Fakes, count: int) -> list[int]:
+    """`count` travellers write /help while another process holds the store's write lock:
+    the bot keeps them in its inbox and Telegram forgets them; the bot is stopped with
+    none of them committed when it stops handling updates (the lock goes only then)."""
+    settings = make_settings(tmp_path)
+    crowd = [CHAT + 1 + i for i in range(count)]
+    polls_at_stop: list[int] = []
+
+    def offset_confirmed_at_stop() -> bool:
+        # the stop's one short getUpdates comes once updates are no longer handled
+        return bool(polls_at_stop) and len(fakes.api.calls_to("getUpdates")) > polls_at_stop[0]
+
+    async with running_bot(tmp_path, fakes, settings=settings) as bot:
+        await Traveller(bot, CHAT).says(HELP)
+        taken, held = threading.Event(), list[bool]()
+        holder = threading.Thread(
+            target=hold_write_lock_until,
+            args=(settings.store.path, offset_confirmed_at_stop, taken, held),
+        )
+        holder.start()
+        await trio.to_thread.run_sync(taken.wait)
+        for chat in crowd:
+            fakes.api.user_command(chat, HELP)
+        assert await trio.to_thread.run_sync(until, lambda: fakes.api.pending_updates == 0)
+        polls_at_stop.append(len(fakes.api.calls_to("getUpdates")))
+        bot.rt.shutdown()
+        await bot.stopped.wait()
+        await trio.to_thread.run_sync(holder.join)
+    assert held == [True]
+    return crowd
+
+
+def lose_inbox(tmp_path: Path) -> None:
+    """The inbox file is gone (with its WAL and lock file)."""
+    for leftover in tmp_path.glob("bot.inbox.sqlite3*"):
+        leftover.unlink()
+
+
+async def test_an_inbox_lost_after_a_stop_that_left_updates_in_it_stops_the_start(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """The bot stops while updates Telegram forgot wait in its inbox, and the inbox file is
+    then lost (a container that keeps only the store file, a restore of the store alone):
+    the next start refuses, naming the file and what to do, rather than lose them without
+    a word. `serve --new-inbox` starts all the same."""
+    fakes = Fakes.make()
+    crowd = await stop_with_updates_kept(tmp_path, fakes, 60)
+    lose_inbox(tmp_path)
+    settings = make_settings(tmp_path)
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with running_bot(tmp_path, fakes, settings=settings):
+            pass
+    refusal = str(leaf(caught.value))
+    assert "bot.inbox.sqlite3 is not the one this store last ran with" in refusal
+    assert "itinerabot serve --new-inbox" in refusal
+    async with running_bot(tmp_path, fakes, settings=settings, new_inbox=True) as bot:
+        assert help_answers([await Traveller(bot, CHAT).says(HELP)]) == 1
+        await trio.sleep(30)
+    # what the lost inbox held had committed as the store let go: nothing answered twice
+    assert max(help_answers(fakes.api.sent_texts(c)) for c in crowd) <= 1
+
+
+async def test_the_updates_kept_at_a_stop_are_handled_once_at_the_next_start(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """The same stop with the inbox kept: every traveller of the crowd is answered once
+    across the two runs."""
+    fakes = Fakes.make()
+    crowd = await stop_with_updates_kept(tmp_path, fakes, 60)
+    async with running_bot(tmp_path, fakes, settings=make_settings(tmp_path)):
+        await eventually(lambda: all(help_answers(fakes.api.sent_texts(c)) for c in crowd))
+        await trio.sleep(30)
+    assert [help_answers(fakes.api.sent_texts(c)) for c in crowd] == [1] * len(crowd)
+
+
+async def test_an_inbox_lost_after_a_clean_stop_loses_nothing_and_is_replaced(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A stop that left nothing in the inbox: losing the file loses nothing, and the next
+    start makes a new one without asking."""
+    fakes = Fakes.make()
+    settings = make_settings(tmp_path)
+    async with running_bot(tmp_path, fakes, settings=settings) as bot:
+        await Traveller(bot, CHAT).says(HELP)
+    lose_inbox(tmp_path)
+    async with running_bot(tmp_path, fakes, settings=settings) as bot:
+        assert help_answers([await Traveller(bot, CHAT).says(HELP)]) == 1

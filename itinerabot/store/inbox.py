@@ -12,9 +12,12 @@ deleted once the store has committed it; a restart handles the ones still here.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,18 +32,46 @@ def inbox_path(store_path: Path) -> Path:
     return store_path.with_name(f"{store_path.stem}.inbox{store_path.suffix or '.sqlite3'}")
 
 
-class Inbox:
-    """The inbox file: `keep` updates (JSON) before confirming them to Telegram, `forget` those
-    committed, `pending` at start. One thread at a time; none waits on the store's writer."""
+def _lock(path: Path) -> int:
+    """An exclusive lock on `<inbox>.lock`, held until its descriptor closes (also when the
+    process dies). Raises StoreError if another process holds it."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot open {lock_path}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(
+            f"another itinerabot serve is running on this store (its update inbox {path} is"
+            " locked): stop it first"
+        ) from None
+    return fd
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+
+class Inbox:
+    """The inbox file: `keep` updates (JSON) before confirming them to Telegram, `pending` at
+    start. One thread at a time; none waits on the store's writer. `id` names this file (the
+    store remembers it: an inbox lost or swapped is noticed); `path` is where it lives.
+
+    Open it with `Inbox.open`, which also locks it for this process: a second `serve` on the
+    same store would hand out the first one's updates again."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, inbox_id: str, lock_fd: int) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self._limiter = trio.CapacityLimiter(1)
+        self._lock_fd = lock_fd
+        self.path = path
+        self.id = inbox_id
 
     @classmethod
     def open(cls, path: Path) -> Inbox:
-        """Open (and create) the inbox at `path`. Raises StoreError."""
+        """Open (and create) the inbox at `path`, locked for this process. Raises StoreError,
+        also when another process holds it (another `serve` on the same store)."""
+        lock_fd = _lock(path)
         try:
             conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -50,13 +81,20 @@ class Inbox:
                 "CREATE TABLE IF NOT EXISTS inbox"
                 " (update_id INTEGER PRIMARY KEY, payload TEXT NOT NULL)"
             )
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('id', ?)", (uuid.uuid4().hex,)
+            )
+            (inbox_id,) = conn.execute("SELECT value FROM meta WHERE key = 'id'").fetchone()
         except sqlite3.Error as exc:
+            os.close(lock_fd)
             raise StoreError(f"cannot open the update inbox at {path}: {exc}") from exc
-        return cls(conn)
+        return cls(conn, path, str(inbox_id), lock_fd)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            os.close(self._lock_fd)  # and with it the lock
 
     async def keep(self, updates: Iterable[tuple[int, dict[str, Any]]], below: int) -> None:
         """Store `updates` (id, JSON-able dict) durably, and delete those below `below` (the

@@ -23,6 +23,38 @@ def set_offset(conn: sqlite3.Connection, offset: int) -> None:
     )
 
 
+INBOX_KEY = "telegram.inbox"
+
+
+def inbox_state(conn: sqlite3.Connection) -> tuple[str | None, bool]:
+    """(the id of the update inbox this store was last run with, or None; whether it may
+    hold updates Telegram was told to forget that the store has not committed)."""
+    row = conn.execute("SELECT value FROM kv WHERE key = ?", (INBOX_KEY,)).fetchone()
+    if row is None:
+        return None, False
+    inbox_id, _, needed = str(row[0]).partition(":")
+    return inbox_id, needed == "needed"
+
+
+def set_inbox_state(conn: sqlite3.Connection, inbox_id: str, needed: bool) -> None:
+    """Remember the update inbox this store runs with, and whether it is needed (from the
+    start until a stop that left nothing in it)."""
+    value = f"{inbox_id}:{'needed' if needed else 'empty'}"
+    conn.execute(
+        "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+        " SET value = excluded.value",
+        (INBOX_KEY, value),
+    )
+
+
+def already_handled(conn: sqlite3.Connection, update_id: int) -> bool:
+    """True if `update_id`'s effects are committed (below the stored offset, or recorded)."""
+    if update_id < get_offset(conn):
+        return True
+    row = conn.execute("SELECT 1 FROM handled_updates WHERE update_id = ?", (update_id,)).fetchone()
+    return row is not None
+
+
 def mark_handled(conn: sqlite3.Connection, update_id: int, offset: int) -> None:
     """Record `update_id` as handled (in the transaction of its effects) and advance the
     stored offset to `offset`, the lowest update not yet committed; ids below it are

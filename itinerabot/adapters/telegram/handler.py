@@ -115,6 +115,8 @@ def _commit(
 ) -> list[Request]:
     """Commit the update's effects; returns the payment requests it made (carried out once
     this transaction commits)."""
+    if misc.already_handled(conn, incoming.update_id):
+        return []  # committed before (by a call that was cancelled, or another process)
     chat_id = incoming.chat_id
     queued = list(messages)
     asked: list[Request] = []
@@ -178,6 +180,8 @@ def _commit_paid(
 ) -> Recorded | None:
     """Record a Stars payment (`successful_payment`) with the update that reported it."""
     assert incoming.paid is not None
+    if misc.already_handled(conn, incoming.update_id):
+        return None
     recorded = record_star_payment(conn, incoming.paid, now, support=support)
     misc.mark_handled(conn, incoming.update_id, offset)
     return recorded
@@ -208,6 +212,8 @@ def _skip_paid(conn: sqlite3.Connection, incoming: Incoming, offset: int, now: d
 def _skip(conn: sqlite3.Connection, incoming: Incoming, offset: int, now: datetime) -> None:
     """An update whose effects could not be committed (a bug): handled, with an apology (and
     the answer a button press needs)."""
+    if misc.already_handled(conn, incoming.update_id):
+        return
     if isinstance(incoming.event, ButtonPress):
         out.queue(conn, incoming.chat_id, AnswerCallback(incoming.event.callback_id), now=now)
     t = languages.texts_of(conn, incoming.chat_id)

@@ -80,12 +80,16 @@ class LongPoll:
         inbox: Inbox,
         settings: TelegramSettings,
         metrics: Recorder = DISCARD,
+        *,
+        new_inbox: bool = False,
     ) -> None:
         self._telegram = telegram
         self._store = store
         self._handler = handler
         self._desk = desk
         self._inbox = inbox
+        #: start even if the inbox is not the one the store last ran with (`serve --new-inbox`)
+        self._new_inbox = new_inbox
         #: every update below this is in the inbox or committed: Telegram may forget it
         self._kept_to = 0
         #: the update after the highest Telegram has sent
@@ -132,6 +136,7 @@ class LongPoll:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Poll until cancelled. Raises InvalidToken if Telegram refuses the token, and
         StoreError if an update's effects cannot be committed (it is handled after a restart)."""
+        await self._check_inbox()
         offset = await self._store.run(misc.get_offset)
         done = await self._store.run(misc.handled_from, offset)
         self._window = UpdateWindow(offset, done)
@@ -150,6 +155,22 @@ class LongPoll:
                 log.info("updates from the inbox handed out again", extra={"count": len(kept)})
             task_status.started()
             await self._poll()
+
+    async def _check_inbox(self) -> None:
+        """Refuse to start with an inbox that is not the one this store last ran with when
+        that one may hold updates Telegram forgot (a crash or stall while it was needed):
+        they would be lost without a word. Raises StoreError saying what to do."""
+        known, needed = await self._store.run(misc.inbox_state)
+        if known not in (None, self._inbox.id) and needed and not self._new_inbox:
+            raise StoreError(
+                f"the update inbox {self._inbox.path} is not the one this store last ran with,"
+                " and that one may hold updates Telegram was told to forget: restore it (from"
+                " the same backup as the store), or accept losing them with"
+                " `itinerabot serve --new-inbox`"
+            )
+        if known not in (None, self._inbox.id):
+            log.warning("a new update inbox", extra={"inbox": str(self._inbox.path)})
+        await self._store.run(misc.set_inbox_state, self._inbox.id, True)
 
     async def _keep_updates(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Keep in the inbox, in order, the updates of each getUpdates answer that are still
@@ -303,6 +324,12 @@ class LongPoll:
             except ServiceError as exc:
                 log.warning("could not confirm the update offset", extra={"error": exc.message})
                 return
+            if self._kept_to <= self._window.offset:
+                # nothing Telegram forgot waits in the inbox: a lost inbox would lose nothing
+                try:
+                    await self._store.run(misc.set_inbox_state, self._inbox.id, False)
+                except StoreError as exc:
+                    log.warning("could not record the inbox as empty", extra={"error": str(exc)})
         if scope.cancelled_caught:
             log.warning("confirming the update offset timed out")
         else:
