@@ -211,7 +211,9 @@ class LongPoll:
             try:
                 await self._inbox.keep(rows, self._window.offset)
                 return
-            except StoreError as exc:
+            except trio.Cancelled:
+                raise
+            except Exception as exc:  # the disk, or a bug: the offset waits for commits
                 log.warning("could not write the update inbox", extra={"error": str(exc)})
                 await trio.sleep(INBOX_RETRY)
 

@@ -11,6 +11,7 @@ clock.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 
 
@@ -18,19 +19,30 @@ class UpdateWindow:
     """The updates seen but not yet committed, and those committed above the offset.
 
     Both sets stay small: the long poll holds at most MAX_IN_HAND updates (it fetches past
-    the offset only over updates kept in the inbox, see longpoll.py)."""
+    the offset only over updates kept in the inbox, see longpoll.py). The offset is read on
+    every update, so it costs O(1) amortised (a heap of the ids in hand, cleaned lazily);
+    committed ids are pruned only when the offset moves."""
 
     def __init__(self, offset: int, done: Iterable[int] = ()) -> None:
         #: the next update id not yet seen
         self._seen_to = offset
         self._in_hand: set[int] = set()
+        self._heap: list[int] = []  # the ids in hand, and some committed since (lazy)
         #: committed ids at or above the offset (a restart loads them from the store)
         self._done = {u for u in done if u >= offset}
+        self._pruned_at = offset
+
+    def _lowest_in_hand(self) -> int | None:
+        heap = self._heap
+        while heap and heap[0] not in self._in_hand:
+            heapq.heappop(heap)
+        return heap[0] if heap else None
 
     @property
     def offset(self) -> int:
         """The lowest update not yet committed: safe to tell Telegram and to store."""
-        return min(self._in_hand, default=self._seen_to)
+        low = self._lowest_in_hand()
+        return self._seen_to if low is None else low
 
     @property
     def in_hand(self) -> int:
@@ -51,16 +63,22 @@ class UpdateWindow:
         if update_id in self._done:
             return False
         self._in_hand.add(update_id)
+        heapq.heappush(self._heap, update_id)
         return True
 
     def offset_after(self, update_id: int) -> int:
         """The offset once `update_id` (in hand) commits: what its transaction stores."""
+        if self._lowest_in_hand() != update_id:
+            return self.offset
+        # the lowest commits: the next one in hand (a scan, only when the lowest commits)
         return min((u for u in self._in_hand if u != update_id), default=self._seen_to)
 
     def finish(self, update_id: int) -> None:
         """`update_id` committed."""
         self._in_hand.discard(update_id)
         low = self.offset
-        self._done = {u for u in self._done if u >= low}
+        if low > self._pruned_at:  # the offset moved: forget what is below it now
+            self._done = {u for u in self._done if u >= low}
+            self._pruned_at = low
         if update_id >= low:
             self._done.add(update_id)

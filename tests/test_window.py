@@ -1,0 +1,63 @@
+"""UpdateWindow (adapters/telegram/window.py) against a plain model of what it promises: the
+offset is the lowest update in hand (else the next one not yet seen), an update is committed
+once below it or finished, and what `offset_after` says is what the offset becomes."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from itinerabot.adapters.telegram.window import UpdateWindow
+
+Step = tuple[str, int]
+
+
+class Model:
+    """The window as plain sets: obviously right, and slow."""
+
+    def __init__(self, offset: int) -> None:
+        self.seen_to = offset
+        self.in_hand: set[int] = set()
+        self.finished: set[int] = set()
+
+    @property
+    def offset(self) -> int:
+        return min(self.in_hand, default=self.seen_to)
+
+    def admit(self, u: int) -> bool:
+        if u in self.in_hand or u < self.offset:
+            return False
+        self.seen_to = max(self.seen_to, u + 1)
+        if u in self.finished:
+            return False
+        self.in_hand.add(u)
+        return True
+
+    def committed(self, u: int) -> bool:
+        return u < self.offset or u in self.finished
+
+
+steps = st.lists(
+    st.tuples(st.sampled_from(["admit", "finish"]), st.integers(min_value=0, max_value=40)),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_the_window_keeps_the_offset_and_what_is_committed_as_the_model_says(
+    script: list[Step],
+) -> None:
+    window, model = UpdateWindow(0), Model(0)
+    for action, u in script:
+        if action == "admit":
+            assert window.admit(u) == model.admit(u), (action, u)
+        elif u in model.in_hand:
+            promised = window.offset_after(u)
+            window.finish(u)
+            model.in_hand.discard(u)
+            model.finished.add(u)
+            assert window.offset == promised == model.offset
+        assert window.offset == model.offset
+        assert window.in_hand == len(model.in_hand)
+        assert all(window.committed(v) == model.committed(v) for v in range(45))
