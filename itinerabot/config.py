@@ -78,6 +78,9 @@ class TelegramSettings(_Section):
     healthy_within: float = Field(default=120.0, gt=0)
     #: updates of different chats handled at once (one chat's are always one at a time)
     concurrent_chats: int = Field(default=32, ge=1, le=1000)
+    #: updates held in memory at most while the store is slow; later ones wait in the
+    #: update inbox (pre-checkout queries are always answered at once)
+    max_updates_in_hand: int = Field(default=2000, ge=10, le=100_000)
     #: the payment methods Telegram users are offered (their buttons always read Stars, card,
     #: USDC); unset: every method enabled below. Telegram asks digital goods to be sold for
     #: Stars only. The list is per channel: WhatsApp has no Stars, so its own list (to come,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from itinerabot.config import Settings
 from itinerabot.store.inbox import Inbox, inbox_path
 from sandbox.demo import Traveller as ProcessTraveller
 from sandbox.demo import open_sandbox
@@ -174,11 +175,13 @@ async def test_a_second_serve_on_the_same_store_is_refused(
     second.close()  # free again once the first has stopped
 
 
-async def stop_with_updates_kept(tmp_path: Path, fakes: Fakes, count: int) -> list[int]:
+async def stop_with_updates_kept(
+    tmp_path: Path, fakes: Fakes, count: int, settings: Settings | None = None
+) -> list[int]:
     """`count` travellers write /help while another process holds the store's write lock:
     the bot keeps them in its inbox and Telegram forgets them; the bot is stopped with
     none of them committed when it stops handling updates (the lock goes only then)."""
-    settings = make_settings(tmp_path)
+    settings = settings or make_settings(tmp_path)
     crowd = [CHAT + 1 + i for i in range(count)]
     polls_at_stop: list[int] = []
 
@@ -249,6 +252,20 @@ async def test_the_updates_kept_at_a_stop_are_handled_once_at_the_next_start(
     assert [help_answers(fakes.api.sent_texts(c)) for c in crowd] == [1] * len(crowd)
 
 
+async def test_parked_updates_left_at_a_stop_are_handled_once_at_the_next_start(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """The stop comes while 40 of 60 updates are parked (20 in memory at most): the next
+    start parks what does not fit again and hands everything out, each once."""
+    fakes = Fakes.make()
+    settings = make_settings(tmp_path, telegram={"max_updates_in_hand": 20})
+    crowd = await stop_with_updates_kept(tmp_path, fakes, 60, settings)
+    async with running_bot(tmp_path, fakes, settings=settings):
+        await eventually(lambda: all(help_answers(fakes.api.sent_texts(c)) for c in crowd))
+        await trio.sleep(30)
+    assert [help_answers(fakes.api.sent_texts(c)) for c in crowd] == [1] * len(crowd)
+
+
 async def test_an_inbox_lost_after_a_clean_stop_loses_nothing_and_is_replaced(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
@@ -261,3 +278,41 @@ async def test_an_inbox_lost_after_a_clean_stop_loses_nothing_and_is_replaced(
     lose_inbox(tmp_path)
     async with running_bot(tmp_path, fakes, settings=settings) as bot:
         assert help_answers([await Traveller(bot, CHAT).says(HELP)]) == 1
+
+
+async def test_beyond_the_updates_in_hand_the_rest_wait_in_the_inbox_and_checkout_goes_first(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """With at most 20 updates in memory (`telegram.max_updates_in_hand`) and the store's
+    write lock held elsewhere, 60 travellers write /help and then our traveller pays: 20 are
+    in hand, 40 are parked in the inbox, and the pre-checkout query is answered at once all
+    the same. Once the lock goes, the parked ones are handed out in turn: every /help
+    answered once, the PDF sent once."""
+    settings = make_settings(tmp_path, stars={"price": PRICE}, telegram={"max_updates_in_hand": 20})
+    async with running_bot(tmp_path, settings=settings) as bot:
+        api = bot.api
+        traveller = Traveller(bot, CHAT)
+        await traveller.walk(ONE_WAY)
+        await traveller.presses(f"Pay {PRICE}")
+        invoice = api.last_invoice(CHAT)
+        assert invoice is not None
+        taken, held = threading.Event(), list[bool]()
+        holder = threading.Thread(
+            target=hold_write_lock_until,
+            args=(settings.store.path, lambda: bool(api.pre_checkout_answers), taken, held),
+        )
+        holder.start()
+        await trio.to_thread.run_sync(taken.wait)
+        crowd = [CHAT + 1 + i for i in range(60)]
+        for chat in crowd:
+            api.user_command(chat, HELP)
+        charge = await api.pay_invoice(CHAT, invoice[0])
+        in_hand, parked = bot.rt.longpoll.waiting, bot.rt.longpoll.parked
+        await trio.to_thread.run_sync(holder.join)
+        await eventually(lambda: all(help_answers(api.sent_texts(c)) for c in crowd))
+        await eventually(lambda: len(api.sent_documents(CHAT)) == 1)
+        await trio.sleep(30)
+    assert held == [True] and charge is not None
+    assert (in_hand, parked) == (21, 40)  # 20 /help and the query; the other 40 parked
+    assert [help_answers(api.sent_texts(c)) for c in crowd] == [1] * 60
+    assert len(api.sent_documents(CHAT)) == 1

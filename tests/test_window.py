@@ -18,19 +18,22 @@ class Model:
     def __init__(self, offset: int) -> None:
         self.seen_to = offset
         self.in_hand: set[int] = set()
+        self.parked: list[int] = []
         self.finished: set[int] = set()
 
     @property
     def offset(self) -> int:
-        return min(self.in_hand, default=self.seen_to)
+        return min(self.in_hand | set(self.parked), default=self.seen_to)
 
-    def admit(self, u: int) -> bool:
-        if u in self.in_hand or u < self.offset:
+    def admit(self, u: int, *, park: bool = False) -> bool:
+        if u in self.in_hand or u in self.parked or u < self.offset:
             return False
+        if park and self.parked and u < self.parked[-1]:
+            return False  # (the long poll parks in the order Telegram sends)
         self.seen_to = max(self.seen_to, u + 1)
         if u in self.finished:
             return False
-        self.in_hand.add(u)
+        (self.parked.append if park else self.in_hand.add)(u)
         return True
 
     def committed(self, u: int) -> bool:
@@ -38,7 +41,10 @@ class Model:
 
 
 steps = st.lists(
-    st.tuples(st.sampled_from(["admit", "finish"]), st.integers(min_value=0, max_value=40)),
+    st.tuples(
+        st.sampled_from(["admit", "park", "unpark", "finish"]),
+        st.integers(min_value=0, max_value=40),
+    ),
     max_size=120,
 )
 
@@ -52,6 +58,15 @@ def test_the_window_keeps_the_offset_and_what_is_committed_as_the_model_says(
     for action, u in script:
         if action == "admit":
             assert window.admit(u) == model.admit(u), (action, u)
+        elif action == "park":
+            if model.parked and u < model.parked[-1]:
+                continue
+            assert window.park(u) == model.admit(u, park=True), (action, u)
+        elif action == "unpark":
+            if model.parked:
+                assert window.unpark() == model.parked[0]
+                model.in_hand.add(model.parked.pop(0))
+            assert window.parked == len(model.parked)
         elif u in model.in_hand:
             promised = window.offset_after(u)
             window.finish(u)

@@ -102,9 +102,10 @@ class Inbox:
         rows = [(update_id, json.dumps(data)) for update_id, data in updates]
         await self._run(self._keep, rows, below)
 
-    async def pending(self, from_id: int) -> list[tuple[int, dict[str, Any]]]:
-        """The updates kept at or above `from_id`, oldest first. Raises StoreError."""
-        rows: list[tuple[int, str]] = await self._run(self._pending, from_id)
+    async def pending(self, from_id: int, limit: int = -1) -> list[tuple[int, dict[str, Any]]]:
+        """The updates kept at or above `from_id`, oldest first (at most `limit`). Raises
+        StoreError."""
+        rows: list[tuple[int, str]] = await self._run(self._pending, from_id, limit)
         return [(update_id, json.loads(payload)) for update_id, payload in rows]
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -127,9 +128,10 @@ class Inbox:
                     self._conn.execute("ROLLBACK")
                 raise
 
-    def _pending(self, from_id: int) -> list[tuple[int, str]]:
+    def _pending(self, from_id: int, limit: int) -> list[tuple[int, str]]:
         with self._lock:
             return self._conn.execute(
-                "SELECT update_id, payload FROM inbox WHERE update_id >= ? ORDER BY update_id",
-                (from_id,),
+                "SELECT update_id, payload FROM inbox WHERE update_id >= ?"
+                " ORDER BY update_id LIMIT ?",
+                (from_id, limit),
             ).fetchall()

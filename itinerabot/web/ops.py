@@ -28,6 +28,9 @@ class Polling(Protocol):
     @property
     def waiting(self) -> int: ...
 
+    @property
+    def parked(self) -> int: ...
+
 
 class Pollers(Protocol):
     @property
@@ -97,6 +100,8 @@ class OpsRoutes:
             "store": store_ok,
             "seconds_since_get_updates": None if silent is None else round(silent, 3),
             "updates_waiting": self._longpoll.waiting,
+            # kept in the update inbox while the store was slow, handed out as room frees up
+            "updates_parked": self._longpoll.parked,
             "pollers": self._pollers.running,
             "sending_chats": self._sender.busy,
             "paced_chats": self._sender.paced_chats,

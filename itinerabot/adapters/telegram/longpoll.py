@@ -6,9 +6,11 @@ offset stored with each update's effects is the lowest update not yet committed
 (`UpdateWindow`), and updates done above it are skipped when they come again. The offset told
 to Telegram may run ahead of it over updates kept in the inbox (`store.inbox`, a file of its
 own): so a store whose writer stalls holds up the updates in hand, never the fetching of new
-ones (a pre-checkout query has 10 s). At most MAX_IN_HAND updates are in hand; beyond that,
-and while the inbox cannot be written, the next getUpdates waits for progress as before the
-inbox (Telegram sends the updates not yet confirmed again). 409 (another instance polling)
+ones (a pre-checkout query has 10 s). At most `telegram.max_updates_in_hand` updates are in
+memory: later ones are *parked* in the inbox (their ids only in memory) and handed out, in
+order, as room frees up; a pre-checkout query is never parked. While the inbox cannot be
+written the next getUpdates waits for progress as before the inbox (Telegram sends the
+updates not yet confirmed again). 409 (another instance polling)
 and network errors back off; 429 waits `retry_after`; an invalid token ends the loop with
 InvalidToken so the process stops with a clear message. The trio time of the last getUpdates
 that succeeded is kept for /healthz.
@@ -56,8 +58,8 @@ def chat_key(update: telegram.Update) -> int:
 #: while updates are in hand, the longest wait for one to finish before polling again (new
 #: updates of other chats are fetched at least this often when every update in hand is slow)
 REPOLL_IN_HAND = 0.25
-#: updates fetched and not yet committed, at most (the memory bound while the store stalls)
-MAX_IN_HAND = 2000
+#: updates parked in the inbox at most (ids only in memory); beyond, getUpdates waits
+MAX_PARKED = 100_000
 #: seconds between attempts to write the inbox after it failed
 INBOX_RETRY = 1.0
 #: an update still not committed this long after it was fetched is kept in the inbox...
@@ -97,6 +99,9 @@ class LongPoll:
         self._to_keep, self._keeping = trio.open_memory_channel[tuple[int, list[Update]]](math.inf)
         #: set when an update commits or many come in (the inbox keeper looks again)
         self._changed = trio.Event()
+        #: set when an update commits or more are kept (the feeder of parked ones looks again)
+        self._room = trio.Event()
+        self._max_in_hand = settings.max_updates_in_hand
         self._queries: trio.Nursery | None = None
         self._settings = settings
         self._metrics = metrics
@@ -127,6 +132,11 @@ class LongPoll:
         """Updates fetched and not yet committed (queued in lanes or being handled)."""
         return self._window.in_hand
 
+    @property
+    def parked(self) -> int:
+        """Updates fetched and kept in the inbox, waiting for room in memory."""
+        return self._window.parked
+
     def seconds_without_updates(self) -> float | None:
         """Seconds since getUpdates last succeeded or an update was handled, or since the loop
         started if neither has happened; None before the loop starts."""
@@ -147,9 +157,12 @@ class LongPoll:
             await nursery.start(self._lanes.run, name="chat lanes")
             await nursery.start(self._serve_queries, name="pre-checkout queries")
             await nursery.start(self._keep_updates, name="update inbox")
+            await nursery.start(self._feed_parked, name="parked updates")
             # fetched and confirmed to Telegram before the last stop, never committed
             for update_id, data in kept:
-                if self._window.admit(update_id):
+                if self._window.parked or self._window.in_hand >= self._max_in_hand:
+                    self._window.park(update_id)  # (the feeder hands it out from the inbox)
+                elif self._window.admit(update_id):
                     self._dispatch(Update.de_json(data, self._telegram.bot))
             if kept:
                 log.info("updates from the inbox handed out again", extra={"count": len(kept)})
@@ -182,8 +195,12 @@ class LongPoll:
         async for first in self._keeping:
             items = [first]
             with trio.move_on_after(INBOX_AFTER):
-                while self._window.in_hand < INBOX_AT and any(
-                    not self._window.committed(u.update_id) for _, batch in items for u in batch
+                while (
+                    not self._window.parked
+                    and self._window.in_hand < INBOX_AT
+                    and any(
+                        not self._window.committed(u.update_id) for _, batch in items for u in batch
+                    )
                 ):
                     await self._changed.wait()
                     self._changed = trio.Event()
@@ -196,6 +213,7 @@ class LongPoll:
                 await self._write(rows)
             self._kept_to = max(self._kept_to, max(upto for upto, _ in items))
             self._progress.set()
+            self._room.set()
 
     def _uncommitted(self, items: list[tuple[int, list[Update]]]) -> list[tuple[int, Any]]:
         """(id, JSON-able dict) of the updates in `items` not yet committed."""
@@ -227,7 +245,7 @@ class LongPoll:
         backoff = self._settings.backoff_initial
         polled_at = -1
         while True:
-            while self._window.in_hand >= MAX_IN_HAND:
+            while self._window.parked >= MAX_PARKED:
                 await self._progress.wait()
                 self._progress = trio.Event()
             unconfirmed = self._fetched_to > self.fetch_from
@@ -272,12 +290,41 @@ class LongPoll:
             new: list[Update] = []
             for update in sorted(updates, key=lambda u: u.update_id):
                 self._fetched_to = max(self._fetched_to, update.update_id + 1)
-                if self._window.admit(update.update_id):
+                if self._parks(update):
+                    if self._window.park(update.update_id):
+                        new.append(update)
+                elif self._window.admit(update.update_id):
                     new.append(update)
                     self._dispatch(update)
             if updates:
                 self._to_keep.send_nowait((self._fetched_to, new))
                 self._changed.set()
+
+    def _parks(self, update: Update) -> bool:
+        """Whether `update` waits in the inbox rather than in hand: while the hand is full,
+        and after that until every parked update is in hand (a chat's order is kept). A
+        pre-checkout query never waits."""
+        if update.pre_checkout_query is not None:
+            return False
+        return bool(self._window.parked) or self._window.in_hand >= self._max_in_hand
+
+    async def _feed_parked(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Hand parked updates out from the inbox, oldest first, as room frees up."""
+        task_status.started()
+        while True:
+            room = self._max_in_hand // 2 - self._window.in_hand
+            first = self._window.next_parked()
+            if first is None or room <= 0 or first >= self._kept_to:  # (not yet written)
+                await self._room.wait()
+                self._room = trio.Event()
+                continue
+            kept = await self._inbox.pending(first, room)
+            for update_id, data in kept:
+                if self._window.next_parked() == update_id:  # (others: in hand, or done)
+                    self._window.unpark()
+                    self._dispatch(Update.de_json(data, self._telegram.bot))
+            if self._window.next_parked() == first:  # (never: every parked one is kept)
+                raise StoreError(f"update {first} is parked but not in the update inbox")
 
     def _dispatch(self, update: Update) -> None:
         """A new update to its chat's lane; a pre-checkout query to the desk at once."""
@@ -314,6 +361,7 @@ class LongPoll:
         self._window.finish(update_id)
         self._progress.set()
         self._changed.set()
+        self._room.set()
         self.last_success = trio.current_time()
         self._metrics.update_handled()
 
