@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from itinerabot.adapters.telegram.longpoll import STALLED_AFTER
 from itinerabot.config import Settings
 from itinerabot.store.inbox import Inbox, inbox_path
 from sandbox.demo import Traveller as ProcessTraveller
@@ -176,7 +177,11 @@ async def test_a_second_serve_on_the_same_store_is_refused(
 
 
 async def stop_with_updates_kept(
-    tmp_path: Path, fakes: Fakes, count: int, settings: Settings | None = None
+    tmp_path: Path,
+    fakes: Fakes,
+    count: int,
+    clock: trio.testing.MockClock,
+    settings: Settings | None = None,
 ) -> list[int]:
     """`count` travellers write /help while another process holds the store's write lock:
     the bot keeps them in its inbox and Telegram forgets them; the bot is stopped with
@@ -200,6 +205,10 @@ async def stop_with_updates_kept(
         await trio.to_thread.run_sync(taken.wait)
         for chat in crowd:
             fakes.api.user_command(chat, HELP)
+        assert await trio.to_thread.run_sync(until, lambda: bot.rt.longpoll.waiting == count)
+        # a full hand waits a second for commits before fetching on: the mock clock stands
+        # still while the store's writer waits for the lock, so that second passes here
+        clock.jump(STALLED_AFTER)
         assert await trio.to_thread.run_sync(until, lambda: fakes.api.pending_updates == 0)
         polls_at_stop.append(len(fakes.api.calls_to("getUpdates")))
         bot.rt.shutdown()
@@ -216,14 +225,14 @@ def lose_inbox(tmp_path: Path) -> None:
 
 
 async def test_an_inbox_lost_after_a_stop_that_left_updates_in_it_stops_the_start(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The bot stops while updates Telegram forgot wait in its inbox, and the inbox file is
     then lost (a container that keeps only the store file, a restore of the store alone):
     the next start refuses, naming the file and what to do, rather than lose them without
     a word. `serve --new-inbox` starts all the same."""
     fakes = Fakes.make()
-    crowd = await stop_with_updates_kept(tmp_path, fakes, 60)
+    crowd = await stop_with_updates_kept(tmp_path, fakes, 60, autojump_clock)
     lose_inbox(tmp_path)
     settings = make_settings(tmp_path)
     with pytest.raises(BaseExceptionGroup) as caught:
@@ -240,12 +249,12 @@ async def test_an_inbox_lost_after_a_stop_that_left_updates_in_it_stops_the_star
 
 
 async def test_the_updates_kept_at_a_stop_are_handled_once_at_the_next_start(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The same stop with the inbox kept: every traveller of the crowd is answered once
     across the two runs."""
     fakes = Fakes.make()
-    crowd = await stop_with_updates_kept(tmp_path, fakes, 60)
+    crowd = await stop_with_updates_kept(tmp_path, fakes, 60, autojump_clock)
     async with running_bot(tmp_path, fakes, settings=make_settings(tmp_path)):
         await eventually(lambda: all(help_answers(fakes.api.sent_texts(c)) for c in crowd))
         await trio.sleep(30)
@@ -253,13 +262,13 @@ async def test_the_updates_kept_at_a_stop_are_handled_once_at_the_next_start(
 
 
 async def test_parked_updates_left_at_a_stop_are_handled_once_at_the_next_start(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """The stop comes while 40 of 60 updates are parked (20 in memory at most): the next
-    start parks what does not fit again and hands everything out, each once."""
+    """60 updates wait in the inbox at a stop and at most 20 fit in memory: the next start
+    parks the other 40 and hands everything out, each once."""
     fakes = Fakes.make()
     settings = make_settings(tmp_path, telegram={"max_updates_in_hand": 20})
-    crowd = await stop_with_updates_kept(tmp_path, fakes, 60, settings)
+    crowd = await stop_with_updates_kept(tmp_path, fakes, 60, autojump_clock, settings)
     async with running_bot(tmp_path, fakes, settings=settings):
         await eventually(lambda: all(help_answers(fakes.api.sent_texts(c)) for c in crowd))
         await trio.sleep(30)
@@ -280,17 +289,18 @@ async def test_an_inbox_lost_after_a_clean_stop_loses_nothing_and_is_replaced(
         assert help_answers([await Traveller(bot, CHAT).says(HELP)]) == 1
 
 
-async def test_beyond_the_updates_in_hand_the_rest_wait_in_the_inbox_and_checkout_goes_first(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+async def test_once_the_store_stalls_further_updates_are_parked_and_checkout_goes_first(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """With at most 20 updates in memory (`telegram.max_updates_in_hand`) and the store's
-    write lock held elsewhere, 60 travellers write /help and then our traveller pays: 20 are
-    in hand, 40 are parked in the inbox, and the pre-checkout query is answered at once all
-    the same. Once the lock goes, the parked ones are handed out in turn: every /help
-    answered once, the PDF sent once."""
+    """At most 20 updates in memory (`telegram.max_updates_in_hand`), and another process
+    holds the store's write lock: 30 travellers write /help, all fetched, none committing.
+    After a second without a commit (STALLED_AFTER) the store counts as stalled: the next
+    40 /help are parked in the inbox, and the pre-checkout query that follows them is
+    answered at once all the same. Once the lock goes, the parked ones are handed out in
+    turn: every /help answered once, the PDF sent once."""
     settings = make_settings(tmp_path, stars={"price": PRICE}, telegram={"max_updates_in_hand": 20})
     async with running_bot(tmp_path, settings=settings) as bot:
-        api = bot.api
+        api, longpoll = bot.api, bot.rt.longpoll
         traveller = Traveller(bot, CHAT)
         await traveller.walk(ONE_WAY)
         await traveller.presses(f"Pay {PRICE}")
@@ -303,16 +313,41 @@ async def test_beyond_the_updates_in_hand_the_rest_wait_in_the_inbox_and_checkou
         )
         holder.start()
         await trio.to_thread.run_sync(taken.wait)
-        crowd = [CHAT + 1 + i for i in range(60)]
-        for chat in crowd:
+        crowd = [CHAT + 1 + i for i in range(70)]
+        for chat in crowd[:30]:
+            api.user_command(chat, HELP)
+        assert await trio.to_thread.run_sync(until, lambda: longpoll.waiting == 30)
+        # (the mock clock stands still while the store's writer waits: a second passes here)
+        autojump_clock.jump(STALLED_AFTER)
+        for chat in crowd[30:]:
             api.user_command(chat, HELP)
         charge = await api.pay_invoice(CHAT, invoice[0])
-        in_hand, parked = bot.rt.longpoll.waiting, bot.rt.longpoll.parked
+        in_hand, parked = longpoll.waiting, longpoll.parked
         await trio.to_thread.run_sync(holder.join)
         await eventually(lambda: all(help_answers(api.sent_texts(c)) for c in crowd))
         await eventually(lambda: len(api.sent_documents(CHAT)) == 1)
         await trio.sleep(30)
     assert held == [True] and charge is not None
-    assert (in_hand, parked) == (21, 40)  # 20 /help and the query; the other 40 parked
-    assert [help_answers(api.sent_texts(c)) for c in crowd] == [1] * 60
+    assert (in_hand, parked) == (31, 40)  # 30 /help and the query; the next 40 parked
+    assert [help_answers(api.sent_texts(c)) for c in crowd] == [1] * 70
     assert len(api.sent_documents(CHAT)) == 1
+
+
+async def test_a_busy_bot_that_keeps_committing_never_parks(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A full hand that commits steadily waits for room instead (a parked update costs a
+    write and a read): 200 travellers at once, 20 in memory at most, nothing ever parked,
+    every one answered once."""
+    settings = make_settings(tmp_path, telegram={"max_updates_in_hand": 20})
+    async with running_bot(tmp_path, settings=settings) as bot:
+        api, longpoll = bot.api, bot.rt.longpoll
+        crowd = [CHAT + 1 + i for i in range(200)]
+        for chat in crowd:
+            api.user_command(chat, HELP)
+        most_parked = 0
+        while not all(help_answers(api.sent_texts(c)) for c in crowd):
+            most_parked = max(most_parked, longpoll.parked)
+            await trio.sleep(0.01)
+    assert most_parked == 0
+    assert [help_answers(api.sent_texts(c)) for c in crowd] == [1] * 200

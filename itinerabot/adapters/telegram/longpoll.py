@@ -7,8 +7,10 @@ offset stored with each update's effects is the lowest update not yet committed
 to Telegram may run ahead of it over updates kept in the inbox (`store.inbox`, a file of its
 own): so a store whose writer stalls holds up the updates in hand, never the fetching of new
 ones (a pre-checkout query has 10 s). At most `telegram.max_updates_in_hand` updates are in
-memory: later ones are *parked* in the inbox (their ids only in memory) and handed out, in
-order, as room frees up; a pre-checkout query is never parked. While the inbox cannot be
+memory (and one getUpdates answer more): a full hand waits for commits, and when none comes
+for STALLED_AFTER the store has stalled, so later updates are *parked* in the inbox (their
+ids only in memory) and handed out, in order, as room frees up; a pre-checkout query is
+never parked. While the inbox cannot be
 written the next getUpdates waits for progress as before the inbox (Telegram sends the
 updates not yet confirmed again). 409 (another instance polling)
 and network errors back off; 429 waits `retry_after`; an invalid token ends the loop with
@@ -60,6 +62,8 @@ def chat_key(update: telegram.Update) -> int:
 REPOLL_IN_HAND = 0.25
 #: updates parked in the inbox at most (ids only in memory); beyond, getUpdates waits
 MAX_PARKED = 100_000
+#: seconds without a commit, with the hand full, after which the store counts as stalled
+STALLED_AFTER = 1.0
 #: seconds between attempts to write the inbox after it failed
 INBOX_RETRY = 1.0
 #: an update still not committed this long after it was fetched is kept in the inbox...
@@ -102,6 +106,9 @@ class LongPoll:
         #: set when an update commits or more are kept (the feeder of parked ones looks again)
         self._room = trio.Event()
         self._max_in_hand = settings.max_updates_in_hand
+        #: updates committed so far, and whether the store stalled since the last one
+        self._commits = 0
+        self._stalled = False
         self._queries: trio.Nursery | None = None
         self._settings = settings
         self._metrics = metrics
@@ -245,9 +252,7 @@ class LongPoll:
         backoff = self._settings.backoff_initial
         polled_at = -1
         while True:
-            while self._window.parked >= MAX_PARKED:
-                await self._progress.wait()
-                self._progress = trio.Event()
+            await self._wait_while_full()
             unconfirmed = self._fetched_to > self.fetch_from
             if unconfirmed:
                 # Telegram sends what is not yet confirmed again: poll once the offset moved
@@ -300,13 +305,35 @@ class LongPoll:
                 self._to_keep.send_nowait((self._fetched_to, new))
                 self._changed.set()
 
+    async def _wait_while_full(self) -> None:
+        """Back-pressure: while the hand is full (or updates are parked), wait for commits
+        before fetching more. If none comes for STALLED_AFTER, the store has stalled: fetch
+        on, parking what comes (a pre-checkout query in it is answered at once); a busy bot
+        that commits steadily never parks (a parked update costs a write and a read)."""
+        while self._window.parked >= MAX_PARKED or (
+            (self._window.in_hand >= self._max_in_hand or self._window.parked) and not self._stalled
+        ):
+            commits = self._commits
+            with trio.move_on_after(STALLED_AFTER):
+                while self._commits == commits:
+                    await self._progress.wait()
+                    self._progress = trio.Event()
+            if self._commits == commits and self._window.parked < MAX_PARKED:
+                self._stalled = True
+                log.warning(
+                    "the store has stalled: updates are parked in the inbox",
+                    extra={"in_hand": self._window.in_hand, "parked": self._window.parked},
+                )
+
     def _parks(self, update: Update) -> bool:
-        """Whether `update` waits in the inbox rather than in hand: while the hand is full,
-        and after that until every parked update is in hand (a chat's order is kept). A
-        pre-checkout query never waits."""
+        """Whether `update` waits in the inbox rather than in hand: while the store has
+        stalled with the hand full, and after that until every parked update is in hand
+        (a chat's order is kept). A pre-checkout query never waits."""
         if update.pre_checkout_query is not None:
             return False
-        return bool(self._window.parked) or self._window.in_hand >= self._max_in_hand
+        if self._window.parked:
+            return True
+        return self._stalled and self._window.in_hand >= self._max_in_hand
 
     async def _feed_parked(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Hand parked updates out from the inbox, oldest first, as room frees up."""
@@ -358,6 +385,8 @@ class LongPoll:
         self._done(update.update_id)
 
     def _done(self, update_id: int) -> None:
+        self._commits += 1
+        self._stalled = False
         self._window.finish(update_id)
         self._progress.set()
         self._changed.set()
