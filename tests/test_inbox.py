@@ -22,6 +22,7 @@ from sandbox.serve import wait_for
 from tests.harness import (
     CHAT,
     ONE_WAY,
+    Bot,
     Fakes,
     Traveller,
     eventually,
@@ -40,6 +41,26 @@ def help_answers(texts: list[str]) -> int:
     return sum("PDF itinerary" in text for text in texts)
 
 
+async def invoice_then_lock_until_checkout(bot: Bot) -> tuple[int, threading.Thread, list[bool]]:
+    """Our traveller gets a Stars invoice; then another process takes the store's write
+    lock and holds it until the bot has answered a pre-checkout query (at most 10 s of real
+    time). (the invoice's message id, the holder's thread, whether it was answered then)"""
+    api = bot.api
+    traveller = Traveller(bot, CHAT)
+    await traveller.walk(ONE_WAY)
+    await traveller.presses(f"Pay {PRICE}")
+    invoice = api.last_invoice(CHAT)
+    assert invoice is not None
+    taken, held = threading.Event(), list[bool]()
+    holder = threading.Thread(
+        target=hold_write_lock_until,
+        args=(bot.settings.store.path, lambda: bool(api.pre_checkout_answers), taken, held),
+    )
+    holder.start()
+    await trio.to_thread.run_sync(taken.wait)
+    return invoice[0], holder, held
+
+
 async def test_a_pre_checkout_query_behind_a_full_window_is_answered_while_the_store_is_locked(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
@@ -52,23 +73,12 @@ async def test_a_pre_checkout_query_behind_a_full_window_is_answered_while_the_s
     arrives."""
     settings = make_settings(tmp_path, stars={"price": PRICE})
     async with running_bot(tmp_path, settings=settings) as bot:
-        api, path = bot.api, settings.store.path
-        traveller = Traveller(bot, CHAT)
-        await traveller.walk(ONE_WAY)
-        await traveller.presses(f"Pay {PRICE}")
-        invoice = api.last_invoice(CHAT)
-        assert invoice is not None
-        taken, held = threading.Event(), list[bool]()
-        holder = threading.Thread(
-            target=hold_write_lock_until,
-            args=(path, lambda: bool(api.pre_checkout_answers), taken, held),
-        )
-        holder.start()
-        await trio.to_thread.run_sync(taken.wait)
+        api = bot.api
+        invoice, holder, held = await invoice_then_lock_until_checkout(bot)
         crowd = [CHAT + 1 + i for i in range(CROWD)]
         for chat in crowd:
             api.user_command(chat, HELP)
-        charge = await api.pay_invoice(CHAT, invoice[0])
+        charge = await api.pay_invoice(CHAT, invoice)
         await trio.to_thread.run_sync(holder.join)
         await eventually(lambda: len(api.sent_documents(CHAT)) == 1)
         await eventually(lambda: all(help_answers(api.sent_texts(c)) == 1 for c in crowd))
@@ -301,18 +311,7 @@ async def test_once_the_store_stalls_further_updates_are_parked_and_checkout_goe
     settings = make_settings(tmp_path, stars={"price": PRICE}, telegram={"max_updates_in_hand": 20})
     async with running_bot(tmp_path, settings=settings) as bot:
         api, longpoll = bot.api, bot.rt.longpoll
-        traveller = Traveller(bot, CHAT)
-        await traveller.walk(ONE_WAY)
-        await traveller.presses(f"Pay {PRICE}")
-        invoice = api.last_invoice(CHAT)
-        assert invoice is not None
-        taken, held = threading.Event(), list[bool]()
-        holder = threading.Thread(
-            target=hold_write_lock_until,
-            args=(settings.store.path, lambda: bool(api.pre_checkout_answers), taken, held),
-        )
-        holder.start()
-        await trio.to_thread.run_sync(taken.wait)
+        invoice, holder, held = await invoice_then_lock_until_checkout(bot)
         crowd = [CHAT + 1 + i for i in range(70)]
         for chat in crowd[:30]:
             api.user_command(chat, HELP)
@@ -321,7 +320,7 @@ async def test_once_the_store_stalls_further_updates_are_parked_and_checkout_goe
         autojump_clock.jump(STALLED_AFTER)
         for chat in crowd[30:]:
             api.user_command(chat, HELP)
-        charge = await api.pay_invoice(CHAT, invoice[0])
+        charge = await api.pay_invoice(CHAT, invoice)
         in_hand, parked = longpoll.waiting, longpoll.parked
         await trio.to_thread.run_sync(holder.join)
         await eventually(lambda: all(help_answers(api.sent_texts(c)) for c in crowd))

@@ -1,14 +1,25 @@
 """Rounds on a fixed grid of trio's clock, for the payment services: a point is computed from
 the origin, never summed, so nothing drifts; a round that overran skips the points it missed
-rather than running late ones back to back. And the backoff the refund services share.
+rather than running late ones back to back. And the backoff the refund services share, with
+the one loop that retries a store call until the store answers.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Awaitable, Callable
+from typing import Concatenate, ParamSpec, TypeVar
 
 import trio
+
+from itinerabot.errors import StoreError
+from itinerabot.store import Store
+from itinerabot.store.interface import Connection
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: seconds before the first retry of a transient failure; doubled each time up to the cap
 FIRST_RETRY = 5.0
@@ -18,6 +29,27 @@ RETRY_CAP = 600.0
 def retry_delay(failures: int) -> float:
     """The wait after `failures` consecutive transient failures (1 → FIRST_RETRY)."""
     return min(RETRY_CAP, FIRST_RETRY * 2.0 ** (failures - 1))
+
+
+async def until_stored(
+    store: Store,
+    fn: Callable[Concatenate[Connection, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """`store.run(fn, *args)`, again after each StoreError (logged) with `retry_delay`
+    backoff, until the store answers. What `fn` raises itself (a bug) comes back."""
+    failures = 0
+    while True:
+        try:
+            return await store.run(fn, *args, **kwargs)
+        except StoreError as exc:
+            failures += 1
+            log.warning(
+                "the store failed; trying again",
+                extra={"call": fn.__name__, "error": str(exc), "retry_in": retry_delay(failures)},
+            )
+            await trio.sleep(retry_delay(failures))
 
 
 def next_tick(origin: float, k: int, interval: float, now: float) -> int:

@@ -26,7 +26,7 @@ from itinerabot.errors import ServiceError, StoreError, TransientServiceError
 from itinerabot.messages import Notify
 from itinerabot.models import PaymentMethod
 from itinerabot.payments.card.refunds import check_refund, refund_card
-from itinerabot.payments.rounds import every, retry_delay
+from itinerabot.payments.rounds import every, retry_delay, until_stored
 from itinerabot.store import Store, money
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import RefundStatus
@@ -142,23 +142,13 @@ class CardRefunds:
 
     async def _refund(self, extra_id: int) -> None:
         """Store a refund of one card extra payment (unless it has one), then ask Stripe."""
-        failures = 0
-        while True:
-            try:
-                refund = await self._store.run(_begin_for_extra, extra_id, self._clock())
-                break
-            except trio.Cancelled:
-                raise
-            except StoreError as exc:
-                failures += 1
-                log.warning(
-                    "could not store a card refund; retrying",
-                    extra={"extra_payment": extra_id, "error": str(exc)},
-                )
-                await trio.sleep(retry_delay(failures))
-            except Exception:
-                log.exception("storing a card refund failed", extra={"extra_payment": extra_id})
-                return
+        try:
+            refund = await until_stored(self._store, _begin_for_extra, extra_id, self._clock())
+        except trio.Cancelled:
+            raise
+        except Exception:  # a bug: this one is the operator's, never a crash loop
+            log.exception("storing a card refund failed", extra={"extra_payment": extra_id})
+            return
         if refund is not None:
             await self._ask_until_answered(refund)
 

@@ -23,7 +23,7 @@ from itinerabot.clock import WallClock
 from itinerabot.errors import PermanentServiceError, ServiceError, StoreError, TransientServiceError
 from itinerabot.messages import Notify, Text
 from itinerabot.models import PaymentMethod
-from itinerabot.payments.rounds import every, retry_delay
+from itinerabot.payments.rounds import every, retry_delay, until_stored
 from itinerabot.payments.stars.refunds import ALREADY_REFUNDED, StarRefunds, refund_stars
 from itinerabot.store import Store, languages, money, stars
 from itinerabot.store import orders as order_rows
@@ -73,20 +73,13 @@ class StarsRefunder:
 
     async def _refund(self, extra_id: int) -> None:
         """Store a refund of one second Stars payment (unless it has one), then ask."""
-        failures = 0
-        while True:
-            try:
-                refund = await self._store.run(_begin_for_extra, extra_id, self._clock())
-                break
-            except trio.Cancelled:
-                raise
-            except StoreError as exc:
-                failures += 1
-                log.warning(
-                    "could not store a stars refund; retrying",
-                    extra={"extra_payment": extra_id, "error": str(exc)},
-                )
-                await trio.sleep(retry_delay(failures))
+        try:
+            refund = await until_stored(self._store, _begin_for_extra, extra_id, self._clock())
+        except trio.Cancelled:
+            raise
+        except Exception:  # a bug: this one is the operator's, never a crash loop
+            log.exception("storing a stars refund failed", extra={"extra_payment": extra_id})
+            return
         if refund is not None:
             await self._ask_until_answered(refund)
 
