@@ -278,6 +278,23 @@ def begin_refund(
     return found
 
 
+def begin_extra_refund(
+    conn: sqlite3.Connection, extra: ExtraPayment, provider_ref: str, now: datetime
+) -> Refund:
+    """A refund of all of `extra`, stored (requested) before the provider is asked, naming
+    `provider_ref` (what the provider refunds: Stripe's PaymentIntent, Telegram's charge)."""
+    return begin_refund(
+        conn,
+        order_id=extra.order_id,
+        method=extra.method,
+        provider_ref=provider_ref,
+        amount=extra.amount,
+        currency=extra.currency,
+        now=now,
+        extra_payment_id=extra.id,
+    )
+
+
 def get_refund(conn: sqlite3.Connection, refund_id: int) -> Refund | None:
     row = conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
     return _refund(row) if row else None

@@ -79,6 +79,12 @@ def get_order_head(conn: sqlite3.Connection, order_id: int) -> OrderHead | None:
     return OrderHead(row[0], row[1], row[2], OrderStatus(row[3]), Decimal(row[4]), row[5])
 
 
+def chat_of(conn: sqlite3.Connection, order_id: int) -> int | None:
+    """The chat an order belongs to, or None for an unknown order."""
+    row = conn.execute("SELECT chat_id FROM orders WHERE id = ?", (order_id,)).fetchone()
+    return int(row[0]) if row else None
+
+
 def order_id_by_reference(conn: sqlite3.Connection, reference: str) -> int | None:
     row = conn.execute("SELECT id FROM orders WHERE reference = ?", (reference,)).fetchone()
     return int(row[0]) if row else None

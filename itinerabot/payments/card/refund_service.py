@@ -183,7 +183,7 @@ class CardRefunds:
 
     async def _wake_chat(self, order_id: int) -> None:
         """The sender sends what the refund queued for the chat ("We refunded …")."""
-        chat_id = await self._store.run(_chat_of, order_id)
+        chat_id = await self._store.run(order_rows.chat_of, order_id)
         if chat_id is not None:
             self._notify(chat_id)
 
@@ -243,18 +243,4 @@ def _begin_for_extra(conn: sqlite3.Connection, extra_id: int, now: datetime) -> 
                 extra={"extra_payment": extra.id, "session": extra.provider_ref},
             )
         return None
-    return money.begin_refund(
-        conn,
-        order_id=extra.order_id,
-        method=PaymentMethod.CARD,
-        provider_ref=extra.provider_payment_id,
-        amount=extra.amount,
-        currency=extra.currency,
-        now=now,
-        extra_payment_id=extra.id,
-    )
-
-
-def _chat_of(conn: sqlite3.Connection, order_id: int) -> int | None:
-    order = order_rows.get_order_head(conn, order_id)
-    return order.chat_id if order else None
+    return money.begin_extra_refund(conn, extra, extra.provider_payment_id, now)

@@ -111,7 +111,7 @@ class StarsRefunder:
                     "stars refund failed; left for the operator", extra={"refund": refund.id}
                 )
                 return
-        chat = await self._store.run(_chat_of, done.order_id)
+        chat = await self._store.run(order_rows.chat_of, done.order_id)
         if chat is not None:
             self._notify(chat)
 
@@ -194,18 +194,4 @@ def _begin_for_extra(conn: sqlite3.Connection, extra_id: int, now: datetime) -> 
         return None
     if any(r.extra_payment_id == extra.id for r in money.refunds(conn, extra.order_id)):
         return None
-    return money.begin_refund(
-        conn,
-        order_id=extra.order_id,
-        method=PaymentMethod.STARS,
-        provider_ref=extra.provider_ref,
-        amount=extra.amount,
-        currency=extra.currency,
-        now=now,
-        extra_payment_id=extra.id,
-    )
-
-
-def _chat_of(conn: sqlite3.Connection, order_id: int) -> int | None:
-    order = order_rows.get_order_head(conn, order_id)
-    return order.chat_id if order else None
+    return money.begin_extra_refund(conn, extra, extra.provider_ref, now)
