@@ -70,16 +70,20 @@ class UpdateWindow:
         """True once `update_id` is committed (below the offset, or done above it)."""
         return update_id < self.offset or update_id in self._done
 
-    def admit(self, update_id: int) -> bool:
-        """True if `update_id` is new work: not in hand, not done. Telegram sends every update
-        from the offset on again, so most of a batch can be old."""
+    def _new(self, update_id: int) -> bool:
+        """True if `update_id` is new work: not in hand nor parked, not done; seen now.
+        Telegram sends every update from the offset on again, so most of a batch can be old."""
         if update_id in self._in_hand or update_id in self._parked_ids:
             return False
         if update_id < self.offset:
             return False
         # Telegram hands updates out in order from the offset: whatever it sent is seen
         self._seen_to = max(self._seen_to, update_id + 1)
-        if update_id in self._done:
+        return update_id not in self._done
+
+    def admit(self, update_id: int) -> bool:
+        """Take `update_id` in hand if it is new work; True if it was."""
+        if not self._new(update_id):
             return False
         self._in_hand.add(update_id)
         heapq.heappush(self._heap, update_id)
@@ -87,13 +91,8 @@ class UpdateWindow:
 
     def park(self, update_id: int) -> bool:
         """Like `admit`, but the new update waits outside the hand (in the inbox) until
-        `unpark`: True if it is new work. Updates are parked in the order they come."""
-        if update_id in self._in_hand or update_id in self._parked_ids:
-            return False
-        if update_id < self.offset:
-            return False
-        self._seen_to = max(self._seen_to, update_id + 1)
-        if update_id in self._done:
+        `unpark`. Updates are parked in the order they come."""
+        if not self._new(update_id):
             return False
         assert not self._parked or update_id > self._parked[-1], "parked out of order"
         self._parked.append(update_id)
