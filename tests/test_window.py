@@ -4,7 +4,7 @@ once below it or finished, and what `offset_after` says is what the offset becom
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from itinerabot.adapters.telegram.window import UpdateWindow
@@ -49,8 +49,10 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(steps)
+# a parked update below the lowest in hand, which commits: the offset stays at the parked one
+@example([("park", 0), ("admit", 1), ("admit", 2), ("finish", 1)])
 def test_the_window_keeps_the_offset_and_what_is_committed_as_the_model_says(
     script: list[Step],
 ) -> None:

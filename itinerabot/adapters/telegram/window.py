@@ -112,7 +112,8 @@ class UpdateWindow:
         if self._lowest_in_hand() != update_id:
             return self.offset
         # the lowest commits: the next one in hand (a scan, only when the lowest commits)
-        return min((u for u in self._in_hand if u != update_id), default=self._floor())
+        floor = self._floor()  # (a parked update may be lower than any in hand)
+        return min((u for u in self._in_hand if u != update_id and u < floor), default=floor)
 
     def finish(self, update_id: int) -> None:
         """`update_id` committed."""
