@@ -8,12 +8,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
 
-from itinerabot.adapters.telegram.longpoll import STALLED_AFTER
+from itinerabot.adapters.telegram.longpoll import FULL_POLL_EVERY
 from itinerabot.config import Settings
 from itinerabot.store.inbox import Inbox, inbox_path
 from sandbox.demo import Traveller as ProcessTraveller
@@ -216,10 +217,15 @@ async def stop_with_updates_kept(
         for chat in crowd:
             fakes.api.user_command(chat, HELP)
         assert await trio.to_thread.run_sync(until, lambda: bot.rt.longpoll.waiting == count)
-        # a full hand waits a second for commits before fetching on: the mock clock stands
-        # still while the store's writer waits for the lock, so that second passes here
-        clock.jump(STALLED_AFTER)
-        assert await trio.to_thread.run_sync(until, lambda: fakes.api.pending_updates == 0)
+        # with a full hand getUpdates (which tells Telegram what to forget) comes once a
+        # second; the mock clock stands still while the store's writer waits for the lock,
+        # so those seconds pass here
+        for _ in range(3):
+            confirmed = partial(until, lambda: fakes.api.pending_updates == 0, 1.0)
+            if await trio.to_thread.run_sync(confirmed):
+                break
+            clock.jump(FULL_POLL_EVERY)
+        assert fakes.api.pending_updates == 0
         polls_at_stop.append(len(fakes.api.calls_to("getUpdates")))
         bot.rt.shutdown()
         await bot.stopped.wait()
@@ -304,7 +310,7 @@ async def test_once_the_store_stalls_further_updates_are_parked_and_checkout_goe
 ) -> None:
     """At most 20 updates in memory (`telegram.max_updates_in_hand`), and another process
     holds the store's write lock: 30 travellers write /help, all fetched, none committing.
-    After a second without a commit (STALLED_AFTER) the store counts as stalled: the next
+    After a second without a commit (FULL_POLL_EVERY) the store counts as stalled: the next
     40 /help are parked in the inbox, and the pre-checkout query that follows them is
     answered at once all the same. Once the lock goes, the parked ones are handed out in
     turn: every /help answered once, the PDF sent once."""
@@ -316,8 +322,9 @@ async def test_once_the_store_stalls_further_updates_are_parked_and_checkout_goe
         for chat in crowd[:30]:
             api.user_command(chat, HELP)
         assert await trio.to_thread.run_sync(until, lambda: longpoll.waiting == 30)
-        # (the mock clock stands still while the store's writer waits: a second passes here)
-        autojump_clock.jump(STALLED_AFTER)
+        # the hand is full: the next getUpdates comes a second after the last (the mock clock
+        # stands still while the store's writer waits for the lock: that second passes here)
+        autojump_clock.jump(FULL_POLL_EVERY)
         for chat in crowd[30:]:
             api.user_command(chat, HELP)
         charge = await api.pay_invoice(CHAT, invoice)

@@ -108,6 +108,11 @@ class Inbox:
         rows: list[tuple[int, str]] = await self._run(self._pending, from_id, limit)
         return [(update_id, json.loads(payload)) for update_id, payload in rows]
 
+    async def kept_ids(self, from_id: int) -> list[int]:
+        """The ids of the updates kept at or above `from_id`, in order. Raises StoreError."""
+        rows: list[tuple[int]] = await self._run(self._kept_ids, from_id)
+        return [update_id for (update_id,) in rows]
+
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
             return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
@@ -127,6 +132,12 @@ class Inbox:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+
+    def _kept_ids(self, from_id: int) -> list[tuple[int]]:
+        with self._lock:
+            return self._conn.execute(
+                "SELECT update_id FROM inbox WHERE update_id >= ? ORDER BY update_id", (from_id,)
+            ).fetchall()
 
     def _pending(self, from_id: int, limit: int) -> list[tuple[int, str]]:
         with self._lock:

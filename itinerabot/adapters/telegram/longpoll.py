@@ -7,10 +7,10 @@ offset stored with each update's effects is the lowest update not yet committed
 to Telegram may run ahead of it over updates kept in the inbox (`store.inbox`, a file of its
 own): so a store whose writer stalls holds up the updates in hand, never the fetching of new
 ones (a pre-checkout query has 10 s). At most `telegram.max_updates_in_hand` updates are in
-memory (and one getUpdates answer more): a full hand waits for commits, and when none comes
-for STALLED_AFTER the store has stalled, so later updates are *parked* in the inbox (their
-ids only in memory) and handed out, in order, as room frees up; a pre-checkout query is
-never parked. While the inbox cannot be
+memory (and one getUpdates answer more): a full hand waits for room, but getUpdates is called
+at least every FULL_POLL_EVERY all the same, and what such a poll brings is *parked* in the
+inbox (ids only in memory) and handed out, in order, as room frees up; a pre-checkout query
+is never parked. While the inbox cannot be
 written the next getUpdates waits for progress as before the inbox (Telegram sends the
 updates not yet confirmed again). 409 (another instance polling)
 and network errors back off; 429 waits `retry_after`; an invalid token ends the loop with
@@ -62,8 +62,9 @@ def chat_key(update: telegram.Update) -> int:
 REPOLL_IN_HAND = 0.25
 #: updates parked in the inbox at most (ids only in memory); beyond, getUpdates waits
 MAX_PARKED = 100_000
-#: seconds without a commit, with the hand full, after which the store counts as stalled
-STALLED_AFTER = 1.0
+#: with the hand full, getUpdates is called at least this often all the same (parking what
+#: comes), so a pre-checkout query waits at Telegram no longer than this for room
+FULL_POLL_EVERY = 1.0
 #: seconds between attempts to write the inbox after it failed
 INBOX_RETRY = 1.0
 #: an update still not committed this long after it was fetched is kept in the inbox...
@@ -106,9 +107,8 @@ class LongPoll:
         #: set when an update commits or more are kept (the feeder of parked ones looks again)
         self._room = trio.Event()
         self._max_in_hand = settings.max_updates_in_hand
-        #: updates committed so far, and whether the store stalled since the last one
-        self._commits = 0
-        self._stalled = False
+        #: trio time of the last getUpdates
+        self._last_poll = -math.inf
         self._queries: trio.Nursery | None = None
         self._settings = settings
         self._metrics = metrics
@@ -157,20 +157,23 @@ class LongPoll:
         offset = await self._store.run(misc.get_offset)
         done = await self._store.run(misc.handled_from, offset)
         self._window = UpdateWindow(offset, done)
-        kept = await self._inbox.pending(offset)
-        self._kept_to = self._fetched_to = max([offset] + [u + 1 for u, _ in kept])
+        kept = await self._inbox.kept_ids(offset)
+        self._kept_to = self._fetched_to = max([offset] + [u + 1 for u in kept])
         self.started_at = trio.current_time()
         async with trio.open_nursery() as nursery:
             await nursery.start(self._lanes.run, name="chat lanes")
             await nursery.start(self._serve_queries, name="pre-checkout queries")
             await nursery.start(self._keep_updates, name="update inbox")
             await nursery.start(self._feed_parked, name="parked updates")
-            # fetched and confirmed to Telegram before the last stop, never committed
-            for update_id, data in kept:
-                if self._window.parked or self._window.in_hand >= self._max_in_hand:
-                    self._window.park(update_id)  # (the feeder hands it out from the inbox)
-                elif self._window.admit(update_id):
+            # fetched and confirmed to Telegram before the last stop, never committed: what
+            # fits in hand now, the rest parked (only their ids in memory)
+            head = await self._inbox.pending(offset, self._max_in_hand)
+            for update_id, data in head:
+                if self._window.admit(update_id):
                     self._dispatch(Update.de_json(data, self._telegram.bot))
+            for update_id in kept[len(head) :]:
+                self._window.park(update_id)
+            self._room.set()
             if kept:
                 log.info("updates from the inbox handed out again", extra={"count": len(kept)})
             task_status.started()
@@ -252,7 +255,12 @@ class LongPoll:
         backoff = self._settings.backoff_initial
         polled_at = -1
         while True:
-            await self._wait_while_full()
+            forced = await self._wait_for_room()
+            if forced and not self._window.parked:
+                log.warning(
+                    "updates in hand at the limit: newer ones are parked in the inbox",
+                    extra={"in_hand": self._window.in_hand},
+                )
             unconfirmed = self._fetched_to > self.fetch_from
             if unconfirmed:
                 # Telegram sends what is not yet confirmed again: poll once the offset moved
@@ -262,6 +270,7 @@ class LongPoll:
                         await self._progress.wait()
                         self._progress = trio.Event()
             polled_at = self.fetch_from
+            self._last_poll = trio.current_time()
             try:
                 updates = await self._telegram.get_updates(
                     self.fetch_from,
@@ -295,7 +304,7 @@ class LongPoll:
             new: list[Update] = []
             for update in sorted(updates, key=lambda u: u.update_id):
                 self._fetched_to = max(self._fetched_to, update.update_id + 1)
-                if self._parks(update):
+                if self._parks(update, forced):
                     if self._window.park(update.update_id):
                         new.append(update)
                 elif self._window.admit(update.update_id):
@@ -305,35 +314,34 @@ class LongPoll:
                 self._to_keep.send_nowait((self._fetched_to, new))
                 self._changed.set()
 
-    async def _wait_while_full(self) -> None:
-        """Back-pressure: while the hand is full (or updates are parked), wait for commits
-        before fetching more. If none comes for STALLED_AFTER, the store has stalled: fetch
-        on, parking what comes (a pre-checkout query in it is answered at once); a busy bot
-        that commits steadily never parks (a parked update costs a write and a read)."""
-        while self._window.parked >= MAX_PARKED or (
-            (self._window.in_hand >= self._max_in_hand or self._window.parked) and not self._stalled
-        ):
-            commits = self._commits
-            with trio.move_on_after(STALLED_AFTER):
-                while self._commits == commits:
-                    await self._progress.wait()
-                    self._progress = trio.Event()
-            if self._commits == commits and self._window.parked < MAX_PARKED:
-                self._stalled = True
-                log.warning(
-                    "the store has stalled: updates are parked in the inbox",
-                    extra={"in_hand": self._window.in_hand, "parked": self._window.parked},
-                )
+    def _full(self) -> bool:
+        return self._window.in_hand >= self._max_in_hand or bool(self._window.parked)
 
-    def _parks(self, update: Update) -> bool:
-        """Whether `update` waits in the inbox rather than in hand: while the store has
-        stalled with the hand full, and after that until every parked update is in hand
-        (a chat's order is kept). A pre-checkout query never waits."""
+    async def _wait_for_room(self) -> bool:
+        """Back-pressure: while the hand is full (or updates are parked), wait for room
+        before fetching more, but fetch at least every FULL_POLL_EVERY all the same, so a
+        pre-checkout query is never held at Telegram for long, whether the store has
+        stalled or the bot is busy. True when this poll comes with the hand still full:
+        what it brings is parked (a busy bot that frees room steadily never parks, since a
+        parked update costs a write and a read)."""
+        while self._window.parked >= MAX_PARKED:
+            await self._progress.wait()
+            self._progress = trio.Event()
+        with trio.move_on_at(self._last_poll + FULL_POLL_EVERY):
+            while self._full():
+                await self._progress.wait()
+                self._progress = trio.Event()
+        return self._full()
+
+    def _parks(self, update: Update, forced: bool) -> bool:
+        """Whether `update` waits in the inbox rather than in hand: while anything is parked
+        (a chat's order is kept), or when a poll came with the hand full. A pre-checkout
+        query never waits."""
         if update.pre_checkout_query is not None:
             return False
         if self._window.parked:
             return True
-        return self._stalled and self._window.in_hand >= self._max_in_hand
+        return forced and self._window.in_hand >= self._max_in_hand
 
     async def _feed_parked(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Hand parked updates out from the inbox, oldest first, as room frees up."""
@@ -345,7 +353,12 @@ class LongPoll:
                 await self._room.wait()
                 self._room = trio.Event()
                 continue
-            kept = await self._inbox.pending(first, room)
+            try:
+                kept = await self._inbox.pending(first, room)
+            except StoreError as exc:
+                log.warning("could not read the update inbox", extra={"error": str(exc)})
+                await trio.sleep(INBOX_RETRY)
+                continue
             for update_id, data in kept:
                 if self._window.next_parked() == update_id:  # (others: in hand, or done)
                     self._window.unpark()
@@ -385,8 +398,6 @@ class LongPoll:
         self._done(update.update_id)
 
     def _done(self, update_id: int) -> None:
-        self._commits += 1
-        self._stalled = False
         self._window.finish(update_id)
         self._progress.set()
         self._changed.set()

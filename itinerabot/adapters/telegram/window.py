@@ -118,6 +118,10 @@ class UpdateWindow:
     def finish(self, update_id: int) -> None:
         """`update_id` committed."""
         self._in_hand.discard(update_id)
+        if len(self._heap) > 2 * len(self._in_hand) + 1000:
+            # committed ids pile up under one that stays in hand: keep only those in hand
+            self._heap = list(self._in_hand)
+            heapq.heapify(self._heap)
         low = self.offset
         if low > self._pruned_at:  # the offset moved: forget what is below it now
             self._done = {u for u in self._done if u >= low}
