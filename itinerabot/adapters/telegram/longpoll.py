@@ -255,7 +255,7 @@ class LongPoll:
         backoff = self._settings.backoff_initial
         polled_at = -1
         while True:
-            forced = await self._wait_for_room()
+            forced = await self._wait_for_room(polled_at)
             if forced and not self._window.parked:
                 log.warning(
                     "updates in hand at the limit: newer ones are parked in the inbox",
@@ -317,18 +317,22 @@ class LongPoll:
     def _full(self) -> bool:
         return self._window.in_hand >= self._max_in_hand or bool(self._window.parked)
 
-    async def _wait_for_room(self) -> bool:
+    async def _wait_for_room(self, asked: int) -> bool:
         """Back-pressure: while the hand is full (or updates are parked), wait for room
-        before fetching more, but fetch at least every FULL_POLL_EVERY all the same, so a
-        pre-checkout query is never held at Telegram for long, whether the store has
-        stalled or the bot is busy. True when this poll comes with the hand still full:
+        before fetching more, but fetch at least every FULL_POLL_EVERY all the same (and,
+        while updates are parked, as soon as the last batch is kept: `asked` is the offset
+        the last poll gave), so a pre-checkout query is never held at Telegram for long,
+        whether the store has stalled or the bot is busy. True when this poll comes with
+        the hand still full:
         what it brings is parked (a busy bot that frees room steadily never parks, since a
         parked update costs a write and a read)."""
         while self._window.parked >= MAX_PARKED:
             await self._progress.wait()
             self._progress = trio.Event()
         with trio.move_on_at(self._last_poll + FULL_POLL_EVERY):
-            while self._full():
+            # once updates are parked, each batch kept lets the next be fetched at once:
+            # Telegram's queue drains into the inbox while the store cannot keep up
+            while self._full() and not (self._window.parked and self.fetch_from > asked):
                 await self._progress.wait()
                 self._progress = trio.Event()
         return self._full()
