@@ -105,11 +105,7 @@ def record_payment(
     return cur.rowcount == 1
 
 
-def get_payment(conn: sqlite3.Connection, charge_id: str) -> StarPayment | None:
-    """The Stars payment with this charge id, as reported."""
-    row = conn.execute("SELECT * FROM star_payments WHERE charge_id = ?", (charge_id,)).fetchone()
-    if row is None:
-        return None
+def _payment(row: sqlite3.Row) -> StarPayment:
     return StarPayment(
         row["charge_id"],
         row["payer_id"],
@@ -119,3 +115,19 @@ def get_payment(conn: sqlite3.Connection, charge_id: str) -> StarPayment | None:
         row["amount"],
         row["provider_charge_id"],
     )
+
+
+def get_payment(conn: sqlite3.Connection, charge_id: str) -> StarPayment | None:
+    """The Stars payment with this charge id, as reported."""
+    row = conn.execute("SELECT * FROM star_payments WHERE charge_id = ?", (charge_id,)).fetchone()
+    return None if row is None else _payment(row)
+
+
+def unsettled_anomalies(conn: sqlite3.Connection) -> list[tuple[int, StarPayment]]:
+    """(anomaly id, charge) of each Stars charge recorded as an anomaly and not yet settled."""
+    rows = conn.execute(
+        "SELECT a.id AS anomaly_id, s.* FROM anomalies a"
+        " JOIN star_payments s ON s.charge_id = a.provider_ref"
+        " WHERE a.source = 'telegram' AND a.resolved_at IS NULL ORDER BY a.id"
+    ).fetchall()
+    return [(row["anomaly_id"], _payment(row)) for row in rows]

@@ -117,6 +117,17 @@ def _markup(keyboard: Keyboard) -> telegram.InlineKeyboardMarkup | None:
     )
 
 
+def _bot(settings: TelegramSettings, request: HTTPXRequest, updates: HTTPXRequest) -> telegram.Bot:
+    """A `telegram.Bot` for the configured server, sending through `request`."""
+    return telegram.Bot(
+        settings.token.get_secret_value(),
+        base_url=f"{settings.api_base}/bot",
+        base_file_url=f"{settings.api_base}/file/bot",
+        request=request,
+        get_updates_request=updates,
+    )
+
+
 class TelegramClient:
     """The bot's one handle on the Bot API. Create with `open_telegram`."""
 
@@ -148,35 +159,21 @@ class TelegramClient:
             pool_timeout=3.0,
             httpx_kwargs=kwargs,
         )
-        token = settings.token.get_secret_value()
-        self.bot = telegram.Bot(
-            token,
-            base_url=f"{settings.api_base}/bot",
-            base_file_url=f"{settings.api_base}/file/bot",
-            request=self._request,
-            get_updates_request=self._updates_request,
-        )
-        self._urgent = telegram.Bot(
-            token,
-            base_url=f"{settings.api_base}/bot",
-            base_file_url=f"{settings.api_base}/file/bot",
-            request=self._urgent_request,
-            get_updates_request=self._urgent_request,
-        )
+        self.bot = _bot(settings, self._request, self._updates_request)
+        self._urgent = _bot(settings, self._urgent_request, self._urgent_request)
+        self._requests = (self._request, self._updates_request, self._urgent_request)
         self.username = ""
 
     async def start(self) -> None:
         """Initialise the HTTP clients and check the token with getMe (raises InvalidToken)."""
-        await self._request.initialize()
-        await self._updates_request.initialize()
-        await self._urgent_request.initialize()
+        for request in self._requests:
+            await request.initialize()
         me = await _call(self.bot.get_me())
         self.username = me.username or ""
 
     async def aclose(self) -> None:
-        await self._request.shutdown()
-        await self._updates_request.shutdown()
-        await self._urgent_request.shutdown()
+        for request in self._requests:
+            await request.shutdown()
 
     # ------------------------------------------------------------------ receiving
 

@@ -118,7 +118,7 @@ class StarsRefunder:
     async def _give_back_anomalies(self) -> None:
         """Give back every recorded Stars charge that paid nothing, and tell its chat."""
         try:
-            found = await self._store.run(_charges_that_paid_nothing)
+            found = await self._store.run(stars.unsettled_anomalies)
         except StoreError as exc:
             log.warning("stars refunds: could not read the store", extra={"error": str(exc)})
             return
@@ -145,16 +145,6 @@ class StarsRefunder:
                 continue
             await self._store.run(_given_back, anomaly_id, paid, self._clock())
             self._notify(paid.chat_id)
-
-
-def _charges_that_paid_nothing(conn: sqlite3.Connection) -> list[tuple[int, StarPayment]]:
-    """(anomaly id, charge) of each Stars charge recorded as an anomaly, not yet given back."""
-    found = []
-    for anomaly in money.anomalies(conn):
-        paid = stars.get_payment(conn, anomaly.provider_ref)
-        if anomaly.source == "telegram" and paid is not None:
-            found.append((anomaly.id, paid))
-    return found
 
 
 def _given_back(
