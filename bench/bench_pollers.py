@@ -176,10 +176,16 @@ def seed_store(path: Path, n: int, *, seed: int = 1) -> None:
         "JFK", "John F. Kennedy International Airport", "New York", "US", "America/New_York"
     )
     itinerary = Itinerary(
-        passenger="Bench Traveller",
-        flights=(
-            Flight(
-                "LH 400", fra, jfk, datetime(2026, 12, 24, 13, 15), datetime(2026, 12, 24, 16, 5)
+        passengers=("Bench Traveller",),
+        legs=(
+            (
+                Flight(
+                    "LH 400",
+                    fra,
+                    jfk,
+                    datetime(2026, 12, 24, 13, 15),
+                    datetime(2026, 12, 24, 16, 5),
+                ),
             ),
         ),
     )

@@ -121,7 +121,7 @@ def seed_pay_orders(path: Path, chats: int, taps: int) -> None:
     day = (datetime.now(UTC) + timedelta(days=30)).replace(tzinfo=None)  # local, as typed
     departs = day.replace(hour=13, minute=15, second=0, microsecond=0)
     flight = Flight("LH 400", fra, jfk, departs, departs.replace(hour=16, minute=5))
-    itinerary = Itinerary(passenger="BENCH TRAVELLER", flights=(flight,))
+    itinerary = Itinerary(passengers=("BENCH TRAVELLER",), legs=((flight,),))
     conn = connect(path)
     try:
         conn.execute("BEGIN IMMEDIATE")

@@ -150,6 +150,8 @@ class StoreSettings(_Section):
 class PricingSettings(_Section):
     price: Decimal = Field(default=Decimal("10.00"), gt=0, le=Decimal("10000"))
     currency: Literal["USD"] = "USD"
+    #: what `price` (and `stars.price`) is for: the whole document, or each traveller on it
+    per: Literal["document", "traveller"] = "document"
 
     @field_validator("price")
     @classmethod
@@ -157,6 +159,17 @@ class PricingSettings(_Section):
         if v != v.quantize(Decimal("0.01")):
             raise ValueError("must have at most two decimal places")
         return v.quantize(Decimal("0.01"))
+
+
+class TripSettings(_Section):
+    """What one itinerary may hold, and the timing rules between its flights."""
+
+    #: flights on one document, over all legs
+    max_flights: int = Field(default=16, ge=1, le=16)
+    #: travellers on one document (names as in the passport)
+    max_travellers: int = Field(default=9, ge=1, le=9)
+    #: the least time on the ground between landing and a connecting flight or the next leg
+    min_connection_minutes: int = Field(default=30, ge=0, le=720)
 
 
 class PdfSettings(_Section):
@@ -298,6 +311,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
     pricing: PricingSettings = PricingSettings()
+    trips: TripSettings = TripSettings()
     pdf: PdfSettings = PdfSettings()
     sender: SenderSettings = SenderSettings()
     stripe: StripeSettings = StripeSettings(enabled=False)
@@ -322,6 +336,22 @@ class Settings(_Section):
                 " (enabled: false)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _stars_total_fits(self) -> Settings:
+        # Telegram takes at most 100000 Stars per invoice, the whole party's price included
+        most = self.stars.price * self.units(self.trips.max_travellers)
+        if self.stars.enabled and most > 100000:
+            raise ValueError(
+                f"stars.price {self.stars.price} per traveller times trips.max_travellers"
+                f" {self.trips.max_travellers} is {most} Stars: Telegram takes at most 100000"
+                " per invoice"
+            )
+        return self
+
+    def units(self, travellers: int) -> int:
+        """How many times the price an itinerary with `travellers` travellers costs."""
+        return travellers if self.pricing.per == "traveller" else 1
 
     @property
     def enabled_methods(self) -> tuple[PaymentMethod, ...]:

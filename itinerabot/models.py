@@ -52,6 +52,13 @@ class Flight:
     destination: Airport
     departure_local: datetime
     arrival_local: datetime
+    #: the operating airline's name as shown beside the number ("Lufthansa"), when known
+    airline: str | None = None
+
+    @property
+    def airline_code(self) -> str:
+        """The airline designator of the flight number: "LH" of "LH 400"."""
+        return self.flight_number.partition(" ")[0]
 
     @property
     def departure_utc(self) -> datetime:
@@ -78,13 +85,16 @@ class Flight:
         return self.arrival_utc - self.departure_utc
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "flight_number": self.flight_number,
             "origin": self.origin.to_dict(),
             "destination": self.destination.to_dict(),
             "departure_local": self.departure_local.isoformat(timespec="minutes"),
             "arrival_local": self.arrival_local.isoformat(timespec="minutes"),
         }
+        if self.airline is not None:
+            d["airline"] = self.airline
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Flight:
@@ -94,24 +104,68 @@ class Flight:
             destination=Airport.from_dict(d["destination"]),
             departure_local=datetime.fromisoformat(d["departure_local"]),
             arrival_local=datetime.fromisoformat(d["arrival_local"]),
+            airline=None if d.get("airline") is None else str(d["airline"]),
         )
+
+
+def layover(arrived: Flight, departing: Flight) -> timedelta:
+    """The time on the ground between landing with `arrived` and taking off with `departing`."""
+    return departing.departure_utc - arrived.arrival_utc
+
+
+class TripShape(enum.StrEnum):
+    ONE_WAY = "one_way"
+    RETURN = "return"  # two legs, the second from where the first ends back to where it began
+    MULTI_CITY = "multi_city"
 
 
 @dataclass(frozen=True, slots=True)
 class Itinerary:
-    """What the traveller entered: the passenger name and one or two flights."""
+    """What the traveller entered: 1–9 passengers (names as in the passport) and the journey.
 
-    passenger: str
-    flights: tuple[Flight, ...]
+    The journey is made of legs in time order; each leg is one or more flights, every flight after
+    the first a connection from the airport the one before landed at.
+    """
+
+    passengers: tuple[str, ...]
+    legs: tuple[tuple[Flight, ...], ...]
+
+    @property
+    def flights(self) -> tuple[Flight, ...]:
+        """Every flight of every leg, in order."""
+        return tuple(f for leg in self.legs for f in leg)
+
+    @property
+    def shape(self) -> TripShape:
+        if len(self.legs) == 1:
+            return TripShape.ONE_WAY
+        first, second = self.legs[0], self.legs[-1]
+        if (
+            len(self.legs) == 2
+            and second[0].origin.iata == first[-1].destination.iata
+            and second[-1].destination.iata == first[0].origin.iata
+        ):
+            return TripShape.RETURN
+        return TripShape.MULTI_CITY
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passenger": self.passenger, "flights": [f.to_dict() for f in self.flights]}
+        return {
+            "passengers": list(self.passengers),
+            "legs": [[f.to_dict() for f in leg] for leg in self.legs],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Itinerary:
+        """The itinerary in `d`; also reads the form stored before legs and several passengers
+        (`passenger` and `flights`: one-way or return, each flight a leg of its own)."""
+        if "legs" not in d:
+            return cls(
+                passengers=(str(d["passenger"]),),
+                legs=tuple((Flight.from_dict(f),) for f in d["flights"]),
+            )
         return cls(
-            passenger=str(d["passenger"]),
-            flights=tuple(Flight.from_dict(f) for f in d["flights"]),
+            passengers=tuple(str(p) for p in d["passengers"]),
+            legs=tuple(tuple(Flight.from_dict(f) for f in leg) for leg in d["legs"]),
         )
 
 
@@ -157,6 +211,13 @@ class Order:
     status: OrderStatus
     created_at: datetime
     document_message_id: int | None = None
+    #: how many units the total `price` is made of: the travellers when priced per traveller
+    quantity: int = 1
+
+    @property
+    def unit_price(self) -> Decimal:
+        """The price of one unit (one traveller, or the whole document)."""
+        return self.price / self.quantity
 
 
 @dataclass(frozen=True, slots=True)

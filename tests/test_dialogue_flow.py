@@ -148,7 +148,7 @@ def test_one_way_walk_reaches_the_summary_and_creates_the_order() -> None:
     assert chat.at == "summary"
     order = created(outcome)
     assert order.reference == "IB-7K3Q9P"
-    assert order.itinerary.passenger == "JANE MARY DOE"
+    assert order.itinerary.passengers == ("JANE MARY DOE",)
     (flight,) = order.itinerary.flights
     assert flight.flight_number == "LH 400"
     assert flight.origin.iata == "FRA"
@@ -589,7 +589,7 @@ def test_edit_goes_back_to_one_field_and_returns_to_a_new_summary() -> None:
     assert second.reference == "IB-22222"
     assert second.itinerary.flights[1].flight_number == "LH 403"
     assert second.itinerary.flights[0] == first.itinerary.flights[0]
-    assert second.itinerary.passenger == first.itinerary.passenger
+    assert second.itinerary.passengers == first.itinerary.passengers
     assert chat.button("card") == "pay:card:IB-22222"
 
 

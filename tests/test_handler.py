@@ -120,7 +120,7 @@ async def test_one_way_walk_to_the_summary_stores_the_order(
     assert order.status is OrderStatus.AWAITING_PAYMENT
     assert (order.price, order.currency) == (Decimal("10.00"), "USD")
     assert START <= order.created_at <= START + timedelta(minutes=5)
-    assert order.itinerary.passenger == "JANE MARY DOE"
+    assert order.itinerary.passengers == ("JANE MARY DOE",)
     (flight,) = order.itinerary.flights
     assert flight.flight_number == "LH 400"
     assert (flight.origin.iata, flight.origin.tz) == ("FRA", "Europe/Berlin")
@@ -149,7 +149,7 @@ async def test_return_walk_with_buttons_to_the_summary_stores_the_order(
     summary = check_summary(summary, order.reference)
     assert order.status is OrderStatus.AWAITING_PAYMENT
     assert (order.price, order.currency) == (Decimal("10.00"), "USD")
-    assert order.itinerary.passenger == "SEAN O'NEILL"
+    assert order.itinerary.passengers == ("SEAN O'NEILL",)
     outbound, back = order.itinerary.flights
     assert outbound.flight_number == "BA 117"
     assert (outbound.origin.iata, outbound.origin.tz) == ("LHR", "Europe/London")

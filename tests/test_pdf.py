@@ -47,7 +47,7 @@ def usdc_payment() -> Payment:
 
 
 def with_passenger(order: Order, passenger: str) -> Order:
-    itinerary = Itinerary(passenger=passenger, flights=order.itinerary.flights)
+    itinerary = Itinerary(passengers=(passenger,), legs=order.itinerary.legs)
     return dataclasses.replace(order, itinerary=itinerary)
 
 
@@ -71,7 +71,7 @@ def test_every_field_of_a_card_order_is_printed() -> None:
 
     expected = [
         order.reference,
-        order.itinerary.passenger,
+        order.itinerary.passengers[0],
         "LH 400",
         "LH 401",
         "FRA",
@@ -169,7 +169,7 @@ def test_markup_in_flight_fields_prints_literally() -> None:
     first = order.itinerary.flights[0]
     origin = dataclasses.replace(first.origin, name="<i>Rhein</i>-Main & Co", city="<br/>Town")
     flight = dataclasses.replace(first, flight_number="<u>LH</u> 400", origin=origin)
-    itinerary = Itinerary(passenger="P", flights=(flight,))
+    itinerary = Itinerary(passengers=("P",), legs=((flight,),))
     text = page_text(render(dataclasses.replace(order, itinerary=itinerary), payment))
 
     for literal in ("<u>LH</u> 400", "<i>Rhein</i>-Main & Co", "<br/>Town, Germany"):

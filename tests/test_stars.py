@@ -486,7 +486,7 @@ def around_the_world(passenger: str, hops: list[str]) -> Itinerary:
                 arrival_local=leaves + timedelta(hours=3),
             )
         )
-    return Itinerary(passenger=passenger, flights=tuple(flights))
+    return Itinerary(passengers=(passenger,), legs=((*flights,),))
 
 
 @pytest.mark.parametrize("language", ["en", "ru"])

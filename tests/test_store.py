@@ -354,19 +354,19 @@ def store_at_version_5_with_a_paid_order(path: Path) -> tuple[Order, Payment]:
     return order, payment
 
 
-def test_a_store_of_schema_5_migrates_to_6_and_its_order_still_reads_and_renders(
+def test_a_store_of_schema_5_migrates_to_the_latest_and_its_order_still_reads_and_renders(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "bot.sqlite3"
     order, payment = store_at_version_5_with_a_paid_order(path)
     conn = connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 6 == len(MIGRATIONS)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert order_rows.get_order_by_reference(conn, order.reference) == order
     assert order_rows.get_payment(conn, order.id) == payment
     assert stars.invoices(conn, order.id) == []
     pdf = render_itinerary(order, payment, page_size="A4", issued_at=NOW)
     text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
-    assert order.reference in text and order.itinerary.passenger in text
+    assert order.reference in text and order.itinerary.passengers[0] in text
     assert "Stripe session" in text and payment.provider_ref in text
     # the new tables take the old order's invoices
     assert stars.add_invoice(conn, order.id, order.reference, 250, NOW).payload.startswith(

@@ -84,4 +84,4 @@ def _itinerary(t: Texts, draft: Draft) -> tuple[Itinerary, list[tuple[str, Fligh
         made = Flight(flight.number, flight.origin, flight.destination, departed, arrived.local)
         shown.append((flight_label(t, draft, index), made, arrived.offset))
     assert draft.passenger
-    return Itinerary(draft.passenger, tuple(f for _, f, _ in shown)), shown
+    return Itinerary((draft.passenger,), tuple((f,) for _, f, _ in shown)), shown

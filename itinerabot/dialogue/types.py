@@ -7,7 +7,7 @@ the dialogue itself never touches a network, a clock or a database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from itinerabot.i18n import Texts, english
@@ -98,6 +98,7 @@ class CreateOrder:
 
     reference: str
     itinerary: Itinerary
+    quantity: int = 1  # how many times the price it costs (its travellers, priced per traveller)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,17 @@ Action = (
 
 
 @dataclass(frozen=True, slots=True)
+class TripRules:
+    """What one itinerary may hold (the shop's `trips` settings)."""
+
+    max_flights: int = 16
+    max_travellers: int = 9
+    min_connection: timedelta = timedelta(minutes=30)
+    #: a stop longer than this is a new leg, never a connection
+    max_connection: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
     """What the dialogue may know of the world, handed in by the caller."""
 
@@ -175,6 +187,8 @@ class Context:
     card_enabled: bool = True
     usdc_enabled: bool = True
     stars_price: int | None = None  # the price in Telegram Stars when they are offered
+    per_traveller: bool = False  # the prices are for each traveller, not for the document
+    trips: TripRules = TripRules()
     texts: Texts = field(default_factory=english)  # the chat's language
 
 

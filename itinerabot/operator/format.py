@@ -76,7 +76,7 @@ def _order_lines(o: OrderRecord) -> list[str]:
         f"Order {o.reference}: {o.status.value.replace('_', ' ')}",
         f"  chat {o.chat_id}, price {money_text(o.price, o.currency)}",
         f"  created {when(o.created_at)}, paid {when(o.paid_at)}, delivered {when(o.delivered_at)}",
-        f"  passenger {o.itinerary.passenger}",
+        *(f"  passenger {name}" for name in o.itinerary.passengers),
     ]
     lines += [
         f"  flight {f.flight_number} {f.origin.iata} → {f.destination.iata},"

@@ -65,7 +65,7 @@ def document_renderer(store: Store, page_size: PageSize) -> DocumentRenderer:
             caption=t.gettext(
                 "Flight itinerary {reference} for {passenger}. Not an airline ticket.",
                 reference=order.reference,
-                passenger=order.itinerary.passenger,
+                passenger=", ".join(order.itinerary.passengers),
             ),
         )
 

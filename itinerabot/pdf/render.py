@@ -183,7 +183,13 @@ def _draw_header(page: _Page, order: Order, issued_at: datetime) -> None:
     page.row("Order reference", reference, font=_BOLD, size=12, width=text_width)
     page.row("Issued", format_utc_timestamp(issued_at), width=text_width)
     page.y -= 1 * mm
-    page.row("Passenger", _clean(order.itinerary.passenger), font=_BOLD, size=13, width=text_width)
+    page.row(
+        "Passenger",
+        _clean(", ".join(order.itinerary.passengers)),
+        font=_BOLD,
+        size=13,
+        width=text_width,
+    )
     page.y = min(page.y, qr_y - 5 * mm)
     for sentence in NOT_A_TICKET.split(". "):
         page.text(sentence if sentence.endswith(".") else sentence + ".", _BOLD, 10)

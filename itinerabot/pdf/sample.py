@@ -37,21 +37,25 @@ NEW_YORK_JFK = Airport(
 def sample_order() -> tuple[Order, Payment]:
     """A paid two-flight order (LH 400 out, LH 401 back) and its Stripe card payment."""
     itinerary = Itinerary(
-        passenger="Maria Schneider",
-        flights=(
-            Flight(
-                flight_number="LH 400",
-                origin=FRANKFURT,
-                destination=NEW_YORK_JFK,
-                departure_local=datetime(2026, 12, 10, 10, 55),
-                arrival_local=datetime(2026, 12, 10, 13, 50),
+        passengers=("Maria Schneider",),
+        legs=(
+            (
+                Flight(
+                    flight_number="LH 400",
+                    origin=FRANKFURT,
+                    destination=NEW_YORK_JFK,
+                    departure_local=datetime(2026, 12, 10, 10, 55),
+                    arrival_local=datetime(2026, 12, 10, 13, 50),
+                ),
             ),
-            Flight(
-                flight_number="LH 401",
-                origin=NEW_YORK_JFK,
-                destination=FRANKFURT,
-                departure_local=datetime(2026, 12, 20, 17, 45),
-                arrival_local=datetime(2026, 12, 21, 7, 35),
+            (
+                Flight(
+                    flight_number="LH 401",
+                    origin=NEW_YORK_JFK,
+                    destination=FRANKFURT,
+                    departure_local=datetime(2026, 12, 20, 17, 45),
+                    arrival_local=datetime(2026, 12, 21, 7, 35),
+                ),
             ),
         ),
     )

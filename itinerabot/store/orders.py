@@ -27,6 +27,7 @@ def _order(row: sqlite3.Row) -> Order:
         status=OrderStatus(row["status"]),
         created_at=datetime.fromisoformat(row["created_at"]),
         document_message_id=row["document_message_id"],
+        quantity=row["quantity"],
     )
 
 
@@ -39,10 +40,12 @@ def insert_order(
     price: Decimal,
     currency: str,
     created_at: datetime,
+    quantity: int = 1,
 ) -> int:
     cur = conn.execute(
-        "INSERT INTO orders (reference, chat_id, itinerary, price, currency, status, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO orders"
+        " (reference, chat_id, itinerary, price, currency, status, created_at, quantity)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             reference,
             chat_id,
@@ -51,6 +54,7 @@ def insert_order(
             currency,
             OrderStatus.AWAITING_PAYMENT.value,
             created_at.isoformat(),
+            quantity,
         ),
     )
     assert cur.lastrowid is not None

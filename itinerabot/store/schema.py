@@ -222,4 +222,11 @@ MIGRATIONS: tuple[str, ...] = (
         received_at        TEXT NOT NULL
     );
     """,
+    # 7: several travellers on one itinerary
+    """
+    -- how many units the order's total `price` is made of: its travellers when the shop prices
+    -- per traveller (Stripe's line item quantity), else 1
+    ALTER TABLE orders ADD COLUMN quantity INTEGER NOT NULL DEFAULT 1
+        CHECK (quantity BETWEEN 1 AND 9);
+    """,
 )

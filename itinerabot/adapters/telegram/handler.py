@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import telegram
 import trio
@@ -43,6 +43,7 @@ from itinerabot.dialogue.types import (
     ResendDocument,
     SendText,
     TextMessage,
+    TripRules,
 )
 from itinerabot.errors import StoreConstraintError, StoreError
 from itinerabot.i18n import N_, Texts, choose, texts_for
@@ -125,15 +126,16 @@ def _commit(
     if outcome is not None:
         for action in outcome.actions:
             match action:
-                case CreateOrder(reference=reference, itinerary=itinerary):
+                case CreateOrder(reference=reference, itinerary=itinerary, quantity=quantity):
                     order_rows.insert_order(
                         conn,
                         reference=reference,
                         chat_id=chat_id,
                         itinerary=itinerary,
-                        price=settings.pricing.price,
+                        price=settings.pricing.price * quantity,
                         currency=settings.pricing.currency,
                         created_at=now,
+                        quantity=quantity,
                     )
                 case CancelOrder(reference=reference):
                     order_rows.cancel_if_unpaid(conn, chat_id, reference)
@@ -244,6 +246,12 @@ class UpdateHandler:
         self._notify = notify
         self._settings = settings
         self._clock = clock
+        trips = settings.trips
+        self._trip_rules = TripRules(
+            max_flights=trips.max_flights,
+            max_travellers=trips.max_travellers,
+            min_connection=timedelta(minutes=trips.min_connection_minutes),
+        )
         self._request_payments = request_payments
         #: after a Stars payment committed: wake the sender, tell the listeners (Fulfilment)
         self._settle = settle
@@ -368,6 +376,8 @@ class UpdateHandler:
             card_enabled=PaymentMethod.CARD in offered,
             usdc_enabled=PaymentMethod.USDC in offered,
             stars_price=self._settings.stars.price if PaymentMethod.STARS in offered else None,
+            per_traveller=self._settings.pricing.per == "traveller",
+            trips=self._trip_rules,
             texts=chat.texts,
         )
         outcome = step(chat.state, incoming.event, ctx)

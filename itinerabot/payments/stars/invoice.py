@@ -67,15 +67,16 @@ def _description(t: Texts, itinerary: Itinerary) -> str:
             passenger=passenger,
         )
 
-    whole = say(route(itinerary), itinerary.passenger)
+    names = ", ".join(itinerary.passengers)
+    whole = say(route(itinerary), names)
     if len(whole) <= DESCRIPTION_MAX:
         return whole
     room = DESCRIPTION_MAX - len(say("", ""))  # for the route and the name together
     if room < 2 * MIN_PART:  # a translation too long to hold either: say what fits
         return _clip(whole, DESCRIPTION_MAX)
     # the name gets what the route leaves, and at least half when both are long
-    route_text = route(itinerary, max(room - len(itinerary.passenger), room // 2))
-    return say(route_text, _clip(itinerary.passenger, room - len(route_text)))
+    route_text = route(itinerary, max(room - len(names), room // 2))
+    return say(route_text, _clip(names, room - len(route_text)))
 
 
 def issue_invoice(
