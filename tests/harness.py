@@ -599,15 +599,16 @@ async def chatting(tmp_path: Path, fakes: Fakes | None = None) -> AsyncIterator[
     assert fakes.api.violations == []
 
 
-#: a one-way trip typed from /start to the summary (one button press)
+#: a one-way trip typed from /start to the summary (two button presses)
 ONE_WAY = [
     "/start",
     "Jane Mary Doe",
-    "[One-way]",
+    "[No, on to the flights]",
     "frankfurt",
     "JFK",
     "lh400",
     OUTBOUND_DAY.isoformat(),
     "13:15",
     "16:05",
+    "[Done: show the summary]",
 ]

@@ -201,3 +201,33 @@ def test_a_yaml_file_with_stars_only_loads(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     settings = load_config(path, env={})
     assert (settings.telegram_methods, settings.stars.price) == ((STARS,), 250)
+
+
+@pytest.mark.parametrize("per", ["document", "traveller"])
+def test_the_price_is_per_document_or_per_traveller(per: str) -> None:
+    settings = settings_from_mapping(config(stars=PRICED, pricing={"per": per}), env={})
+    assert settings.pricing.per == per
+    assert settings.units(3) == (3 if per == "traveller" else 1)
+
+
+@pytest.mark.parametrize("per", ["person", "passenger", "", "Traveller", 2])
+def test_a_price_per_anything_else_is_refused(per: object) -> None:
+    assert problems(config(stars=PRICED, pricing={"per": per})) == [
+        "pricing.per: Input should be 'document' or 'traveller'"
+    ]
+
+
+def test_a_stars_price_the_whole_party_would_take_past_100000_is_refused() -> None:
+    """Telegram takes at most 100000 Stars per invoice: 11112 Stars each for 9 travellers
+    is 100008. The same price fits 8 travellers, or a price per document (the default)."""
+    party: dict[str, Any] = {"stars": {"price": 11112}, "pricing": {"per": "traveller"}}
+    assert problems(config(**party)) == [
+        "stars.price 11112 per traveller times trips.max_travellers 9 is 100008 Stars: Telegram"
+        " takes at most 100000 per invoice"
+    ]
+    eight = settings_from_mapping(config(**party, trips={"max_travellers": 8}), env={})
+    assert eight.stars.price * eight.units(eight.trips.max_travellers) == 88896
+    document = settings_from_mapping(config(stars={"price": 11112}), env={})
+    assert document.stars.price * document.units(9) == 11112
+    most = config(stars={"price": 11111}, pricing={"per": "traveller"})
+    assert settings_from_mapping(most, env={}).stars.price * 9 == 99999

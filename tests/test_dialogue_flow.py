@@ -5,21 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import pytest
 
 from itinerabot.dialogue import current_question, initial_state, order_reference, step
 from itinerabot.dialogue.types import (
-    Action,
     AnswerCallback,
-    ButtonPress,
     CancelOrder,
-    CommandMessage,
-    Context,
-    CreateOrder,
     DeepLinkReturn,
-    Event,
     OtherMessage,
     Outcome,
     PayByCard,
@@ -27,117 +20,22 @@ from itinerabot.dialogue.types import (
     PayWithUsdc,
     RemoveButtons,
     ResendDocument,
-    SendText,
     TextMessage,
 )
 from itinerabot.i18n import texts_for
-from itinerabot.models import Itinerary, Order, OrderStatus
-
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-STALE = "That step is already done."
-
-
-def make_context(**changes: object) -> Context:
-    ctx = Context(now=NOW, price=Decimal("10.00"), currency="USD", new_reference="IB-7K3Q9P")
-    return dataclasses.replace(ctx, **changes)  # type: ignore[arg-type]
-
-
-class Chat:
-    """One chat: feeds events to `step`, keeps the state, remembers the last outcome."""
-
-    def __init__(self, ctx: Context | None = None) -> None:
-        self.ctx = ctx or make_context()
-        self.state: str | None = None
-        self.last = Outcome(state="")
-        self.message_id = 100
-        self.presses = 0
-
-    def feed(self, event: Event) -> Outcome:
-        self.last = step(self.state, event, self.ctx)
-        self.state = self.last.state
-        return self.last
-
-    def text(self, text: str) -> Outcome:
-        return self.feed(TextMessage(text))
-
-    def command(self, name: str, arg: str = "") -> Outcome:
-        return self.feed(CommandMessage(name, arg))
-
-    def press(self, data: str, message_id: int | None = 7) -> Outcome:
-        self.presses += 1
-        return self.feed(ButtonPress(data, f"cb{self.presses}", message_id))
-
-    def button(self, label_part: str, outcome: Outcome | None = None) -> str:
-        """The callback data of the button whose label contains `label_part`."""
-        for message in sent(outcome or self.last):
-            for row in message.keyboard:
-                for button in row:
-                    if label_part in button.text and button.data:
-                        return button.data
-        raise AssertionError(f"no button {label_part!r} in {outcome or self.last}")
-
-    @property
-    def at(self) -> str | None:
-        return current_question(self.state)
-
-    def orders(self, *orders: Order) -> None:
-        self.ctx = dataclasses.replace(self.ctx, orders=orders)
-
-
-def sent(outcome: Outcome) -> list[SendText]:
-    return [r for r in outcome.replies if isinstance(r, SendText)]
-
-
-def said(outcome: Outcome) -> str:
-    return "\n".join(m.text for m in sent(outcome))
-
-
-def actions(outcome: Outcome, kind: type[Action]) -> list[Action]:
-    return [a for a in outcome.actions if isinstance(a, kind)]
-
-
-def make_order(reference: str, itinerary: Itinerary, status: OrderStatus) -> Order:
-    return Order(1, reference, 42, itinerary, Decimal("10.00"), "USD", status, NOW)
-
-
-ONE_WAY = [
-    "/start",
-    "Jane Mary Doe",
-    "one-way",
-    "FRA",
-    "JFK",
-    "lh400",
-    "24.12.2026",
-    "13:15",
-    "16:05",
-]
-RETURN = [
-    *ONE_WAY[:2],
-    "return",
-    *ONE_WAY[3:],
-    "JFK",
-    "FRA",
-    "LH 401",
-    "2027-01-02",
-    "17:50",
-    "07:35",
-]
-
-
-def walk(chat: Chat, answers: list[str]) -> Outcome:
-    for answer in answers:
-        if answer == "/start":
-            chat.command("start")
-        else:
-            chat.text(answer)
-    return chat.last
-
-
-def created(outcome: Outcome) -> CreateOrder:
-    (order,) = actions(outcome, CreateOrder)
-    assert isinstance(order, CreateOrder)
-    return order
-
+from itinerabot.models import OrderStatus, TripShape
+from tests.chat import (
+    ONE_WAY,
+    RETURN,
+    STALE,
+    Chat,
+    created,
+    make_context,
+    make_order,
+    said,
+    sent,
+    walk,
+)
 
 # ---------------------------------------------------------------- whole walks
 
@@ -184,8 +82,11 @@ def test_return_walk_reaches_the_summary_with_both_flights() -> None:
     assert back.departure_local == datetime(2027, 1, 2, 17, 50)
     # 07:35 is earlier than 17:50, so it is the next day, and the dialogue says so.
     assert back.arrival_local == datetime(2027, 1, 3, 7, 35)
-    assert "the next day" in said(outcome)
-    assert "Return flight LH 401" in sent(outcome)[-1].text
+    assert "the next day" in said(chat.last) or "the next day" in sent(outcome)[-1].text
+    assert order.itinerary.shape is TripShape.RETURN
+    assert "Outbound: FRA → JFK" in sent(outcome)[-1].text
+    assert "Return: JFK → FRA" in sent(outcome)[-1].text
+    assert "Flight 2 LH 401 · Lufthansa" in sent(outcome)[-1].text
     assert "7 h 45 min" in sent(outcome)[-1].text
 
 
@@ -193,20 +94,18 @@ def test_each_answer_is_acknowledged_with_the_next_question() -> None:
     chat = Chat()
     walk(chat, ONE_WAY[:3])
     assert chat.at == "0.origin"
-    assert "One-way trip." in said(chat.last)
+    assert "1 traveller." in said(chat.last)
     chat.text("Heathrow")
     assert "LHR · London Heathrow Airport" in said(chat.last)
     assert chat.at == "0.destination"
 
 
-def test_trip_buttons_answer_the_trip_question_and_are_removed() -> None:
+def test_choice_buttons_answer_the_question_and_are_removed() -> None:
     chat = Chat()
     walk(chat, ONE_WAY[:2])
-    outcome = chat.press(chat.button("Return"), message_id=55)
+    outcome = chat.press(chat.button("No, on to the flights"), message_id=55)
     assert outcome.replies[:2] == (AnswerCallback("cb1"), RemoveButtons(55))
     assert chat.at == "0.origin"
-    outcome = chat.text("FRA")
-    assert "Outbound flight" in said(outcome)
 
 
 # ---------------------------------------------------------------- mistakes keep the question
@@ -215,9 +114,9 @@ def test_trip_buttons_answer_the_trip_question_and_are_removed() -> None:
 @pytest.mark.parametrize(
     ("at", "wrong", "expect", "right"),
     [
-        ("name", "J4ne Doe", "can't contain 4", "Jane Doe"),
-        ("name", "José Núñez", "JOSE NUNEZ", "Jose Nunez"),
-        ("trip", "sometimes", "One-way or Return", "return"),
+        ("name.0", "J4ne Doe", "can't contain 4", "Jane Doe"),
+        ("name.0", "José Núñez", "JOSE NUNEZ", "Jose Nunez"),
+        ("travellers", "sometimes", "Add another traveller, or No", "no"),
         ("0.origin", "Frnkfurt", "no airport", "Frankfurt"),
         ("0.origin", "xqzxqzxqz", "no airport", "FRA"),
         ("0.number", "Lufthansa", "not a flight number", "LH400"),
@@ -235,8 +134,9 @@ def test_a_wrong_answer_is_refused_and_the_same_question_takes_the_right_one(
     at: str, wrong: str, expect: str, right: str
 ) -> None:
     chat = Chat()
-    answers = ["/start", "Jane Mary Doe", "one-way", "FRA", "JFK", "LH400", "24 Dec 2026", "13:15"]
-    stops = ["name", "trip", "0.origin", "0.destination", "0.number", "0.date", "0.departure"]
+    answers = ["/start", "Jane Mary Doe", "no", "FRA", "JFK", "LH400", "24 Dec 2026", "13:15"]
+    stops = ["name.0", "travellers", "0.origin", "0.destination", "0.number", "0.date"]
+    stops.append("0.departure")
     walk(chat, answers[: 1 + [*stops, "0.arrival"].index(at)])
     assert chat.at == at
     before = chat.state
@@ -304,7 +204,7 @@ def test_a_departure_earlier_today_is_refused() -> None:
 
 # Tokyo → Honolulu crosses the date line eastward: leaving at 10:00 on the 24th, the flight lands
 # on the evening of the 23rd, local time.
-TOKYO_HONOLULU = ["/start", "Jane Doe", "one-way", "HND", "HNL", "JL 72", "24 Dec 2026", "10:00"]
+TOKYO_HONOLULU = ["/start", "Jane Doe", "no", "HND", "HNL", "JL 72", "24 Dec 2026", "10:00"]
 
 
 def test_an_arrival_before_the_departure_in_absolute_time_is_refused_with_the_reason() -> None:
@@ -312,11 +212,12 @@ def test_an_arrival_before_the_departure_in_absolute_time_is_refused_with_the_re
     walk(chat, TOKYO_HONOLULU)
     outcome = chat.text("05:00 -1")
     text = said(outcome)
+    assert chat.at == "0.arrival"
     assert "before the departure" in text and "absolute time" in text
     assert "15:00 UTC on 23 Dec" in text and "01:00 UTC on 24 Dec" in text
     assert chat.at == "0.arrival"
-    outcome = chat.text("22:00 -1")
-    (flight,) = created(outcome).itinerary.flights
+    chat.text("22:00 -1")
+    (flight,) = created(chat.text("done")).itinerary.flights
     assert flight.arrival_local == datetime(2026, 12, 23, 22, 0)
     assert flight.duration.total_seconds() == 7 * 3600
 
@@ -326,23 +227,25 @@ def test_arrival_on_the_previous_local_day_is_inferred_and_said() -> None:
     walk(chat, TOKYO_HONOLULU)
     outcome = chat.text("22:00")
     assert "previous day" in said(outcome)
-    (flight,) = created(outcome).itinerary.flights
+    (flight,) = created(chat.text("done")).itinerary.flights
     assert flight.arrival_local == datetime(2026, 12, 23, 22, 0)
 
 
 def test_westward_same_day_arrival_that_lands_before_take_off_is_refused() -> None:
     chat = Chat()
-    walk(chat, ["/start", "Jane Doe", "one-way", "HNL", "HND", "JL 73", "24 Dec 2026", "10:00"])
+    walk(chat, ["/start", "Jane Doe", "no", "HNL", "HND", "JL 73", "24 Dec 2026", "10:00"])
     outcome = chat.text("14:00 +0")
     assert "land before it took off" in said(outcome)
     assert chat.at == "0.arrival"
-    outcome = chat.text("14:00 +1")
-    assert created(outcome).itinerary.flights[0].arrival_local == datetime(2026, 12, 25, 14, 0)
+    chat.text("14:00 +1")
+    assert created(chat.text("done")).itinerary.flights[0].arrival_local == datetime(
+        2026, 12, 25, 14, 0
+    )
 
 
 def test_an_implausibly_long_flight_is_refused() -> None:
     chat = Chat()
-    walk(chat, ONE_WAY[:-1])
+    walk(chat, ONE_WAY[:-2])
     outcome = chat.text("16:05 +1")
     assert "up to 20 h" in said(outcome)
     assert chat.at == "0.arrival"
@@ -350,10 +253,10 @@ def test_an_implausibly_long_flight_is_refused() -> None:
 
 def test_return_date_before_the_outbound_lands_is_refused() -> None:
     chat = Chat()
-    walk(chat, RETURN[:12])
+    walk(chat, RETURN[:13])
     assert chat.at == "1.date"
     outcome = chat.text("23 Dec 2026")
-    assert "outbound flight lands" in said(outcome)
+    assert "the flight before it lands Thu 24 Dec 2026, 16:05" in said(outcome)
     assert chat.at == "1.date"
     chat.text("24 Dec 2026")
     assert chat.at == "1.departure"
@@ -361,9 +264,9 @@ def test_return_date_before_the_outbound_lands_is_refused() -> None:
 
 def test_return_departing_before_the_outbound_lands_is_refused() -> None:
     chat = Chat()
-    walk(chat, [*RETURN[:12], "24 Dec 2026"])
+    walk(chat, [*RETURN[:13], "24 Dec 2026"])
     outcome = chat.text("15:30")  # the outbound lands at JFK at 16:05
-    assert "before the outbound flight lands" in said(outcome)
+    assert "before the flight before it lands" in said(outcome)
     assert chat.at == "1.departure"
     chat.press(chat.button("Change the date"))
     assert chat.at == "1.date"
@@ -378,7 +281,7 @@ def test_overlong_text_is_refused_with_the_limit() -> None:
     walk(chat, ONE_WAY[:1])
     outcome = chat.text("A" * 201)
     assert "at most 200" in said(outcome)
-    assert chat.at == "name"
+    assert chat.at == "name.0"
 
 
 def test_non_text_messages_get_a_hint_for_the_current_question() -> None:
@@ -396,10 +299,10 @@ def test_non_text_messages_get_a_hint_for_the_current_question() -> None:
 def test_a_button_of_a_finished_step_is_stale_and_changes_nothing() -> None:
     chat = Chat()
     walk(chat, ONE_WAY[:2])
-    one_way = chat.button("One-way")
-    chat.text("return")
+    add = chat.button("Add another traveller")
+    chat.text("no")
     before = chat.state
-    outcome = chat.press(one_way)
+    outcome = chat.press(add)
     assert outcome == Outcome(before or "", (AnswerCallback("cb1", STALE),))
 
 
@@ -417,7 +320,7 @@ def test_garbage_buttons_are_answered_and_change_nothing(data: str) -> None:
 def test_buttons_from_before_a_restart_of_the_dialogue_stay_stale() -> None:
     chat = Chat()
     walk(chat, ONE_WAY[:2])
-    old = chat.button("Return")
+    old = chat.button("Add another traveller")
     chat.command("cancel")
     walk(chat, ONE_WAY[:2])
     assert chat.press(old).replies == (AnswerCallback("cb1", STALE),)
@@ -426,7 +329,7 @@ def test_buttons_from_before_a_restart_of_the_dialogue_stay_stale() -> None:
 def test_a_press_without_a_message_id_removes_nothing() -> None:
     chat = Chat()
     walk(chat, ONE_WAY[:2])
-    outcome = chat.press(chat.button("Return"), message_id=None)
+    outcome = chat.press(chat.button("No, on"), message_id=None)
     assert not [r for r in outcome.replies if isinstance(r, RemoveButtons)]
 
 
@@ -578,7 +481,9 @@ def test_edit_goes_back_to_one_field_and_returns_to_a_new_summary() -> None:
     chat.orders(make_order("IB-7K3Q9P", first.itinerary, OrderStatus.AWAITING_PAYMENT))
     chat.press(chat.button("Edit"))
     assert chat.at == "edit"
-    outcome = chat.press(chat.button("Return: flight number"))
+    chat.press(chat.button("✎ 2. LH 401 JFK→FRA"))
+    assert chat.at == "flight.1"
+    outcome = chat.press(chat.button("flight number"))
     assert outcome.actions == (CancelOrder("IB-7K3Q9P"),)
     assert "LH 401" in said(outcome)  # the current answer is shown
     assert chat.at == "1.number"
@@ -599,32 +504,34 @@ def test_edit_never_cancels_a_paid_order() -> None:
     itinerary = created(chat.last).itinerary
     chat.orders(make_order("IB-7K3Q9P", itinerary, OrderStatus.DELIVERED))
     chat.press(chat.button("Edit"))
-    outcome = chat.press(chat.button("Passenger name"))
+    outcome = chat.press(chat.button("✎ JANE MARY DOE"))
     assert not outcome.actions
     assert "already paid" in said(outcome)
-    assert chat.at == "name"
+    assert chat.at == "name.0"
 
 
 def test_an_edit_that_breaks_a_later_answer_asks_that_answer_again() -> None:
     chat = Chat()
     walk(chat, RETURN)
     chat.press(chat.button("Edit"))
-    chat.press(chat.button("Outbound: date"))
+    chat.press(chat.button("✎ 1."))
+    chat.press(chat.button("date"))
     outcome = chat.text("5 Jan 2027")  # after the return of 2 Jan
     assert chat.at == "1.date"
-    assert "outbound flight lands" in said(outcome)
+    assert "the flight before it lands" in said(outcome)
     chat.text("10 Jan 2027")
     assert chat.at == "summary"
 
 
-def test_edit_trip_to_return_asks_only_the_return_flight() -> None:
+def test_adding_a_flight_on_the_edit_menu_asks_only_the_new_flight() -> None:
     chat = Chat()
     walk(chat, ONE_WAY)
     chat.press(chat.button("Edit"))
-    chat.press(chat.button("One-way / return"))
-    chat.press(chat.button("Return"))
+    chat.press(chat.button("Add a flight"))
+    assert chat.at == "more"
+    chat.press(chat.button("Next leg"))
     assert chat.at == "1.origin"
-    walk(chat, RETURN[9:])
+    walk(chat, RETURN[10:])
     assert chat.at == "summary"
     assert len(created(chat.last).itinerary.flights) == 2
 
@@ -633,7 +540,7 @@ def test_back_to_the_summary_keeps_the_order() -> None:
     chat = Chat()
     walk(chat, ONE_WAY)
     chat.press(chat.button("Edit"))
-    old_edit = chat.button("Passenger name")
+    old_edit = chat.button("✎ JANE")
     outcome = chat.press(chat.button("Back to the summary"))
     assert not outcome.actions
     assert chat.at == "summary"
@@ -686,7 +593,7 @@ def test_start_again_begins_a_fresh_draft() -> None:
     chat = Chat()
     walk(chat, ONE_WAY[:5])
     outcome = chat.command("start")
-    assert chat.at == "name"
+    assert chat.at == "name.0"
     assert "Hello" in said(outcome)
 
 
@@ -731,7 +638,7 @@ def test_the_stored_state_resumes_at_the_same_question() -> None:
     restarted.state = json.loads(json.dumps(stored))
     restarted.text("24 Dec 2026")
     assert restarted.at == "0.departure"
-    assert json.loads(stored or "")["v"] == 1
+    assert json.loads(stored or "")["v"] == 2
 
 
 @pytest.mark.parametrize("state", [None, "", "not json", "[]", '{"v": 99}', '{"v":1,"seq":"x"}'])
@@ -744,7 +651,7 @@ def test_missing_or_corrupt_state_starts_afresh(state: str | None) -> None:
 
 def test_a_stored_date_that_has_passed_is_asked_again_before_the_summary() -> None:
     chat = Chat()
-    walk(chat, ONE_WAY[:-1])
+    walk(chat, ONE_WAY[:-2])
     chat.ctx = dataclasses.replace(chat.ctx, now=datetime(2026, 12, 25, tzinfo=UTC))
     outcome = chat.text("16:05")
     assert chat.at == "0.date"

@@ -7,9 +7,12 @@ payment methods are offered (card, USDC, Stars at a price) is drawn afresh for e
 
 from __future__ import annotations
 
+import itertools
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import hypothesis
 import pytest
@@ -17,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from itinerabot.dialogue import current_question, step, texts
+from itinerabot.dialogue.airports import default_index
 from itinerabot.dialogue.flow import Draft
 from itinerabot.dialogue.types import (
     AnswerCallback,
@@ -33,32 +37,80 @@ from itinerabot.dialogue.types import (
     PayWithUsdc,
     SendText,
     TextMessage,
+    TripRules,
 )
 from itinerabot.models import Itinerary, Order, OrderStatus
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
-HAPPY_PATH: list[Event] = [
-    CommandMessage("start"),
-    TextMessage("Jane Mary Doe"),
-    TextMessage("return"),
-    TextMessage("FRA"),
-    TextMessage("JFK"),
-    TextMessage("LH 400"),
-    TextMessage("24 Dec 2026"),
-    TextMessage("13:15"),
-    TextMessage("16:05"),
-    TextMessage("JFK"),
-    TextMessage("FRA"),
-    TextMessage("LH 401"),
-    TextMessage("2 Jan 2027"),
-    TextMessage("17:50"),
-    TextMessage("07:35"),
-]
+#: airports a random trip flies between (no clock change in June to September at any of them)
+AIRPORTS = ("FRA", "DOH", "BKK", "JFK", "LHR", "NRT", "SYD", "GRU", "DXB", "SIN", "JNB")
+FIRST_DEPARTURE = datetime(2026, 6, 10, 6, 0, tzinfo=UTC)
+
+
+def zone(code: str) -> ZoneInfo:
+    airport = default_index().by_code(code)
+    assert airport is not None
+    return ZoneInfo(airport.tz)
+
+
+@dataclass(frozen=True)
+class Trip:
+    """A random trip typed from /start to the summary, and what its order must hold."""
+
+    events: list[Event]
+    travellers: int
+    legs: list[int]  # flights per leg
+    route: list[str]  # every flight's origin, then the last destination
+
+
+@st.composite
+def trips(draw: st.DrawFn) -> Trip:
+    """1-3 travellers and 1-6 flights, each after the first a connection (30 min to 24 h after
+    landing, from where it landed) or the next leg (from anywhere, up to 5 days later)."""
+    travellers = draw(st.integers(1, 3), label="travellers")
+    events: list[Event] = [CommandMessage("start"), TextMessage("Jane Doe")]
+    for n in range(1, travellers):
+        events += [TextMessage("add"), TextMessage(f"John {'XYZ'[n]}avier")]
+    events.append(TextMessage("no"))
+    legs: list[int] = []
+    route: list[str] = []
+    takes_off = FIRST_DEPARTURE + timedelta(minutes=draw(st.integers(0, 60 * 24 * 60)))
+    landed = takes_off
+    here = draw(st.sampled_from(AIRPORTS), label="start")
+    for n in range(draw(st.integers(1, 6), label="flights")):
+        connection = n > 0 and draw(st.booleans(), label="connection")
+        if n > 0:
+            events.append(TextMessage("connection" if connection else "next leg"))
+            longest = 24 * 60 if connection else 5 * 24 * 60
+            takes_off = landed + timedelta(minutes=draw(st.integers(30, longest), label="gap"))
+        if connection:
+            legs[-1] += 1
+        else:
+            legs.append(1)
+            here = draw(st.sampled_from(AIRPORTS), label="origin") if n else here
+            events.append(TextMessage(here))
+        to = draw(st.sampled_from([a for a in AIRPORTS if a != here]), label="to")
+        landed = takes_off + timedelta(minutes=draw(st.integers(20, 19 * 60), label="flight"))
+        leaves, arrives = takes_off.astimezone(zone(here)), landed.astimezone(zone(to))
+        days = (arrives.date() - leaves.date()).days
+        events += [
+            TextMessage(to),
+            TextMessage(f"QR {100 + n}"),
+            TextMessage(f"{leaves:%d %b %Y}"),
+            TextMessage(f"{leaves:%H:%M}"),
+            TextMessage(f"{arrives:%H:%M} {days:+d}"),
+        ]
+        route.append(here)
+        here = to
+    events.append(TextMessage("done"))
+    return Trip(events, travellers, legs, [*route, here])
+
 
 PLAUSIBLE_TEXTS = [
-    "Jane Doe", "José Núñez", "x", "one-way", "return", "2", "London", "Heathrow", "frankfurt",
-    "Frnkfurt", "HND", "HNL", "tokyo", "paris", "LH 401", "BA2490", "LH12345", "24 Dec 2026",
+    "Jane Doe", "José Núñez", "x", "add", "no", "done", "connection", "next leg", "London",
+    "Heathrow", "frankfurt", "Frnkfurt", "HND", "HNL", "tokyo", "paris", "LH 401", "BA2490",
+    "LH12345", "24 Dec 2026",
     "2026-05-31", "2027-06-02", "today", "Dec 24", "31.02.2027", "10:00", "2:05pm", "25:00",
     "07:30 +1", "22:00 -1", "05:00 -1", "14:00 +0", "07:30 +3", "", " ", "/start",
 ]  # fmt: skip
@@ -75,7 +127,9 @@ others_st = st.builds(OtherMessage, st.one_of(st.sampled_from(["photo", "sticker
 garbage_data_st = st.one_of(
     st.text(max_size=80),
     st.from_regex(r"(pay:(card|usdc|stars)|pdf):IB-[0-9]{6}", fullmatch=True),
-    st.from_regex(r"[0-9]{1,11}:(trip|ap|sum|ef):[A-Za-z0-9.]{0,12}", fullmatch=True),
+    st.from_regex(
+        r"[0-9]{1,11}:(tr|mo|ap|al|dt|nl|sum|ef|em|rm|add):[A-Za-z0-9.]{0,12}", fullmatch=True
+    ),
 )
 
 
@@ -124,13 +178,26 @@ def check_outcome(event: Event, before: str | None, outcome: Outcome, ctx: Conte
         if isinstance(action, CancelOrder):
             assert statuses.get(action.reference) is OrderStatus.AWAITING_PAYMENT
         if isinstance(action, CreateOrder):
-            assert action.reference == ctx.new_reference
-            flights = action.itinerary.flights
-            for flight in flights:
-                assert timedelta(minutes=15) < flight.duration < timedelta(hours=20)
-                assert flight.departure_utc > ctx.now
-            if len(flights) == 2:
-                assert flights[1].departure_utc >= flights[0].arrival_utc
+            check_order(action, ctx)
+
+
+def check_order(order: CreateOrder, ctx: Context) -> None:
+    """What every order the dialogue makes must hold, whatever the trip's shape."""
+    assert order.reference == ctx.new_reference
+    itinerary = order.itinerary
+    assert 1 <= len(itinerary.passengers) <= ctx.trips.max_travellers
+    assert order.quantity == (len(itinerary.passengers) if ctx.per_traveller else 1)
+    assert 1 <= len(itinerary.flights) <= ctx.trips.max_flights
+    for flight in itinerary.flights:
+        assert timedelta(minutes=15) <= flight.duration <= timedelta(hours=20)
+        assert flight.departure_utc > ctx.now
+        assert flight.origin.iata != flight.destination.iata
+    for before, after in itertools.pairwise(itinerary.flights):
+        assert after.departure_utc - before.arrival_utc >= ctx.trips.min_connection
+    for leg in itinerary.legs:
+        for before, after in itertools.pairwise(leg):
+            assert after.origin == before.destination
+            assert after.departure_utc - before.arrival_utc <= timedelta(hours=24)
 
 
 def check_payment_offer(outcome: Outcome, ctx: Context) -> None:
@@ -142,17 +209,24 @@ def check_payment_offer(outcome: Outcome, ctx: Context) -> None:
         if data.startswith("pay:"):
             assert offered[data.split(":")[1]], data
     said = [] if ctx.stars_price is None else [f"{ctx.stars_price} ⭐"]
-    if ctx.card_enabled or ctx.usdc_enabled or not said:
+    money = ctx.card_enabled or ctx.usdc_enabled or not said
+    if money:
         said.append("10.00 USD")
-    price = " or ".join(said)
+    price = " or ".join(said) + (" per traveller" if ctx.per_traveller else "")
     for reply in outcome.replies:
         if not isinstance(reply, SendText):
             continue
-        # the summary's price line, /help's cost, the greeting's price
-        for marker in ("\nPrice: ", "flight durations. It costs ", "flights you tell me, for "):
+        # /help's cost, the greeting's price
+        for marker in ("flight durations. It costs ", "flights you tell me, for "):
             _, found, rest = reply.text.partition(marker)
             if found:
                 assert rest.startswith(price) and not rest[len(price) :].startswith(" or "), rest
+        # the summary's price line: a total in each currency offered, and only in those
+        _, found, rest = reply.text.partition("\nPrice: ")
+        if found:
+            line = rest.partition(" · Order ")[0]
+            assert ("⭐" in line) == (ctx.stars_price is not None), line
+            assert ("USD" in line) == money, line
     statuses = {o.reference: o.status for o in ctx.orders}
     for action in outcome.actions:
         method = {PayByCard: "card", PayWithUsdc: "usdc", PayWithStars: "stars"}.get(type(action))
@@ -181,16 +255,15 @@ def random_event(data: st.DataObject, n: int, latest: list[str], harvested: list
 
 @pytest.mark.slow
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    data=st.data(),
-    prefix=st.one_of(st.integers(0, len(HAPPY_PATH)), st.just(len(HAPPY_PATH))),
-)
-def test_random_conversations_stay_within_limits(data: st.DataObject, prefix: int) -> None:
+@given(data=st.data(), trip=trips())
+def test_random_conversations_stay_within_limits(data: st.DataObject, trip: Trip) -> None:
     state: str | None = None
     harvested: list[str] = []
     latest: list[str] = []
     orders: dict[str, tuple[Itinerary, OrderStatus]] = {}
-    events: list[Event] = list(HAPPY_PATH[:prefix])
+    whole = len(trip.events)
+    prefix = data.draw(st.one_of(st.integers(0, whole), st.just(whole)), label="prefix")
+    events: list[Event] = list(trip.events[:prefix])
     for n in range(prefix + data.draw(st.integers(5, 30), label="random events")):
         if n >= len(events):
             events.append(random_event(data, n, latest, harvested))
@@ -209,7 +282,9 @@ def test_random_conversations_stay_within_limits(data: st.DataObject, prefix: in
             ),
             card_enabled=data.draw(st.booleans(), label="card"),
             usdc_enabled=data.draw(st.booleans(), label="usdc"),
-            stars_price=data.draw(st.none() | st.integers(1, 100_000), label="stars price"),
+            stars_price=data.draw(st.none() | st.integers(1, 11_111), label="stars price"),
+            per_traveller=data.draw(st.booleans(), label="per traveller"),
+            trips=TripRules(max_flights=data.draw(st.integers(1, 16), label="max flights")),
         )
         outcome = step(state, event, ctx)
         check_outcome(event, state, outcome, ctx)
@@ -237,3 +312,31 @@ def test_any_stored_state_is_survived(state: str | None) -> None:
     ):
         outcome = step(state, event, ctx)
         check_outcome(event, state, outcome, ctx)
+
+
+@settings(max_examples=150, deadline=None)
+@given(trip=trips(), per_traveller=st.booleans())
+def test_any_trip_shape_reaches_the_summary_as_typed(trip: Trip, per_traveller: bool) -> None:
+    """Whatever the shape (travellers, connections, legs), the order holds the trip typed."""
+    ctx = Context(
+        now=NOW,
+        price=Decimal("10.00"),
+        currency="USD",
+        new_reference="IB-000001",
+        per_traveller=per_traveller,
+    )
+    state: str | None = None
+    made: list[CreateOrder] = []
+    for event in trip.events:
+        outcome = step(state, event, ctx)
+        check_outcome(event, state, outcome, ctx)
+        made += [a for a in outcome.actions if isinstance(a, CreateOrder)]
+        state = outcome.state
+    assert current_question(state) == "summary", state
+    (order,) = made
+    itinerary = order.itinerary
+    assert len(itinerary.passengers) == trip.travellers
+    assert [len(leg) for leg in itinerary.legs] == trip.legs
+    route = [f.origin.iata for f in itinerary.flights] + [itinerary.flights[-1].destination.iata]
+    assert route == trip.route
+    assert order.quantity == (trip.travellers if per_traveller else 1)

@@ -11,8 +11,8 @@ from itinerabot.dialogue.validate import (
     ArrivalInput,
     Invalid,
     check_departure,
-    check_return_after_outbound,
     local_time_exists,
+    parse_airline_name,
     parse_arrival,
     parse_date,
     parse_flight_number,
@@ -225,8 +225,21 @@ def test_departures_must_be_in_the_future_and_exist() -> None:
     assert check_departure(datetime(2020, 1, 1, 3, 30), "Europe/Berlin", now=now) is not None
 
 
-def test_return_must_not_depart_before_the_outbound_lands() -> None:
-    landed = datetime(2026, 12, 24, 16, 5).astimezone()
-    result = check_return_after_outbound(datetime(2026, 12, 24, 16, 0).astimezone(), landed)
-    assert isinstance(result, Invalid) and "before the outbound flight lands" in result.message
-    assert check_return_after_outbound(landed, landed) is None
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("Lufthansa", "Lufthansa"),
+        ("  Air   Example ", "Air Example"),
+        ("Jet2.com", "Jet2.com"),
+        ("Flybe (Connect) & Co", "Flybe (Connect) & Co"),
+        ("Virgin Atlantic’s", "Virgin Atlantic's"),
+    ],
+)
+def test_an_airline_name_is_kept_tidied(typed: str, kept: str) -> None:
+    assert parse_airline_name(typed) == kept
+
+
+@pytest.mark.parametrize("typed", ["", "X", "<b>Air</b>", "Аэрофлот", "12", "A" * 41, "-Air"])
+def test_an_airline_name_the_pdf_could_not_print_is_refused(typed: str) -> None:
+    result = parse_airline_name(typed)
+    assert isinstance(result, Invalid) and "Latin letters, digits" in result.message

@@ -73,7 +73,7 @@ def flight_time(day: date, dep: str, dep_tz: str, arr: str, arr_tz: str, days: i
 RETURN = [
     "/start",
     "Sean O'Neill",
-    "[Return]",
+    "[No, on to the flights]",
     "London",
     "[LHR ·]",
     "JFK",
@@ -81,12 +81,14 @@ RETURN = [
     OUTBOUND_DAY.isoformat(),
     "08:20",
     "11:10",
+    "[Next leg]",
     "[JFK ·]",
     "[LHR ·]",
     "ba112",
     RETURN_DAY.strftime("%d.%m.%Y"),
     "18:30",
     "06:40",  # earlier than 18:30: the next day, inferred
+    "[Done: show the summary]",
 ]
 
 
@@ -163,7 +165,8 @@ async def test_return_walk_with_buttons_to_the_summary_stores_the_order(
     assert back.duration == flight_time(
         RETURN_DAY, "18:30", "America/New_York", "06:40", "Europe/London", 1
     )
-    assert "Return flight BA 112" in summary and "the next day" in summary
+    assert "Return: JFK → LHR" in summary and "Flight 2 BA 112 · British Airways" in summary
+    assert "the next day" in summary
 
 
 # ---------------------------------------------------------------- mistakes keep the question
@@ -186,8 +189,8 @@ async def test_typos_unknown_and_ambiguous_airports_and_past_dates_keep_the_ques
         bot = traveller.bot
         await traveller.says("/start")
         await refused(traveller, "J4ne Doe", "can't contain 4")
-        assert at(bot) == "name"
-        await traveller.walk(["Jane Doe", "[One-way]"])
+        assert at(bot) == "name.0"
+        await traveller.walk(["Jane Doe", "[No, on to the flights]"])
         said = await refused(traveller, "Frnkfurt", "I found no airport for “Frnkfurt”")
         assert "Did you mean" in said
         assert any(label.startswith("FRA ·") for label in traveller.labels())
@@ -215,14 +218,15 @@ async def test_arrival_before_departure_across_the_date_line_keeps_the_question(
     async with chatting(tmp_path) as traveller:
         bot = traveller.bot
         await traveller.walk(
-            ["/start", "Jane Doe", "[One-way]", "HND", "HNL", "JL 72", OUTBOUND_DAY.isoformat()]
+            ["/start", "Jane Doe", "[No, on]", "HND", "HNL", "JL 72", OUTBOUND_DAY.isoformat()]
         )
         await traveller.says("10:00")
         assert at(bot) == "0.arrival"
         said = await refused(traveller, "05:00 -1", "before the departure")
         assert "absolute time" in said and "land before it took off" in said
         assert at(bot) == "0.arrival"
-        summary = await traveller.says("22:00 -1")
+        await traveller.says("22:00 -1")
+        summary = await traveller.presses("Done")
         (order,) = stored_orders(bot)
     summary = check_summary(summary, order.reference)
     (flight,) = order.itinerary.flights
@@ -237,18 +241,18 @@ async def test_a_return_before_the_outbound_lands_keeps_the_question(
     async with chatting(tmp_path) as traveller:
         bot = traveller.bot
         await traveller.walk(
-            ["/start", "Jane Doe", "[Return]", "FRA", "JFK", "LH 400", day, "13:15", "16:05"]
+            ["/start", "Jane Doe", "[No, on]", "FRA", "JFK", "LH 400", day, "13:15", "16:05"]
         )
-        await traveller.walk(["JFK", "FRA", "LH 401"])
+        await traveller.walk(["[Next leg]", "JFK", "FRA", "LH 401"])
         assert at(bot) == "1.date"
         said = await refused(
-            traveller, (OUTBOUND_DAY - timedelta(days=1)).isoformat(), "The return can't be on"
+            traveller, (OUTBOUND_DAY - timedelta(days=1)).isoformat(), "This flight can't be on"
         )
-        assert "outbound flight lands" in said
+        assert "the flight before it lands" in said
         assert at(bot) == "1.date"
         await traveller.says(day)
         assert at(bot) == "1.departure"
-        await refused(traveller, "15:30", "before the outbound flight lands")  # it lands 16:05
+        await refused(traveller, "15:30", "before the flight before it lands")  # it lands 16:05
         assert traveller.labels() == ["Change the date"]
         assert at(bot) == "1.departure"
         said = await traveller.says("18:00")
@@ -264,12 +268,12 @@ async def test_a_restart_mid_dialogue_resumes_at_the_same_question(
     fakes = Fakes.make()
     async with chatting(tmp_path, fakes) as traveller:
         await traveller.walk(["/start", "Jane Doe"])
-        assert at(traveller.bot) == "trip"
+        assert at(traveller.bot) == "travellers"
         trip_question = traveller.last_keyboard_id()
     # a button sent by the previous instance answers the question it asked
     async with chatting(tmp_path, fakes) as traveller:
-        said = await traveller.presses("Return", trip_question)
-        assert "Return trip." in said and "Outbound flight – departure airport?" in said
+        said = await traveller.presses("No, on", trip_question)
+        assert "1 traveller." in said and "Flight – departure airport?" in said
         assert at(traveller.bot) == "0.origin"
         await traveller.walk(["FRA", "JFK", "LH 400"])
         assert at(traveller.bot) == "0.date"
@@ -278,7 +282,7 @@ async def test_a_restart_mid_dialogue_resumes_at_the_same_question(
         said = await traveller.says(OUTBOUND_DAY.isoformat())
         assert at(traveller.bot) == "0.departure"
     assert said.startswith(f"Date: {OUTBOUND_DAY:%a} {OUTBOUND_DAY.day} "), said
-    assert "Outbound flight – departure time on" in said
+    assert "Flight – departure time on" in said
     assert len(fakes.api.sent_texts(CHAT)) == before + 1  # nothing re-sent by the restart
 
 
@@ -292,7 +296,7 @@ async def test_every_press_is_answered_and_a_finished_steps_buttons_are_removed(
         bot, api = traveller.bot, traveller.bot.api
         await traveller.walk(["/start", "Jane Doe"])
         trip_question = traveller.last_keyboard_id()
-        await traveller.presses("One-way")
+        await traveller.presses("No, on")
         await traveller.says("London")
         airports = traveller.last_keyboard_id()
         await traveller.presses("LCY ·")
@@ -314,8 +318,8 @@ async def test_a_stale_press_is_answered_already_done_and_changes_nothing(
         bot, api = traveller.bot, traveller.bot.api
         await traveller.walk(["/start", "Jane Doe"])
         # a double tap: both presses reach the bot before it took the buttons away
-        traveller.press_now("One-way")
-        said = await traveller.presses("Return")
+        traveller.press_now("No, on")
+        said = await traveller.presses("Add another")
         assert said.count("departure airport?") == 1 and "Flight – departure airport?" in said
         assert api.callback_answers[traveller.callback_ids[-1]].get("text") == STALE
         await traveller.says("London")
@@ -345,7 +349,7 @@ async def test_a_press_the_bot_fails_to_handle_is_still_answered(
             (CHAT, START.isoformat()),
         )
         conn.close()
-        said = await traveller.presses("One-way")
+        said = await traveller.presses("No, on")
         assert said == "Sorry, something went wrong on our side. Please try again."
         assert stored_state(bot) == state
     answers = api.calls_to("answerCallbackQuery")
@@ -434,9 +438,9 @@ async def test_over_long_input_is_refused_with_the_limit(
     async with chatting(tmp_path) as traveller:
         await traveller.says("/start")
         await refused(traveller, "A" * 201, "That's 201 characters; answers here are at most 200")
-        assert at(traveller.bot) == "name"
+        assert at(traveller.bot) == "name.0"
         await traveller.says("A" * 20 + " " + "B" * 30)
-        assert at(traveller.bot) == "trip"
+        assert at(traveller.bot) == "travellers"
 
 
 # ---------------------------------------------------------------- orders and start-up

@@ -1,10 +1,14 @@
-"""The itinerary PDF read back with pypdf: every field, literal markup, same bytes, sizes, QR."""
+"""The itinerary PDF read back with pypdf: every field, every traveller, flights by leg with their
+connections, pages with headers, literal markup, same bytes, sizes, QR; and the chat caption."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
+import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -18,11 +22,15 @@ import qrcode
 from pypdf.generic import ContentStream
 from reportlab import rl_config
 
+from itinerabot.i18n import english
 from itinerabot.models import Flight, Itinerary, Order, Payment, PaymentMethod
-from itinerabot.pdf import NOT_A_TICKET, PageSize, render_itinerary, sample_order
+from itinerabot.payments.document import CAPTION_LIMIT, document_caption
+from itinerabot.pdf import NOT_A_TICKET, PageSize, render_itinerary, sample_order, sample_trip
+from itinerabot.pdf.countries import country_name
 from itinerabot.pdf.render import (
-    country_name,
+    NOT_A_TICKET_SHORT,
     day_change_note,
+    flight_label,
     format_amount,
     format_duration,
     format_local_time,
@@ -58,6 +66,23 @@ def render(order: Order, payment: Payment | None, page_size: PageSize = "A4") ->
 def page_text(pdf: bytes) -> str:
     reader = pypdf.PdfReader(io.BytesIO(pdf))
     return "\n".join(page.extract_text() for page in reader.pages)
+
+
+def page_texts(pdf: bytes) -> list[str]:
+    return [page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages]
+
+
+_HEADER_LINE = re.compile(r"Flight itinerary +· +Order IB-\w+|Page \d+ of \d+")
+
+
+def body_text(pdf: bytes) -> str:
+    """The text of every page without the header repeated at the top of each."""
+    return "\n".join(
+        line
+        for text in page_texts(pdf)
+        for line in text.splitlines()
+        if not _HEADER_LINE.fullmatch(line) and line != NOT_A_TICKET_SHORT
+    )
 
 
 def squash(text: str) -> str:
@@ -200,7 +225,7 @@ def test_a_huge_name_spills_onto_more_pages_quickly() -> None:
     pdf = render(with_passenger(order, name), payment)
 
     assert len(pypdf.PdfReader(io.BytesIO(pdf)).pages) > 1
-    text = page_text(pdf)
+    text = body_text(pdf)
     assert "W" * 4096 in "".join(text.split())
     assert NOT_A_TICKET in squash(text)
     assert "pi_3QxT8kLz4TsY9wEo1d6hJcFg" in text
@@ -363,3 +388,313 @@ def test_day_change_across_the_date_line() -> None:
     assert day_change_note(flight) is None
     later = dataclasses.replace(flight, departure_local=datetime(2026, 12, 11, 0, 30))
     assert day_change_note(later) == "Arrives the previous day (local time)."
+
+
+# --- real trips: several travellers, legs, connections, pages ------------------------------------
+
+#: the sample trip around the world: each leg's heading and the connections inside it
+TRIP_LEGS = [
+    "Leg 1 · FRA → DOH → BKK",
+    "Leg 2 · BKK → SIN → SYD",
+    "Leg 3 · SYD → AKL",
+    "Leg 4 · AKL → HNL → LAX → JFK",
+    "Leg 5 · JFK → YYZ → LHR",
+    "Leg 6 · LHR → DXB → DEL",
+    "Leg 7 · DEL → IST → VIE",
+    "Leg 8 · VIE → ZRH → FRA",
+]
+TRIP_CONNECTIONS = [
+    "Connection in Doha (DOH): 2 h 35 min",
+    "Connection in Singapore (SIN): 1 h 50 min",
+    "Connection in Honolulu (HNL): 3 h 35 min",
+    "Connection in Los Angeles (LAX): 1 h 40 min",
+    "Connection in Toronto (YYZ): 3 h 15 min",
+    "Connection in Dubai (DXB): 2 h 20 min",
+    "Connection in Istanbul (IST): 1 h 35 min",
+    "Connection in Zurich (ZRH): 1 h 05 min",
+]
+
+
+def test_a_sixteen_flight_trip_for_nine_prints_every_name_flight_airline_leg_and_layover() -> None:
+    order, payment = sample_trip(16, 9)
+    pdf = render(order, payment)
+    text = squash(body_text(pdf))
+
+    assert len(order.itinerary.passengers) == 9
+    assert max(len(name) for name in order.itinerary.passengers) == 60
+    missing = [name for name in order.itinerary.passengers if name not in text]
+    assert missing == []
+    assert "Passengers (9)" in text
+    for number, flight in enumerate(order.itinerary.flights, start=1):
+        assert flight.airline  # every flight of the sample names its airline
+        assert f"Flight {number} of 16 — {flight.flight_number} · {flight.airline}" in text
+    assert [heading for heading in TRIP_LEGS if heading in text] == TRIP_LEGS
+    assert [stop for stop in TRIP_CONNECTIONS if stop in text] == TRIP_CONNECTIONS
+    assert text.count("Connection in") == len(TRIP_CONNECTIONS)  # none between two legs
+    # in order: leg 4's heading, then its flights with their two connections between them
+    leg4 = text.index("Leg 4 ·")
+    assert (
+        leg4
+        < text.index("NZ 10 · Air New Zealand")
+        < text.index("Connection in Honolulu")
+        < text.index("HA 2 · Hawaiian Airlines")
+        < text.index("Connection in Los Angeles")
+        < text.index("AA 4 · American Airlines")
+        < text.index("Leg 5 ·")
+    )
+    assert "Auckland → Honolulu → Los Angeles → New York" in text
+    assert "Travellers × price 9 × 10.00 USD = 90.00 USD" in text
+    assert "Amount 90.00 USD" in text
+
+
+@pytest.mark.parametrize("page_size", ["A4", "Letter"])
+@pytest.mark.parametrize(("flights", "travellers"), [(16, 9), (16, 1), (9, 4)])
+def test_every_page_has_the_header_and_no_flight_is_split(
+    flights: int, travellers: int, page_size: PageSize
+) -> None:
+    order, payment = sample_trip(flights, travellers)
+    pages = page_texts(render(order, payment, page_size))
+
+    assert len(pages) > 1
+    for number, text in enumerate(pages, start=1):
+        assert f"Order {order.reference}" in text
+        assert f"Page {number} of {len(pages)}" in text
+        assert NOT_A_TICKET_SHORT in text
+    for number, flight in enumerate(order.itinerary.flights, start=1):
+        # the page with the flight's heading has its whole block, down to its duration
+        heading = f"Flight {number} of {flights} — {flight.flight_number}"
+        (page,) = [squash(text) for text in pages if heading in text]
+        block = page[page.index(heading) :]
+        arrival = format_local_time(flight.arrival_aware)
+        assert f"Departs {format_local_time(flight.departure_aware)}" in block
+        assert f"Arrives {arrival}" in block
+        assert f"Duration {format_duration(flight.duration)}" in block
+    # a leg's heading is on the page of its first flight, not left alone at a page's foot
+    for index, leg in enumerate(order.itinerary.legs, start=1):
+        first = f"Flight {order.itinerary.flights.index(leg[0]) + 1} of {flights} —"
+        assert any(f"Leg {index} ·" in text and first in text for text in pages)
+    # the receipt is whole on the last page
+    assert "Payment receipt" in pages[-1] and payment.provider_ref in pages[-1]
+
+
+def test_a_page_cannot_be_mistaken_for_a_ticket_and_no_booking_code_is_invented() -> None:
+    order, payment = sample_trip(16, 9)
+    text = squash(page_text(render(order, payment)))
+
+    assert NOT_A_TICKET in text
+    assert f"Order reference {order.reference}" in text
+    assert "Our own order number for this document; airlines do not know it." in text
+    for invented in ("PNR", "booking reference", "booking code", "confirmation", "e-ticket"):
+        assert invented.casefold() not in text.casefold()
+
+
+def leg(*hops: tuple[str, str, str, datetime, int]) -> tuple[Flight, ...]:
+    """Flights from `(number, origin, destination, departure local, block minutes)`."""
+    order, _ = sample_trip(16, 1)
+    airports = {a.iata: a for f in order.itinerary.flights for a in (f.origin, f.destination)}
+    flights = []
+    for number, origin, destination, departs, minutes in hops:
+        draft = Flight(number, airports[origin], airports[destination], departs, departs)
+        arrives = (draft.departure_utc + timedelta(minutes=minutes)).astimezone(
+            draft.arrival_aware.tzinfo
+        )
+        flights.append(dataclasses.replace(draft, arrival_local=arrives.replace(tzinfo=None)))
+    return tuple(flights)
+
+
+def test_a_return_trip_with_connections_for_two_reads_outbound_and_return() -> None:
+    order, payment = sample_order()
+    itinerary = Itinerary(
+        passengers=("JANE DOE", "JOHN DOE"),
+        legs=(
+            leg(
+                ("QR 68", "FRA", "DOH", datetime(2026, 12, 10, 10, 15), 365),
+                ("QR 836", "DOH", "BKK", datetime(2026, 12, 10, 20, 55), 400),
+            ),
+            leg(
+                ("QR 833", "BKK", "DOH", datetime(2026, 12, 24, 19, 50), 415),
+                ("QR 67", "DOH", "FRA", datetime(2026, 12, 25, 0, 55), 390),
+            ),
+        ),
+    )
+    outbound, back = itinerary.legs
+    itinerary = Itinerary(
+        passengers=itinerary.passengers,
+        legs=(outbound, (dataclasses.replace(back[0], airline="Qatar Airways"), back[1])),
+    )
+    order = dataclasses.replace(order, itinerary=itinerary, price=Decimal("20.00"), quantity=2)
+    payment = dataclasses.replace(payment, amount=Decimal("20.00"))
+    text = squash(page_text(render(order, payment)))
+
+    assert "Passengers (2) 1. JANE DOE 2. JOHN DOE" in text
+    assert text.index("Outbound · FRA → DOH → BKK") < text.index("Return · BKK → DOH → FRA")
+    assert "Connection in Doha (DOH): 2 h 35 min" in text
+    assert "Connection in Doha (DOH): 2 h 10 min" in text
+    # the airline's name where it is known, the bare number where it is not
+    assert "Flight 3 of 4 — QR 833 · Qatar Airways" in text
+    assert "Flight 4 of 4 — QR 67 From" in text
+    assert "Travellers × price 2 × 10.00 USD = 20.00 USD" in text
+    assert "Amount 20.00 USD" in text
+
+
+def test_a_one_leg_trip_is_the_journey() -> None:
+    order, payment = sample_trip(2, 1)
+    text = squash(page_text(render(order, payment)))
+
+    assert "Journey · FRA → DOH → BKK" in text
+    assert "Frankfurt am Main → Doha → Bangkok" in text
+    assert "Leg 1" not in text and "Outbound" not in text
+    assert "Passenger MARIA-ALEJANDRA" in text and "Passengers" not in text
+    assert "Travellers × price" not in text  # one traveller: the amount says it all
+
+
+def test_per_traveller_price_in_usdc_and_whole_stars_for_several() -> None:
+    order, _ = sample_trip(4, 3)
+    usdc = dataclasses.replace(usdc_payment(), amount=Decimal("30.000000"))
+    stars = Payment(
+        method=PaymentMethod.STARS,
+        amount=Decimal("750"),
+        currency="XTR",
+        provider_ref="stxWhqM5gN6sZpT8oEe3fQk1Lr4Yc9bJ2uAv7Dx0HiR",
+        paid_at=datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
+    )
+
+    usdc_text = squash(page_text(render(order, usdc)))
+    stars_text = squash(page_text(render(order, stars)))
+
+    assert "Travellers × price 3 × 10.00 USDC = 30.00 USDC" in usdc_text
+    assert "Amount 30.00 USDC" in usdc_text
+    # Stars are priced by the invoice: what was paid, with no per-traveller sum in dollars
+    assert "Amount 750 Telegram Stars (XTR)" in stars_text
+    assert "×" not in stars_text and "USD" not in stars_text
+
+
+def test_hostile_names_and_airlines_print_literally_and_wrap() -> None:
+    order, payment = sample_trip(3, 1)
+    long_word = "Q" * 180
+    passengers = ("<b>JANE</b> & DOE", f"ANNA {long_word} &amp; <para>")
+    airline = f"<font size=40>Evil</font> & Co {long_word}"
+    first, *rest = order.itinerary.legs[0]
+    legs = ((dataclasses.replace(first, airline=airline), *rest), *order.itinerary.legs[1:])
+    itinerary = Itinerary(passengers=passengers, legs=legs)
+    pdf = render(dataclasses.replace(order, itinerary=itinerary), payment)
+    text = body_text(pdf)
+
+    assert "<b>JANE</b> & DOE" in text
+    assert "&amp; <para>" in text
+    assert "<font size=40>Evil</font> & Co" in text
+    # the long word is broken across lines to stay on the page, and nothing of it is lost
+    assert all(long_word not in line for line in text.splitlines())
+    assert "".join(text.split()).count(long_word) == 2
+    assert "Flight 1 of 3 —" in text  # the heading still there, above the wrapped airline
+
+
+def test_an_order_stored_before_trips_still_renders() -> None:
+    """Orders stored as `{"passenger", "flights"}` read as one passenger, a leg per flight."""
+    stored = json.loads(
+        """{"passenger": "Maria Schneider", "flights": [
+        {"flight_number": "LH 400",
+         "origin": {"iata": "FRA", "name": "Frankfurt am Main International Airport",
+                    "city": "Frankfurt am Main", "country": "DE", "tz": "Europe/Berlin"},
+         "destination": {"iata": "JFK", "name": "John F Kennedy International Airport",
+                         "city": "New York", "country": "US", "tz": "America/New_York"},
+         "departure_local": "2026-12-10T10:55", "arrival_local": "2026-12-10T13:50"},
+        {"flight_number": "LH 401",
+         "origin": {"iata": "JFK", "name": "John F Kennedy International Airport",
+                    "city": "New York", "country": "US", "tz": "America/New_York"},
+         "destination": {"iata": "FRA", "name": "Frankfurt am Main International Airport",
+                         "city": "Frankfurt am Main", "country": "DE", "tz": "Europe/Berlin"},
+         "departure_local": "2026-12-20T17:45", "arrival_local": "2026-12-21T07:35"}]}"""
+    )
+    order, payment = sample_order()
+    order = dataclasses.replace(order, itinerary=Itinerary.from_dict(stored))
+    text = squash(page_text(render(order, payment)))
+
+    for field in (
+        "Passenger Maria Schneider",
+        "Outbound · FRA → JFK",
+        "Flight 1 of 2 — LH 400 From FRA",
+        "Return · JFK → FRA",
+        "Flight 2 of 2 — LH 401 From JFK",
+        "Mon 21 Dec 2026 07:35 (UTC+01:00)",
+        "Amount 10.00 USD",
+        "Page 1 of 1",
+    ):
+        assert field in text
+    assert "Connection" not in text and "Travellers × price" not in text
+
+
+def test_the_largest_trip_stays_within_the_size_budget() -> None:
+    order, payment = sample_trip(16, 9)
+
+    assert len(render(order, payment)) <= 150 * 1024
+    assert len(render(order, payment, "Letter")) <= 150 * 1024
+
+
+def test_flight_label_names_the_airline_when_known() -> None:
+    order, _ = sample_order()
+    flight = order.itinerary.flights[0]
+
+    assert flight_label(flight) == "LH 400"
+    assert flight_label(dataclasses.replace(flight, airline="Lufthansa")) == "LH 400 · Lufthansa"
+    assert flight_label(dataclasses.replace(flight, airline=" \n")) == "LH 400"
+
+
+def test_sample_trip_is_a_valid_trip() -> None:
+    """The sample keeps the trip rules: connections leave where the flight before landed, 30 min
+    to 24 h later; each leg starts after the one before ends."""
+    order, payment = sample_trip(16, 9)
+    legs = order.itinerary.legs
+
+    assert [len(leg) for leg in legs] == [2, 2, 1, 3, 2, 2, 2, 2]
+    for flights in legs:
+        for arrived, departing in itertools.pairwise(flights):
+            assert departing.origin == arrived.destination
+            assert timedelta(minutes=30) <= departing.departure_utc - arrived.arrival_utc
+            assert departing.departure_utc - arrived.arrival_utc <= timedelta(hours=24)
+    for before, after in itertools.pairwise(legs):
+        assert after[0].departure_utc - before[-1].arrival_utc > timedelta(hours=24)
+    assert (order.quantity, order.price, payment.amount) == (9, Decimal("90.00"), Decimal("90.00"))
+    assert [len(sample_trip(n, 1)[0].itinerary.flights) for n in (1, 4, 16)] == [1, 4, 16]
+    with pytest.raises(ValueError):
+        sample_trip(17, 1)
+    with pytest.raises(ValueError):
+        sample_trip(1, 10)
+
+
+# --- the caption under the PDF in the chat ------------------------------------------------------
+
+
+def test_caption_names_the_traveller_or_the_first_and_how_many_more() -> None:
+    t = english()
+    one, _ = sample_order()
+    two = with_passengers(one, "JANE DOE", "JOHN DOE")
+    nine, _ = sample_trip(1, 9)
+
+    assert document_caption(t, one) == (
+        "Flight itinerary IB-7K3Q9P for Maria Schneider. Not an airline ticket."
+    )
+    assert document_caption(t, two) == (
+        "Flight itinerary IB-7K3Q9P for JANE DOE and 1 more traveller. Not an airline ticket."
+    )
+    assert document_caption(t, nine) == (
+        f"Flight itinerary {nine.reference} for {nine.itinerary.passengers[0]} "
+        "and 8 more travellers. Not an airline ticket."
+    )
+
+
+def test_caption_fits_telegrams_limit_with_a_huge_name() -> None:
+    order, _ = sample_order()
+    huge = with_passengers(order, "😀" * 600 + "W" * 600, "JOHN DOE")
+
+    caption = document_caption(english(), huge)
+
+    units = len(caption.encode("utf-16-le")) // 2
+    assert CAPTION_LIMIT - 1 <= units <= CAPTION_LIMIT  # cut between two halves of an emoji
+    assert caption.startswith("Flight itinerary IB-7K3Q9P for 😀😀")
+    assert caption.endswith("… and 1 more traveller. Not an airline ticket.")
+
+
+def with_passengers(order: Order, *passengers: str) -> Order:
+    itinerary = Itinerary(passengers=passengers, legs=order.itinerary.legs)
+    return dataclasses.replace(order, itinerary=itinerary)

@@ -37,8 +37,8 @@ KILLS = 3
 #: what each traveller sends, and a phrase of the one text the bot answers each with
 STEPS = (
     ("/start", "Passenger name"),
-    ("<name>", "One-way or return?"),
-    ("one-way", "departure airport?"),
+    ("<name>", "Is anyone else travelling"),
+    ("no", "departure airport?"),
 )
 #: the dialogue's place after the three steps: the first flight's origin
 AT = "0.origin"
@@ -262,7 +262,7 @@ def wrong_records(
     """What is wrong with the chat in the store: an update handled twice adds an answer row
     and moves the dialogue on a step; a lost one leaves both short."""
     problems = []
-    # the typed "one-way" also removes the question's buttons when they were on show by then
+    # the typed "no" also removes the question's buttons when they were on show by then
     if (
         rows["text"] != len(STEPS)
         or rows["remove_buttons"] > 1
@@ -275,9 +275,14 @@ def wrong_records(
         problems.append(f"chat {chat}: outbox rows answering updates {dict(rows)}")
     if len(buttons) != 1:
         problems.append(f"chat {chat}: questions with buttons asked at steps {buttons}")
-    # one step on from the one-way-or-return question
+    # one step on from the question whether anyone else travels
     seq = buttons[0] + 1 if buttons else None
-    expected = {"at": AT, "seq": seq, "passenger": passenger(chat).upper(), "trip": "oneway"}
+    expected = {
+        "at": AT,
+        "seq": seq,
+        "passengers": [passenger(chat).upper()],
+        "passengers_done": True,
+    }
     found = {key: (state or {}).get(key) for key in expected}
     if found != expected:
         problems.append(f"chat {chat}: dialogue state {found}, expected {expected}")

@@ -6,13 +6,29 @@ A kept answer is acknowledged and the dialogue moves on to whatever needs asking
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from datetime import date, time
 
+from itinerabot.airlines import airline_name
 from itinerabot.dialogue import texts, validate
 from itinerabot.dialogue.airports import default_index
 from itinerabot.dialogue.checks import arrival, departure, local_today, problem
-from itinerabot.dialogue.draft import EDIT, SUMMARY, Draft, FlightDraft, split_key
+from itinerabot.dialogue.choices import (
+    add_flight,
+    add_traveller,
+    no_more_flights,
+    no_more_travellers,
+)
+from itinerabot.dialogue.draft import (
+    MORE,
+    TRAVELLERS,
+    Draft,
+    code_of,
+    index_of,
+    kind_of,
+    split_key,
+)
 from itinerabot.dialogue.prompts import hint
 from itinerabot.dialogue.summary import advance
 from itinerabot.dialogue.turn import Turn, airport_button, step_button
@@ -21,10 +37,12 @@ from itinerabot.i18n import Texts
 from itinerabot.models import Airport
 
 MAX_INPUT = 200  # characters of one typed answer
-_ONE_WAY_WORDS = frozenset({"one way", "oneway", "one-way", "single", "one", "1"})
-_RETURN_WORDS = frozenset({"return", "round trip", "roundtrip", "round-trip", "two", "2", "back"})
+_ADD_WORDS = frozenset({"yes", "y", "add", "another", "more", "add another", "add traveller"})
+_DONE_WORDS = frozenset({"no", "n", "done", "none", "continue", "next", "that's all", "finish"})
+_CONNECT_WORDS = frozenset({"connection", "connecting", "connect", "connecting flight"})
+_LEG_WORDS = frozenset({"leg", "next leg", "return", "new leg", "onward"})
 
-Answer = str | bool | Airport | date | time | validate.ArrivalInput | validate.Invalid
+Answer = str | Airport | date | time | validate.ArrivalInput | validate.Invalid
 
 
 def on_text(turn: Turn, text: str) -> None:
@@ -33,26 +51,58 @@ def on_text(turn: Turn, text: str) -> None:
     if len(text) > MAX_INPUT:
         turn.say(texts.text_too_long(turn.t, len(text), MAX_INPUT))
         return
-    if draft.at is None or draft.at in (SUMMARY, EDIT):
+    key = draft.at
+    if key is None or ("." not in key and key not in (TRAVELLERS, MORE)):
         turn.say(hint(turn.t, draft))
         return
-    key = draft.at
-    if key == "name":
+    kind = kind_of(key)
+    if key == TRAVELLERS:
+        _choose_travellers(turn, _words(text))
+    elif key == MORE:
+        _choose_more(turn, _words(text))
+    elif kind == "name":
         answer(turn, key, validate.parse_passenger_name(text))
-    elif key == "trip":
-        answer(turn, key, _parse_trip(text))
-    elif key.endswith(("origin", "destination")):
+    elif key.startswith("flight."):
+        turn.say(hint(turn.t, draft))
+    elif kind in ("origin", "destination"):
         _answer_airport(turn, key, text)
-    elif key.endswith("number"):
+    elif kind == "number":
         answer(turn, key, validate.parse_flight_number(text))
-    elif key.endswith("date"):
+    elif kind == "airline":
+        answer(turn, key, validate.parse_airline_name(text))
+    elif kind == "date":
         origin = draft.flights[split_key(key)[0]].origin
         assert origin
         answer(turn, key, validate.parse_date(text, today=local_today(turn.ctx, origin)))
-    elif key.endswith("departure"):
+    elif kind == "departure":
         answer(turn, key, validate.parse_time(text))
     else:
         answer(turn, key, validate.parse_arrival(text))
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^\w' ]+", " ", text.casefold()).split())
+
+
+def _choose_travellers(turn: Turn, words: str) -> None:
+    if words in _ADD_WORDS and len(turn.draft.passengers) < turn.ctx.trips.max_travellers:
+        add_traveller(turn)
+    elif words in _DONE_WORDS:
+        no_more_travellers(turn)
+    else:
+        turn.say(turn.t.gettext(texts.TRAVELLERS_RULES))
+
+
+def _choose_more(turn: Turn, words: str) -> None:
+    room = len(turn.draft.flights) < turn.ctx.trips.max_flights
+    if words in _CONNECT_WORDS and room:
+        add_flight(turn, connection=True)
+    elif words in _LEG_WORDS and room:
+        add_flight(turn, connection=False)
+    elif words in _DONE_WORDS:
+        no_more_flights(turn)
+    else:
+        turn.say(turn.t.gettext(texts.MORE_RULES))
 
 
 def answer(turn: Turn, key: str, value: Answer, others: Sequence[Airport] = ()) -> None:
@@ -61,26 +111,29 @@ def answer(turn: Turn, key: str, value: Answer, others: Sequence[Airport] = ()) 
         turn.say(value.say(turn.t))
         return
     trial = copy.deepcopy(turn.draft)
-    _store(trial, key, value)
+    store(trial, key, value)
     found = problem(trial, key, turn.ctx)
     if found:
-        rows: list[list[InlineButton]] = []
-        if key.endswith("departure"):
-            label = turn.t.gettext(texts.CHANGE_DATE)
-            rows = [[step_button(turn.draft, label, "ef", f"{split_key(key)[0]}.date")]]
-        turn.say(found, rows)
+        turn.say(found, fix_buttons(turn, trial, key))
         return
     turn.draft = trial
     advance(turn, [_acknowledge(turn.t, trial, key, others)])
 
 
-def _parse_trip(text: str) -> bool | validate.Invalid:
-    words = " ".join(text.casefold().replace("-", " ").split())
-    if words in _ONE_WAY_WORDS or words.replace(" ", "") in _ONE_WAY_WORDS:
-        return False
-    if words in _RETURN_WORDS:
-        return True
-    return validate.Invalid(lambda t: t.gettext(texts.TRIP_RULES))
+def fix_buttons(turn: Turn, trial: Draft, key: str) -> list[list[InlineButton]]:
+    """Buttons that help with the problem of `key` in `trial`: change the date of a time that
+    does not fit; make a connection too long after the flight before into the next leg."""
+    rows: list[list[InlineButton]] = []
+    if kind_of(key) not in ("date", "departure"):
+        return rows
+    index = split_key(key)[0]
+    if kind_of(key) == "departure":
+        label = turn.t.gettext(texts.CHANGE_DATE)
+        rows.append([step_button(turn.draft, label, "ef", f"{index}.date")])
+    if trial.flights[index].connection:
+        label = turn.t.gettext(texts.MAKE_NEW_LEG)
+        rows.append([step_button(turn.draft, label, "nl", str(index))])
+    return rows
 
 
 def _answer_airport(turn: Turn, key: str, text: str) -> None:
@@ -99,26 +152,39 @@ def _answer_airport(turn: Turn, key: str, text: str) -> None:
         turn.say(texts.no_airport(turn.t, text.strip(), bool(suggestions)), rows)
 
 
-def _store(draft: Draft, key: str, value: Answer) -> None:
-    if key == "name" and isinstance(value, str):
-        draft.passenger = value
-    elif key == "trip" and isinstance(value, bool):
-        draft.return_trip = value
-        if not value:
-            draft.flights[1] = FlightDraft()
+def store(draft: Draft, key: str, value: Answer) -> None:
+    """Put `value` into `draft` as the answer to `key`, with what follows from it: a connection
+    departs where the flight before it lands; a flight number brings its airline's name."""
+    if key.startswith("name.") and isinstance(value, str):
+        draft.passengers[index_of(key)] = value
+        return
+    index, name = split_key(key)
+    flight = draft.flights[index]
+    if isinstance(value, validate.ArrivalInput):
+        flight.arrival, flight.arrival_offset = value.time, value.offset
+    elif name == "number" and isinstance(value, str):
+        if flight.number is None or code_of(flight.number) != code_of(value):
+            flight.airline = _known_airline(draft, code_of(value))
+        flight.number = value
     else:
-        flight = draft.flights[split_key(key)[0]]
-        if isinstance(value, validate.ArrivalInput):
-            flight.arrival, flight.arrival_offset = value.time, value.offset
-        else:
-            setattr(flight, split_key(key)[1], value)
+        setattr(flight, name, value)
+    following = draft.flights[index + 1] if index + 1 < len(draft.flights) else None
+    if name == "destination" and following and following.connection:
+        following.origin = flight.destination
+
+
+def _known_airline(draft: Draft, code: str) -> str | None:
+    """The airline of `code` from the data, or as the traveller named it for another flight."""
+    known = airline_name(code)
+    if known is not None:
+        return known
+    named = (f.airline for f in draft.flights if f.number and code_of(f.number) == code)
+    return next((a for a in named if a is not None), None)
 
 
 def _acknowledge(t: Texts, draft: Draft, key: str, others: Sequence[Airport]) -> str:
-    if key == "name":
-        return texts.ack_passenger(t, draft.passenger or "")
-    if key == "trip":
-        return texts.ack_trip(t, bool(draft.return_trip))
+    if key.startswith("name."):
+        return texts.ack_passenger(t, draft.passengers[index_of(key)] or "")
     index, name = split_key(key)
     flight = draft.flights[index]
     if name in ("origin", "destination"):
@@ -126,7 +192,9 @@ def _acknowledge(t: Texts, draft: Draft, key: str, others: Sequence[Airport]) ->
         assert airport
         return texts.ack_airport(t, name == "origin", airport, others)
     if name == "number":
-        return texts.ack_number(t, flight.number or "")
+        return texts.ack_number(t, flight.number or "", flight.airline)
+    if name == "airline":
+        return texts.ack_airline(t, flight.airline or "")
     if name == "date":
         assert flight.date
         return texts.ack_date(t, flight.date)

@@ -1,5 +1,5 @@
-"""Inline button presses: step buttons (trip, airport, summary, edit menu), pay, PDF and
-language buttons.
+"""Inline button presses: step buttons (choices, airport, date, summary, edit menus), pay, PDF
+and language buttons.
 
 A step button carries the step's `seq`, so a press on a button of an earlier step changes nothing.
 """
@@ -7,20 +7,38 @@ A step button carries the step's `seq`, so a press on a button of an earlier ste
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from itinerabot.dialogue import texts
 from itinerabot.dialogue.airports import default_index
 from itinerabot.dialogue.answers import answer
+from itinerabot.dialogue.choices import (
+    add_flight,
+    add_traveller,
+    make_next_leg,
+    no_more_flights,
+    no_more_travellers,
+    remove_flight,
+    remove_passenger,
+)
 from itinerabot.dialogue.commands import cancel
-from itinerabot.dialogue.draft import EDIT, FLIGHT_FIELDS, SUMMARY, Draft, answer_of, questions
+from itinerabot.dialogue.draft import (
+    EDIT,
+    EDIT_FLIGHT,
+    MORE,
+    SUMMARY,
+    TRAVELLERS,
+    Draft,
+    kind_of,
+)
+from itinerabot.dialogue.menus import editable, flight_text, show_edit_menu, show_flight_menu
 from itinerabot.dialogue.prompts import ask, hint
 from itinerabot.dialogue.summary import advance, release_order
-from itinerabot.dialogue.turn import Turn, find_order, step_button
+from itinerabot.dialogue.turn import Turn, find_order
 from itinerabot.dialogue.types import (
     AnswerCallback,
     ButtonPress,
     ChooseLanguage,
-    InlineButton,
     PayByCard,
     PayWithStars,
     PayWithUsdc,
@@ -59,57 +77,122 @@ def _press_fits(draft: Draft, kind: str, value: str) -> bool:
     at = draft.at
     if at is None:
         return False
-    if kind == "trip":
-        return at == "trip" and value in ("oneway", "return")
+    menu = at == EDIT or at.startswith(EDIT_FLIGHT + ".")
+    if kind == "tr":
+        return at == TRAVELLERS and value in ("add", "done")
+    if kind == "mo":
+        return at == MORE and value in ("connect", "leg", "done")
     if kind == "ap":
-        return at.endswith(("origin", "destination")) and default_index().by_code(value) is not None
+        return (
+            kind_of(at) in ("origin", "destination") and default_index().by_code(value) is not None
+        )
+    if kind == "al":
+        return kind_of(at) == "airline" and "." in at and value == "skip"
+    if kind == "dt":
+        return kind_of(at) == "date" and "." in at and _iso_date(value) is not None
+    if kind == "nl":
+        return _flight_at(draft, value) and at in (f"{value}.date", f"{value}.departure")
     if kind == "sum":
         return at == SUMMARY and value in ("edit", "cancel")
     if kind == "ef":
-        return at != SUMMARY and ((value == "back" and at == EDIT) or _editable(draft, value))
+        return at != SUMMARY and ((value == "back" and menu) or editable(draft, value))
+    if kind == "em":
+        return at == EDIT and _flight_at(draft, value)
+    if kind == "rm":
+        return menu and _removable(draft, value)
+    if kind == "add":
+        return at == EDIT and value in ("p", "f")
     return False
 
 
-def _editable(draft: Draft, key: str) -> bool:
-    return key in questions(draft) and answer_of(draft, key) is not None
+def _flight_at(draft: Draft, value: str) -> bool:
+    return value.isdigit() and int(value) < len(draft.flights)
+
+
+def _iso_date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _removable(draft: Draft, value: str) -> bool:
+    what, number = value[:1], value[1:]
+    if not number.isdigit():
+        return False
+    if what == "p":
+        return len(draft.passengers) > 1 and int(number) < len(draft.passengers)
+    return what == "f" and len(draft.flights) > 1 and int(number) < len(draft.flights)
 
 
 def _on_step_button(turn: Turn, kind: str, value: str) -> None:
-    draft = turn.draft
-    if kind == "trip":
-        answer(turn, "trip", value == "return")
+    draft, rules = turn.draft, turn.ctx.trips
+    if kind == "tr" and value == "add" and len(draft.passengers) < rules.max_travellers:
+        add_traveller(turn)
+    elif kind == "tr":
+        no_more_travellers(turn)
+    elif kind == "mo" and value != "done" and len(draft.flights) < rules.max_flights:
+        add_flight(turn, connection=value == "connect")
+    elif kind == "mo":
+        no_more_flights(turn)
     elif kind == "ap":
         airport = default_index().by_code(value)
         assert airport and draft.at
         answer(turn, draft.at, airport)
+    elif kind == "al":
+        assert draft.at
+        answer(turn, draft.at, "")
+    elif kind == "dt":
+        chosen = _iso_date(value)
+        assert chosen and draft.at
+        answer(turn, draft.at, chosen)
+    elif kind == "nl":
+        make_next_leg(turn, int(value))
     elif kind == "sum" and value == "cancel":
         cancel(turn)
     elif kind == "sum":
-        _show_edit_menu(turn)
-    elif value == "back":
+        show_edit_menu(turn)
+    elif kind == "ef" and value == "back" and draft.at == EDIT:
         advance(turn)
-    else:
+    elif kind == "ef" and value == "back":
+        show_edit_menu(turn)
+    elif kind == "ef":
         ask(turn, value, [release_order(turn)])
+    elif kind == "em":
+        show_flight_menu(turn, int(value))
+    elif kind == "rm":
+        _remove(turn, value)
+    else:
+        _add(turn, value)
 
 
-def _show_edit_menu(turn: Turn) -> None:
-    draft, t = turn.draft, turn.t
-    draft.move_to(EDIT)
-    rows: list[list[InlineButton]] = [
-        [
-            step_button(draft, texts.edit_label(t, "name", None), "ef", "name"),
-            step_button(draft, texts.edit_label(t, "trip", None), "ef", "trip"),
-        ]
-    ]
-    for index in range(2 if draft.return_trip else 1):
-        label = texts.edit_flight_label(t, index) if draft.return_trip else None
-        buttons = [
-            step_button(draft, texts.edit_label(t, name, label), "ef", f"{index}.{name}")
-            for name in FLIGHT_FIELDS
-        ]
-        rows += [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    rows.append([step_button(draft, t.gettext(texts.BACK_TO_SUMMARY), "ef", "back")])
-    turn.say(t.gettext(texts.EDIT_WHAT), rows)
+def _remove(turn: Turn, value: str) -> None:
+    note = release_order(turn)
+    index = int(value[1:])
+    if value.startswith("p"):
+        remove_passenger(turn, index)
+    else:
+        remove_flight(turn, index, flight_text(turn.draft, index))
+    if note:
+        turn.say(note)
+
+
+def _add(turn: Turn, value: str) -> None:
+    draft, rules, t = turn.draft, turn.ctx.trips, turn.t
+    if value == "p" and len(draft.passengers) >= rules.max_travellers:
+        turn.say(texts.travellers_full(t, rules.max_travellers))
+    elif value == "f" and len(draft.flights) >= rules.max_flights:
+        turn.say(texts.flights_full(t, rules.max_flights))
+    else:
+        note = release_order(turn)
+        if note:
+            turn.say(note)
+        (add_traveller if value == "p" else _reopen_flights)(turn)
+
+
+def _reopen_flights(turn: Turn) -> None:
+    turn.draft.flights_done = False
+    advance(turn)
 
 
 _PAY: dict[str, type[PayByCard | PayWithUsdc | PayWithStars]] = {

@@ -1,11 +1,13 @@
 """Whether the answers of a draft fit together, and which question needs asking next.
 
 Each answer is checked against the ones before it, so an edit only re-asks what it invalidates.
+A flight after another departs after it lands, at least the minimum connection time later; a
+connection departs within 24 h from the airport the flight before landed at.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from itinerabot.dialogue import texts, validate
@@ -30,6 +32,14 @@ def arrival(flight: FlightDraft) -> validate.Arrival | validate.Invalid | None:
     return validate.resolve_arrival(departed, flight.origin.tz, answer, flight.destination.tz)
 
 
+def landing(flight: FlightDraft) -> datetime | None:
+    """When the flight lands (aware, at its destination), once that is known and valid."""
+    arrived = arrival(flight)
+    if not isinstance(arrived, validate.Arrival) or flight.destination is None:
+        return None
+    return validate.aware(arrived.local, flight.destination.tz)
+
+
 def local_today(ctx: Context, airport: Airport) -> date:
     """Today's date at `airport`."""
     return ctx.now.astimezone(ZoneInfo(airport.tz)).date()
@@ -37,44 +47,55 @@ def local_today(ctx: Context, airport: Airport) -> date:
 
 def problem(draft: Draft, key: str, ctx: Context) -> str | None:
     """Why the answer to `key` does not fit the answers before it, or None."""
-    if key in ("name", "trip"):
+    if key.startswith("name.") or "." not in key:
         return None
     index, name = split_key(key)
     flight = draft.flights[index]
+    t = ctx.texts
     same = flight.origin and flight.destination and flight.origin.iata == flight.destination.iata
     if name == "destination" and same and flight.origin:
-        return texts.same_airport(ctx.texts, flight.origin)
+        return texts.same_airport(t, flight.origin)
+    landed = landing(draft.flights[index - 1]) if index else None
     if name == "date" and flight.date and flight.origin:
         invalid = validate.check_date(flight.date, today=local_today(ctx, flight.origin))
         if invalid:
-            return invalid.say(ctx.texts)
-        landed = _outbound_landing(draft) if index == 1 else None
-        latest = datetime.combine(flight.date, time(23, 59))
-        if landed and validate.aware(latest, flight.origin.tz) < landed:
-            return texts.return_date_before_outbound(ctx.texts, flight.date, landed)
+            return invalid.say(t)
+        if landed is None:
+            return None
+        first = validate.aware(datetime.combine(flight.date, time(0, 0)), flight.origin.tz)
+        last = validate.aware(datetime.combine(flight.date, time(23, 59)), flight.origin.tz)
+        if last < landed:
+            return texts.date_before_landing(t, flight.date, landed)
+        if flight.connection and first - landed > ctx.trips.max_connection:
+            return texts.connection_day_too_late(t, flight.date, landed)
     if name == "departure" and flight.origin:
         departed = departure(flight)
         if departed is None:
             return None
         invalid = validate.check_departure(departed, flight.origin.tz, now=ctx.now)
-        landed = _outbound_landing(draft) if index == 1 else None
-        if invalid is None and landed:
-            invalid = validate.check_return_after_outbound(
-                validate.aware(departed, flight.origin.tz), landed
-            )
-        return invalid.say(ctx.texts) if invalid else None
+        if invalid:
+            return invalid.say(t)
+        if landed is None:
+            return None
+        return _gap_problem(ctx, flight, validate.aware(departed, flight.origin.tz), landed)
     if name == "arrival":
         arrived = arrival(flight)
-        return arrived.say(ctx.texts) if isinstance(arrived, validate.Invalid) else None
+        return arrived.say(t) if isinstance(arrived, validate.Invalid) else None
     return None
 
 
-def _outbound_landing(draft: Draft) -> datetime | None:
-    arrived = arrival(draft.flights[0])
-    destination = draft.flights[0].destination
-    if not isinstance(arrived, validate.Arrival) or destination is None:
-        return None
-    return validate.aware(arrived.local, destination.tz)
+def _gap_problem(
+    ctx: Context, flight: FlightDraft, departs: datetime, landed: datetime
+) -> str | None:
+    """Why a flight departing at `departs` cannot follow one that landed at `landed`, or None."""
+    t, gap = ctx.texts, departs - landed
+    if gap < timedelta(0):
+        return texts.departs_before_landing(t, departs, landed)
+    if gap < ctx.trips.min_connection:
+        return texts.connection_too_short(t, gap, ctx.trips.min_connection)
+    if flight.connection and gap > ctx.trips.max_connection:
+        return texts.connection_too_long(t, gap)
+    return None
 
 
 def next_question(draft: Draft, ctx: Context) -> tuple[str, str | None] | None:

@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 
 from itinerabot.dialogue import texts
-from itinerabot.dialogue.draft import EDIT, FLIGHT_FIELDS, SUMMARY, Draft, questions
+from itinerabot.dialogue.draft import (
+    EDIT,
+    EDIT_FLIGHT,
+    SUMMARY,
+    Draft,
+    index_of,
+    kind_of,
+    questions,
+)
 from itinerabot.dialogue.prompts import ask, flight_label, hint
 from itinerabot.dialogue.summary import release_order
 from itinerabot.dialogue.turn import Turn, find_order
@@ -64,23 +72,21 @@ def _start(turn: Turn) -> None:
     if old.order and (order is None or order.status is OrderStatus.AWAITING_PAYMENT):
         kept = texts.order_still_payable(turn.t, old.order)
     turn.draft = Draft(seq=old.seq)
-    ask(turn, "name", [texts.greeting(turn.t, turn.ctx), kept])
+    ask(turn, "name.0", [texts.greeting(turn.t, turn.ctx), kept])
 
 
 def _status(draft: Draft, ctx: Context) -> str:
     t = ctx.texts
     if draft.at == SUMMARY and draft.order:
         return texts.status_summary(t, draft.order, find_order(ctx, draft.order))
-    if draft.at == EDIT:
+    if draft.at == EDIT or (draft.at or "").startswith(EDIT_FLIGHT + "."):
         return t.gettext(texts.STATUS_EDITING)
     if draft.at is not None:
         keys = questions(draft)
-        total = len(keys) if draft.return_trip is not None else len(keys) + len(FLIGHT_FIELDS)
-        index, _, name = draft.at.rpartition(".")
-        question = t.gettext(texts.QUESTIONS[name])
-        if index:
-            question = f"{flight_label(t, draft, int(index)).lower()}: {question}"
-        return texts.status_in_progress(t, keys.index(draft.at), total, question)
+        question = t.gettext(texts.QUESTIONS[kind_of(draft.at)])
+        if draft.at[:1].isdigit():
+            question = f"{flight_label(t, draft, index_of(draft.at))}: {question}"
+        return texts.status_in_progress(t, keys.index(draft.at), len(keys), question)
     if ctx.orders:
         return f"{t.gettext(texts.STATUS_IDLE)}\n{texts.status_latest(t, ctx.orders[0])}"
     return t.gettext(texts.STATUS_IDLE)

@@ -7,25 +7,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from itinerabot.airlines import airline_name
 from itinerabot.dialogue import texts, validate
 from itinerabot.dialogue.checks import arrival, departure, next_question
-from itinerabot.dialogue.draft import SUMMARY, Draft
-from itinerabot.dialogue.prompts import ask, flight_label
+from itinerabot.dialogue.draft import SUMMARY, Draft, code_of, legs
+from itinerabot.dialogue.menus import show_edit_menu
+from itinerabot.dialogue.prompts import ask
 from itinerabot.dialogue.turn import Turn, find_order, step_button
 from itinerabot.dialogue.types import CancelOrder, CreateOrder, InlineButton
-from itinerabot.i18n import Texts
 from itinerabot.models import Flight, Itinerary, OrderStatus
 
 
 def advance(turn: Turn, preface: Sequence[str] = ()) -> None:
     """Ask the next question that needs an answer, or show the summary when none does."""
     found = next_question(turn.draft, turn.ctx)
+    over = _over_the_limits(turn) if found is None and turn.draft.order is None else ""
+    if over:  # the shop lowered its limits while this draft was made
+        show_edit_menu(turn, "\n\n".join(p for p in (*preface, over) if p))
+        return
     if found is None:
         _show_summary(turn, preface)
         return
     key, reason = found
     notes = [*preface, release_order(turn), reason or ""]
     ask(turn, key, notes)
+
+
+def _over_the_limits(turn: Turn) -> str:
+    """Why the draft cannot become an order as it is (more flights or travellers than the shop
+    allows), or ""."""
+    draft, rules, t = turn.draft, turn.ctx.trips, turn.t
+    if len(draft.flights) > rules.max_flights:
+        return texts.too_many_flights(t, len(draft.flights), rules.max_flights)
+    if len(draft.passengers) > rules.max_travellers:
+        return texts.too_many_travellers(t, len(draft.passengers), rules.max_travellers)
+    return ""
 
 
 def release_order(turn: Turn) -> str:
@@ -44,18 +60,20 @@ def release_order(turn: Turn) -> str:
 
 def _show_summary(turn: Turn, preface: Sequence[str]) -> None:
     draft, ctx, t = turn.draft, turn.ctx, turn.t
-    itinerary, shown = _itinerary(t, draft)
+    itinerary, offsets = _itinerary(draft)
+    units = len(itinerary.passengers) if ctx.per_traveller else 1
     if draft.order is None:
         draft.order = ctx.new_reference
-        turn.actions.append(CreateOrder(draft.order, itinerary))
+        turn.actions.append(CreateOrder(draft.order, itinerary, units))
     draft.move_to(SUMMARY)
     notes = [p for p in preface if p]
     if notes:
         turn.say("\n\n".join(notes))
-    text = texts.summary(t, draft.passenger or "", shown, texts.offered_price(t, ctx), draft.order)
+    price = texts.total_price(t, ctx, units)
+    text = texts.summary(t, itinerary, offsets, price, draft.order)
     pay: list[InlineButton] = []
     if ctx.stars_price is not None:
-        label = t.gettext(texts.PAY_STARS, price=ctx.stars_price)
+        label = t.gettext(texts.PAY_STARS, price=ctx.stars_price * units)
         pay.append(InlineButton(label, data=f"pay:stars:{draft.order}"))
     if ctx.card_enabled:
         pay.append(InlineButton(t.gettext(texts.PAY_CARD), data=f"pay:card:{draft.order}"))
@@ -73,15 +91,22 @@ def _show_summary(turn: Turn, preface: Sequence[str]) -> None:
     turn.say(text, rows)
 
 
-def _itinerary(t: Texts, draft: Draft) -> tuple[Itinerary, list[tuple[str, Flight, int]]]:
-    """The finished itinerary; call only when `next_question` is None."""
-    shown: list[tuple[str, Flight, int]] = []
-    for index in range(2 if draft.return_trip else 1):
-        flight = draft.flights[index]
+def _itinerary(draft: Draft) -> tuple[Itinerary, list[int]]:
+    """The finished itinerary and each flight's arrival day offset; call only when
+    `next_question` is None."""
+    flights: list[Flight] = []
+    offsets: list[int] = []
+    for flight in draft.flights:
         departed, arrived = departure(flight), arrival(flight)
         assert flight.origin and flight.destination and flight.number and departed
         assert isinstance(arrived, validate.Arrival)
-        made = Flight(flight.number, flight.origin, flight.destination, departed, arrived.local)
-        shown.append((flight_label(t, draft, index), made, arrived.offset))
-    assert draft.passenger
-    return Itinerary((draft.passenger,), tuple((f,) for _, f, _ in shown)), shown
+        airline = flight.airline or airline_name(code_of(flight.number))
+        made = Flight(
+            flight.number, flight.origin, flight.destination, departed, arrived.local, airline
+        )
+        flights.append(made)
+        offsets.append(arrived.offset)
+    grouped = tuple(tuple(flights[i] for i in leg) for leg in legs(draft))
+    names = tuple(p for p in draft.passengers if p)
+    assert len(names) == len(draft.passengers)
+    return Itinerary(names, grouped), offsets

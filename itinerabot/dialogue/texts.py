@@ -6,6 +6,7 @@ nothing. Constants are English msgids marked with `N_`, translated where they ar
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from itinerabot.dialogue.types import Context
 from itinerabot.i18n import LANGUAGES, N_, Texts, english
-from itinerabot.models import Airport, Flight, Order, OrderStatus
+from itinerabot.models import Airport, Flight, Itinerary, Order, OrderStatus, TripShape, layover
 
 MAX_TEXT = 4096
 _UTC = ZoneInfo("UTC")
@@ -93,13 +94,33 @@ def money(amount: Decimal, currency: str) -> str:
 
 def offered_price(t: Texts, ctx: Context) -> str:
     """The price in each currency this chat is offered: `500 ⭐ or 10.00 USD`, `500 ⭐` (Stars
-    alone), `10.00 USD` (card or USDC alone, or nothing offered)."""
+    alone), `10.00 USD` (card or USDC alone, or nothing offered); "per traveller" after it when
+    the shop prices each traveller."""
     said = [] if ctx.stars_price is None else [f"{ctx.stars_price} ⭐"]
     if ctx.card_enabled or ctx.usdc_enabled or not said:
         said.append(money(ctx.price, ctx.currency))
-    if len(said) == 1:
-        return said[0]
-    return t.gettext("{first} or {second}", first=said[0], second=said[1])
+    price = said[0]
+    if len(said) == 2:
+        price = t.gettext("{first} or {second}", first=said[0], second=said[1])
+    return t.gettext("{price} per traveller", price=price) if ctx.per_traveller else price
+
+
+def total_price(t: Texts, ctx: Context, units: int) -> str:
+    """What an itinerary of `units` times the price costs: `offered_price` for one, else each
+    currency's total with its sum: `1000 ⭐ (2 × 500 ⭐) or 20.00 USD (2 × 10.00 USD)`."""
+    if units == 1:
+        return offered_price(t, dataclasses.replace(ctx, per_traveller=False))
+    said = (
+        []
+        if ctx.stars_price is None
+        else [(f"{ctx.stars_price * units} ⭐", f"{ctx.stars_price} ⭐")]
+    )
+    if ctx.card_enabled or ctx.usdc_enabled or not said:
+        said.append((money(ctx.price * units, ctx.currency), money(ctx.price, ctx.currency)))
+    each = [f"{total} ({units} × {unit})" for total, unit in said]
+    if len(each) == 1:
+        return each[0]
+    return t.gettext("{first} or {second}", first=each[0], second=each[1])
 
 
 def clip(text: str) -> str:
@@ -142,8 +163,9 @@ def help_text(t: Texts, ctx: Context) -> str:
     else:
         cost = t.gettext("It costs {price}, paid {ways}.", price=offered_price(t, ctx), ways=ways)
     return t.gettext(
-        "I turn the flights you enter into a neat PDF itinerary: passenger name, flight numbers, "
-        "airports, local times and flight durations. {cost}\n\n"
+        "I turn the flights you enter into a neat PDF itinerary: up to 9 travellers, one-way, "
+        "return or multi-city, with connections, airlines, airports, local times and flight "
+        "durations. {cost}\n\n"
         "The PDF is an itinerary of the flights you entered. It is not an airline ticket or a "
         "reservation: no seat is booked and no airline is involved.\n\n"
         "{commands}",
@@ -226,21 +248,107 @@ NAME_RULES = N_(
     "spaces, hyphens (-) and apostrophes ('), e.g. JANE MARY DOE or SEAN O'NEILL."
 )
 ASK_NAME = N_("Passenger name, as in the passport (Latin letters A–Z, spaces, - and '):")
-ASK_TRIP = N_("One-way or return?")
-TRIP_ONE_WAY = N_("One-way")
-TRIP_RETURN = N_("Return")
-TRIP_RULES = N_("Press One-way or Return below (or type one-way or return).")
 
 
-def flight_label(t: Texts, index: int, return_trip: bool) -> str:
-    if not return_trip:
-        return t.gettext("Flight")
-    return t.gettext("Outbound flight") if index == 0 else t.gettext("Return flight")
+def ask_next_name(t: Texts, number: int) -> str:
+    return t.gettext(
+        "Traveller {number}: name as in the passport (Latin letters A–Z, spaces, - and '):",
+        number=number,
+    )
 
 
-def edit_flight_label(t: Texts, index: int) -> str:
-    """The flight's name on the edit menu's buttons: `Outbound` or `Return`."""
-    return t.pgettext("flight", "Return") if index else t.pgettext("flight", "Outbound")
+ASK_TRAVELLERS = N_(
+    "Is anyone else travelling on this itinerary? Every traveller's name goes on the PDF."
+)
+ADD_TRAVELLER = N_("Add another traveller")
+TRAVELLERS_DONE = N_("No, on to the flights")
+TRAVELLERS_RULES = N_("Press Add another traveller, or No, on to the flights.")
+
+
+def travellers_full(t: Texts, most: int) -> str:
+    return t.gettext("That makes {most} travellers, the most one itinerary holds.", most=most)
+
+
+def ask_more(t: Texts, label: str, destination: Airport, landed: datetime) -> str:
+    return t.gettext(
+        "{flight} lands at {airport} {moment}. What comes next?\n"
+        "• a connecting flight from {airport}, on the same journey;\n"
+        "• the next leg: a new journey, e.g. the return or the next city;\n"
+        "• or nothing: the itinerary is complete.",
+        flight=label,
+        airport=destination.iata,
+        moment=local_moment(t, landed),
+    )
+
+
+def add_connection(t: Texts, a: Airport) -> str:
+    return t.gettext("Connecting flight from {airport}", airport=a.iata)
+
+
+ADD_LEG = N_("Next leg")
+FLIGHTS_DONE = N_("Done: show the summary")
+MORE_RULES = N_("Press a button: a connecting flight, the next leg, or done.")
+
+
+def flights_full(t: Texts, most: int) -> str:
+    return t.gettext("That makes {most} flights, the most one itinerary holds.", most=most)
+
+
+def too_many_flights(t: Texts, count: int, most: int) -> str:
+    return t.gettext(
+        "This itinerary has {count} flights, but one holds at most {most}. Remove a flight to "
+        "go on.",
+        count=count,
+        most=most,
+    )
+
+
+def too_many_travellers(t: Texts, count: int, most: int) -> str:
+    return t.gettext(
+        "This itinerary has {count} travellers, but one holds at most {most}. Remove a "
+        "traveller to go on.",
+        count=count,
+        most=most,
+    )
+
+
+def flight_label(t: Texts, index: int, count: int) -> str:
+    """What the flight at `index` of `count` is called: "Flight", or "Flight 2"."""
+    return t.gettext("Flight") if count == 1 else t.gettext("Flight {number}", number=index + 1)
+
+
+def connection_label(t: Texts, label: str, via: Airport) -> str:
+    return t.gettext("{flight} (connecting at {airport})", flight=label, airport=via.iata)
+
+
+def ask_airline(t: Texts, label: str, number: str) -> str:
+    return t.gettext(
+        "{flight} {number}: I don't know the airline with the code {code}. What is the airline's "
+        "name, as on your booking? (Latin letters, e.g. Air Example.) It is asked once for this "
+        "code.",
+        flight=label,
+        number=number,
+        code=number.partition(" ")[0],
+    )
+
+
+def ask_airline_again(t: Texts, label: str, number: str) -> str:
+    return t.gettext(
+        "{flight} {number}: which airline's name goes beside it, as on your booking? (Latin "
+        "letters, e.g. Air Example.)",
+        flight=label,
+        number=number,
+    )
+
+
+SKIP_AIRLINE = N_("Skip: show the flight number only")
+AIRLINE_RULES = N_(
+    "Type the airline's name with Latin letters, digits, spaces and . & - ' ( ), 2 to 40 "
+    "characters, e.g. Air Example."
+)
+SAME_DAY = N_("Same day, {day}")
+NEXT_DAY = N_("Next day, {day}")
+MAKE_NEW_LEG = N_("Make it the next leg")
 
 
 def ask_origin(t: Texts, label: str) -> str:
@@ -313,8 +421,17 @@ def ack_passenger(t: Texts, name: str) -> str:
     return t.gettext("Passenger: {name}", name=name)
 
 
-def ack_trip(t: Texts, return_trip: bool) -> str:
-    return t.gettext("Return trip.") if return_trip else t.gettext("One-way trip.")
+def ack_travellers(t: Texts, count: int) -> str:
+    return t.ngettext("{count} traveller.", "{count} travellers.", count, count=count)
+
+
+def ack_airline(t: Texts, name: str) -> str:
+    return t.gettext("Airline: {name}", name=name) if name else t.gettext("Airline: not given")
+
+
+def flight_name(number: str, airline: str | None) -> str:
+    """`LH 400 · Lufthansa`, or the number alone when the airline is not known."""
+    return f"{number} · {airline}" if airline else number
 
 
 def ack_airport(t: Texts, origin: bool, a: Airport, others: Sequence[Airport]) -> str:
@@ -331,8 +448,8 @@ def ack_airport(t: Texts, origin: bool, a: Airport, others: Sequence[Airport]) -
     return text
 
 
-def ack_number(t: Texts, number: str) -> str:
-    return t.gettext("Flight number: {number}", number=number)
+def ack_number(t: Texts, number: str, airline: str | None) -> str:
+    return t.gettext("Flight number: {number}", number=flight_name(number, airline))
 
 
 def ack_date(t: Texts, when: date) -> str:
@@ -412,7 +529,9 @@ CHANGE_DATE = N_("Change the date")
 
 HINTS = {
     "name": N_("Please type the passenger name as in the passport."),
-    "trip": N_("Please press One-way or Return."),
+    "travellers": TRAVELLERS_RULES,
+    "more": MORE_RULES,
+    "airline": N_("Please type the airline's name, e.g. Air Example."),
     "origin": N_("Please type the departure airport: a city, an airport name or a code."),
     "destination": N_("Please type the arrival airport: a city, an airport name or a code."),
     "number": N_("Please type the flight number, e.g. LH 401."),
@@ -553,22 +672,48 @@ def flight_too_long(t: Texts, took_off: datetime, landed: datetime, most: timede
     )
 
 
-def return_date_before_outbound(t: Texts, when: date, outbound_arrival: datetime) -> str:
+def date_before_landing(t: Texts, when: date, landed: datetime) -> str:
     return t.gettext(
-        "The return can't be on {day}: the outbound flight lands {arrival}. "
+        "This flight can't be on {day}: the flight before it lands {arrival}. "
         "Type a date on or after its arrival.",
         day=day(t, when),
-        arrival=local_moment(t, outbound_arrival),
+        arrival=local_moment(t, landed),
     )
 
 
-def return_before_outbound(t: Texts, departure: datetime, outbound_arrival: datetime) -> str:
+def connection_day_too_late(t: Texts, when: date, landed: datetime) -> str:
     return t.gettext(
-        "The return would depart {departure}, before the outbound flight lands ({arrival}; "
-        "{arrival_utc}). The return must depart after the outbound arrives.",
+        "{day} is more than 24 hours after the flight before lands ({arrival}). A stop that long "
+        "is the next leg, not a connection: type an earlier date, or press Make it the next leg.",
+        day=day(t, when),
+        arrival=local_moment(t, landed),
+    )
+
+
+def departs_before_landing(t: Texts, departure: datetime, landed: datetime) -> str:
+    return t.gettext(
+        "This flight would depart {departure}, before the flight before it lands ({arrival}; "
+        "{arrival_utc}). It must depart after that one arrives.",
         departure=local_moment(t, departure),
-        arrival=local_moment(t, outbound_arrival),
-        arrival_utc=utc_moment(t, outbound_arrival),
+        arrival=local_moment(t, landed),
+        arrival_utc=utc_moment(t, landed),
+    )
+
+
+def connection_too_short(t: Texts, gap: timedelta, least: timedelta) -> str:
+    return t.gettext(
+        "That leaves only {gap} after the flight before lands; a connection needs at least "
+        "{least}. Type a later time, or change the date.",
+        gap=duration(t, gap),
+        least=duration(t, least),
+    )
+
+
+def connection_too_long(t: Texts, gap: timedelta) -> str:
+    return t.gettext(
+        "That is {gap} after the flight before lands. A stop of more than 24 hours is the next "
+        "leg, not a connection: type an earlier time, or press Make it the next leg.",
+        gap=duration(t, gap),
     )
 
 
@@ -585,13 +730,19 @@ EDIT = N_("Edit")
 CANCEL = N_("Cancel")
 BACK_TO_SUMMARY = N_("Back to the summary")
 NO_PAYMENT_METHOD = N_("Payment is not available at the moment; please try again later.")
-EDIT_WHAT = N_("What would you like to change?")
+EDIT_WHAT = N_(
+    "What would you like to change? Tap a traveller or a flight to change it, or remove one."
+)
+ADD_FLIGHT = N_("Add a flight")
+REMOVE = N_("Remove")
+REMOVE_FLIGHT = N_("Remove this flight")
+BACK = N_("Back")
 FIELD_LABELS = {
     "name": N_("Passenger name"),
-    "trip": N_("One-way / return"),
     "origin": N_("from"),
     "destination": N_("to"),
     "number": N_("flight number"),
+    "airline": N_("airline"),
     "date": N_("date"),
     "departure": N_("departure time"),
     "arrival": N_("arrival time"),
@@ -603,44 +754,115 @@ def edit_label(t: Texts, field: str, flight: str | None) -> str:
     return f"{flight}: {label}" if flight else label
 
 
+def flight_button(number: int, flight: str, origin: str, destination: str) -> str:
+    """An edit menu button for one flight: `2. QR 830 DOH→BKK`."""
+    return f"{number}. {flight} {origin}→{destination}"
+
+
+def edit_flight_what(t: Texts, label: str, flight: str) -> str:
+    return t.gettext(
+        "{flight} ({number}): what would you like to change?", flight=label, number=flight
+    )
+
+
+def passenger_removed(t: Texts, name: str) -> str:
+    return t.gettext("Removed {name} from the itinerary.", name=name)
+
+
+def flight_removed(t: Texts, flight: str) -> str:
+    return t.gettext("Removed flight {flight}.", flight=flight)
+
+
+def leg_heading(t: Texts, shape: TripShape, index: int, route_text: str) -> str:
+    """`Outbound: FRA → DOH → BKK`, `Return: …`, `Leg 3: …`, or `Flights: …` for one-way."""
+    if shape is TripShape.ONE_WAY:
+        return t.gettext("One-way: {route}", route=route_text)
+    if shape is TripShape.RETURN:
+        if index == 0:
+            return t.gettext("Outbound: {route}", route=route_text)
+        return t.gettext("Return: {route}", route=route_text)
+    return t.gettext("Leg {number}: {route}", number=index + 1, route=route_text)
+
+
+def layover_line(t: Texts, at: Airport, span: timedelta) -> str:
+    return t.gettext(
+        "Connection at {airport}: {duration} on the ground",
+        airport=at.iata,
+        duration=duration(t, span),
+    )
+
+
 def summary(
     t: Texts,
-    passenger: str,
-    flights: Sequence[tuple[str, Flight, int]],
+    itinerary: Itinerary,
+    offsets: Sequence[int],
     price: str,
     reference: str,
 ) -> str:
-    """The whole itinerary for a last check: `flights` holds (label, flight, arrival day
-    offset); `price` as `prices` says it."""
-    parts = [t.gettext("Please check your itinerary."), "", ack_passenger(t, passenger)]
-    for label, flight, offset in flights:
-        arrives = local_moment(t, flight.arrival_aware)
-        if offset:
-            arrives += f" – {day_note(t, offset)}"
-        parts += [
-            "",
-            f"{label} {flight.flight_number}",
-            t.gettext("From: {airport}", airport=airport(flight.origin)),
-            ack_departure(t, flight.departure_aware),
-            t.gettext("To: {airport}", airport=airport(flight.destination)),
-            t.gettext("Arrives: {moment}", moment=arrives),
-            t.gettext("Flight time: {duration}", duration=duration(t, flight.duration)),
-        ]
-    parts += [
+    """The whole itinerary for a last check, flights grouped by leg with their connections;
+    `offsets` holds each flight's arrival day offset; `price` as `total_price` says it. A trip
+    too long for one message in full shows one line per flight."""
+    names = itinerary.passengers
+    head = [t.gettext("Please check your itinerary."), ""]
+    if len(names) == 1:
+        head.append(ack_passenger(t, names[0]))
+    else:
+        head.append(t.gettext("Travellers ({count}):", count=len(names)))
+        head += [f"{n}. {name}" for n, name in enumerate(names, start=1)]
+    tail = [
         "",
-        t.gettext(
-            "Price: {price} · Order {reference}",
-            price=price,
-            reference=reference,
-        ),
+        t.gettext("Price: {price} · Order {reference}", price=price, reference=reference),
         "",
         t.gettext(ITINERARY_NOT_TICKET),
     ]
-    return clip("\n".join(parts))
+    whole = "\n".join([*head, *_journey(t, itinerary, offsets, compact=False), *tail])
+    if len(whole) <= MAX_TEXT:
+        return whole
+    return clip("\n".join([*head, *_journey(t, itinerary, offsets, compact=True), *tail]))
+
+
+def _journey(t: Texts, itinerary: Itinerary, offsets: Sequence[int], compact: bool) -> list[str]:
+    """The flights leg by leg, with the time on the ground at each connection."""
+    parts: list[str] = []
+    count, number = len(itinerary.flights), 0
+    for leg_index, leg in enumerate(itinerary.legs):
+        codes = [leg[0].origin.iata, *(f.destination.iata for f in leg)]
+        parts += ["", leg_heading(t, itinerary.shape, leg_index, " → ".join(codes))]
+        for position, flight in enumerate(leg):
+            if position:
+                parts.append(layover_line(t, flight.origin, layover(leg[position - 1], flight)))
+            offset = offsets[number]
+            number += 1
+            name = flight_name(flight.flight_number, flight.airline)
+            if compact:
+                parts.append(_flight_line(t, number, name, flight, offset))
+                continue
+            arrives = local_moment(t, flight.arrival_aware)
+            if offset:
+                arrives += f" – {day_note(t, offset)}"
+            parts += [
+                f"{flight_label(t, number - 1, count)} {name}",
+                t.gettext("From: {airport}", airport=airport(flight.origin)),
+                ack_departure(t, flight.departure_aware),
+                t.gettext("To: {airport}", airport=airport(flight.destination)),
+                t.gettext("Arrives: {moment}", moment=arrives),
+                t.gettext("Flight time: {duration}", duration=duration(t, flight.duration)),
+            ]
+    return parts
+
+
+def _flight_line(t: Texts, number: int, name: str, flight: Flight, offset: int) -> str:
+    """`3. QR 831 · Qatar Airways: BKK Sat 2 Jan 2027 20:00 → DOH 23:15 (7 h 15 min)`."""
+    departs, arrives = flight.departure_local, flight.arrival_local
+    landing = f"{arrives:%H:%M}" + (f" ({offset:+d})" if offset else "")
+    return (
+        f"{number}. {name}: {flight.origin.iata} {day(t, departs.date())} {departs:%H:%M} → "
+        f"{flight.destination.iata} {landing} ({duration(t, flight.duration)})"
+    )
 
 
 SUMMARY_HINT = N_("Use the buttons under the summary: pay, edit or cancel.")
-EDIT_HINT = N_("Pick the field to change with the buttons above.")
+EDIT_HINT = N_("Pick what to change with the buttons above.")
 IDLE_HINT = N_("Send /start to make a new itinerary, or /help to learn more.")
 STALE = N_("That step is already done.")
 ALREADY_PAID = N_("This order is already paid.")
@@ -680,7 +902,9 @@ def order_line(t: Texts, order: Order) -> str:
 
 QUESTIONS = {
     "name": N_("the passenger name"),
-    "trip": N_("one-way or return"),
+    "travellers": N_("whether anyone else travels"),
+    "more": N_("what comes after the last flight"),
+    "airline": N_("the airline's name"),
     "origin": N_("the departure airport"),
     "destination": N_("the arrival airport"),
     "number": N_("the flight number"),
@@ -720,7 +944,7 @@ def status_summary(t: Texts, reference: str, order: Order | None) -> str:
     return text
 
 
-STATUS_EDITING = N_("You are changing your itinerary: pick a field with the buttons above.")
+STATUS_EDITING = N_("You are changing your itinerary: pick what to change with the buttons above.")
 STATUS_IDLE = N_("No itinerary in progress. /start makes a new one.")
 
 

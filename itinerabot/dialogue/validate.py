@@ -113,6 +113,23 @@ _NAME_TRANSLITERATION = str.maketrans(
     {"Ð": "D", "Þ": "TH", "Æ": "AE", "Ø": "O", "Œ": "OE", "Ł": "L", "Đ": "D", "ß": "SS"}
 )
 
+# ---------------------------------------------------------------- airline name
+
+AIRLINE_MIN, AIRLINE_MAX = 2, 40
+_AIRLINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .&'()\-]*")
+
+
+def parse_airline_name(text: str) -> str | Invalid:
+    """An airline's name as the traveller typed it, spaces tidied: Latin letters, digits and
+    `. & - ' ( )` only, so the PDF's fonts can print it."""
+    name = " ".join(text.replace("’", "'").split())
+    if not AIRLINE_MIN <= len(name) <= AIRLINE_MAX or not _AIRLINE.fullmatch(name):
+        return _says(texts.AIRLINE_RULES)
+    if sum(c.isalpha() for c in name) < AIRLINE_MIN:
+        return _says(texts.AIRLINE_RULES)
+    return name
+
+
 # ---------------------------------------------------------------- flight number
 
 _FLIGHT_NUMBER = re.compile(r"([A-Z0-9]{2}|[A-Z]{3})(\d{1,4})([A-Z]?)")
@@ -314,14 +331,3 @@ def _arrival_on(
     if duration > MAX_FLIGHT:
         return Invalid(lambda t: texts.flight_too_long(t, took_off, landed, MAX_FLIGHT))
     return Arrival(local, offset, inferred)
-
-
-def check_return_after_outbound(
-    return_departure: datetime, outbound_arrival: datetime
-) -> Invalid | None:
-    """Why the return (aware departure) cannot depart then: before the outbound (aware) lands."""
-    if return_departure < outbound_arrival:
-        return Invalid(
-            lambda t: texts.return_before_outbound(t, return_departure, outbound_arrival)
-        )
-    return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from itinerabot.models import Payment, PaymentMethod
 from itinerabot.operator.attention import Attention, anomaly_facts
@@ -25,6 +26,15 @@ def when(t: datetime | None) -> str:
     if t.tzinfo is not None:
         t = t.astimezone(UTC)
     return t.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if t.tzinfo is not None else "")
+
+
+def price_text(total: Decimal, currency: str, quantity: int) -> str:
+    """An order's price: `10.00 USD`, or `20.00 USD (2 × 10.00 USD)` when the total is made of
+    several units (travellers, when priced per traveller)."""
+    text = money_text(total, currency)
+    if quantity > 1:
+        text += f" ({quantity} × {money_text(total / quantity, currency)})"
+    return text
 
 
 def attention_lines(items: list[Attention]) -> list[str]:
@@ -74,7 +84,7 @@ def _section(title: str, rows: list[str]) -> list[str]:
 def _order_lines(o: OrderRecord) -> list[str]:
     lines = [
         f"Order {o.reference}: {o.status.value.replace('_', ' ')}",
-        f"  chat {o.chat_id}, price {money_text(o.price, o.currency)}",
+        f"  chat {o.chat_id}, price {price_text(o.price, o.currency, o.quantity)}",
         f"  created {when(o.created_at)}, paid {when(o.paid_at)}, delivered {when(o.delivered_at)}",
         *(f"  passenger {name}" for name in o.itinerary.passengers),
     ]

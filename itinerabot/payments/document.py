@@ -19,6 +19,8 @@ from itinerabot.store import orders as order_rows
 
 #: PDFs rendered at once: each holds a worker thread and some memory
 RENDER_THREADS = 2
+#: Telegram's limit on a document's caption, in UTF-16 code units
+CAPTION_LIMIT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +64,52 @@ def document_renderer(store: Store, page_size: PageSize) -> DocumentRenderer:
         return Document(
             content=content,
             filename=itinerary_filename(order),
-            caption=t.gettext(
-                "Flight itinerary {reference} for {passenger}. Not an airline ticket.",
-                reference=order.reference,
-                passenger=", ".join(order.itinerary.passengers),
-            ),
+            caption=document_caption(t, order),
         )
 
     return render
+
+
+def document_caption(t: Texts, order: Order) -> str:
+    """The caption under the PDF: our reference, the first traveller and how many more (the PDF
+    lists them all), within Telegram's limit: an over-long name is cut with an ellipsis."""
+    first, *others = order.itinerary.passengers
+
+    def caption(passenger: str) -> str:
+        if not others:
+            return t.gettext(
+                "Flight itinerary {reference} for {passenger}. Not an airline ticket.",
+                reference=order.reference,
+                passenger=passenger,
+            )
+        return t.ngettext(
+            "Flight itinerary {reference} for {passenger} and {count} more traveller. "
+            "Not an airline ticket.",
+            "Flight itinerary {reference} for {passenger} and {count} more travellers. "
+            "Not an airline ticket.",
+            len(others),
+            reference=order.reference,
+            passenger=passenger,
+            count=len(others),
+        )
+
+    full = caption(first)
+    over = _utf16_length(full) - CAPTION_LIMIT
+    if over <= 0:
+        return full
+    return caption(_cut(first, _utf16_length(first) - over - 1) + "…")
+
+
+def _utf16_length(text: str) -> int:
+    """The length Telegram counts: a character beyond the BMP (an emoji) is two units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut(text: str, units: int) -> str:
+    """The longest start of `text` at most `units` UTF-16 code units long."""
+    used = 0
+    for index, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > units:
+            return text[:index]
+    return text

@@ -1,4 +1,5 @@
-"""Lay out one order as an itinerary PDF: flights, payment receipt, a QR code of the reference.
+"""Lay out one order as an itinerary PDF: the travellers, the flights leg by leg with their
+connections, the payment receipt, and a QR code of our reference.
 
 Pure and synchronous (the caller runs it in a thread): reportlab's canvas, built-in fonts, no
 images, and the same input always gives the same bytes.
@@ -15,11 +16,32 @@ from typing import Final, Literal
 from reportlab.graphics.barcode.qr import QrCode
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.units import mm
-from reportlab.lib.utils import simpleSplit
-from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
-from itinerabot.models import STARS_CURRENCY, Airport, Flight, Order, Payment, PaymentMethod
+from itinerabot.models import (
+    STARS_CURRENCY,
+    Airport,
+    Flight,
+    Itinerary,
+    Order,
+    Payment,
+    PaymentMethod,
+    TripShape,
+    layover,
+)
+from itinerabot.pdf.countries import country_name
+from itinerabot.pdf.layout import (
+    BOLD,
+    GREY,
+    LEADING,
+    MONO,
+    REGULAR,
+    Flow,
+    Header,
+    Line,
+    draw_pages,
+    paginate,
+)
 
 PageSize = Literal["A4", "Letter"]
 
@@ -27,6 +49,12 @@ NOT_A_TICKET: Final = (
     "This is an itinerary of the flights entered by the traveller. "
     "It is not an airline ticket, a booking or a reservation."
 )
+#: what the header of every page says the document is, so a page printed alone says it too
+NOT_A_TICKET_SHORT: Final = (
+    "Itinerary of the flights entered by the traveller: not a ticket, not a reservation."
+)
+#: under our reference: it is ours, no airline's (we never invent one of theirs)
+_OUR_REFERENCE: Final = "Our own order number for this document; airlines do not know it."
 
 _PAGE_SIZES: Final[dict[str, tuple[float, float]]] = {"A4": A4, "Letter": LETTER}
 _WEEKDAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -34,14 +62,11 @@ _MONTHS: Final = (
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 )  # fmt: skip
 
-_REGULAR: Final = "Helvetica"
-_BOLD: Final = "Helvetica-Bold"
-_MONO: Final = "Courier"
-_GREY: Final = (0.35, 0.35, 0.35)
 _MARGIN: Final[float] = 18 * mm
+_HEADER_HEIGHT: Final[float] = 9 * LEADING + 8 * LEADING + 6 * mm  # two lines and a rule
 _LABEL_WIDTH: Final[float] = 34 * mm
 _QR_SIZE: Final[float] = 26 * mm
-
+_NUMBER_WIDTH: Final[float] = 6 * mm
 
 # --- text helpers (pure, exported for the chat side and the tests) -----------------------------
 
@@ -101,11 +126,6 @@ def format_amount(amount: Decimal, currency: str) -> str:
     return f"{shown:f} {currency}"
 
 
-def country_name(code: str) -> str:
-    """The English short name of an ISO 3166-1 alpha-2 code; the code itself when unknown."""
-    return _COUNTRY_NAMES.get(code.upper(), code)
-
-
 def airport_place(airport: Airport) -> str:
     """`Frankfurt am Main, Germany`."""
     return f"{airport.city}, {country_name(airport.country)}"
@@ -120,6 +140,47 @@ def payment_method_name(method: PaymentMethod) -> str:
     return names[method]
 
 
+def flight_label(flight: Flight) -> str:
+    """The flight number with its airline's name when known: `LH 400 · Lufthansa`, `LH 400`."""
+    number = _clean(flight.flight_number)
+    airline = _clean(flight.airline or "")
+    return f"{number} · {airline}" if airline else number
+
+
+def leg_title(itinerary: Itinerary, index: int) -> str:
+    """What leg `index` is called: the whole `Journey`; `Outbound` and `Return`; `Leg 3`."""
+    if len(itinerary.legs) == 1:
+        return "Journey"
+    if itinerary.shape is TripShape.RETURN:
+        return ("Outbound", "Return")[index]
+    return f"Leg {index + 1}"
+
+
+def leg_route(leg: Sequence[Flight]) -> str:
+    """The airports of a leg in order: `FRA → DOH → BKK`."""
+    return " → ".join(_clean(airport.iata) for airport in _stops(leg))
+
+
+def leg_cities(leg: Sequence[Flight]) -> str:
+    """The cities of a leg in order: `Frankfurt am Main → Doha → Bangkok`."""
+    return " → ".join(_clean(airport.city) for airport in _stops(leg))
+
+
+def connection_note(arrived: Flight, departing: Flight) -> str:
+    """The time on the ground between two flights of a leg:
+    `Connection in Doha (DOH): 2 h 35 min`."""
+    airport = departing.origin
+    waited = format_duration(layover(arrived, departing))
+    return f"Connection in {_clean(airport.city)} ({_clean(airport.iata)}): {waited}"
+
+
+def price_breakdown(quantity: int, unit: Decimal, total: Decimal, payment: Payment) -> str:
+    """The price per traveller and the total, in the payment's currency: `2 × 10.00 USD = 20.00
+    USD` (USDC is paid one for one against a USD price)."""
+    each = format_amount(unit, payment.currency)
+    return f"{quantity} × {each} = {format_amount(total, payment.currency)}"
+
+
 def itinerary_filename(order: Order) -> str:
     """The document's file name in the chat: `itinerary-IB-7K3Q9P.pdf`."""
     return f"itinerary-{order.reference}.pdf"
@@ -130,7 +191,7 @@ def order_qr(reference: str, size: float = _QR_SIZE) -> QrCode:
     return QrCode(reference, width=size, height=size, qrLevel="M", qrBorder=4)
 
 
-# --- the page ---------------------------------------------------------------------------------
+# --- the document ----------------------------------------------------------------------------
 
 
 def render_itinerary(
@@ -143,80 +204,149 @@ def render_itinerary(
     """Render the itinerary PDF of `order` and return its bytes.
 
     `payment` None renders an unpaid sample. `issued_at` is printed and used as the PDF creation
-    date (naive means UTC). Text is drawn with canvas string operators, which never interpret
-    markup, so whatever the traveller typed prints as typed; characters outside the built-in
-    fonts' Latin range print as boxes rather than failing. Raises KeyError for an unknown
-    `page_size`.
+    date (naive means UTC). As many pages as the trip needs, each under a header with the order
+    reference and "Page n of N"; a flight is never split across two pages. Text is drawn with
+    canvas string operators, which never interpret markup, so whatever the traveller typed
+    prints as typed; characters outside the built-in fonts' Latin range print as boxes rather
+    than failing. Raises KeyError for an unknown `page_size`.
     """
     width, height = _PAGE_SIZES[page_size]
+    reference = _clean(order.reference)
+    flow = Flow(_MARGIN, width - 2 * _MARGIN, _LABEL_WIDTH)
+    _add_title(flow, reference, issued_at)
+    _add_passengers(flow, order.itinerary.passengers)
+    _add_honesty(flow)
+    _add_journey(flow, order.itinerary)
+    _add_payment(flow, order, payment)
+    pages = paginate(flow.groups, top=height - _MARGIN - _HEADER_HEIGHT, bottom=_MARGIN)
+
     buffer = io.BytesIO()
     # `invariant` on this canvas only (not rl_config.invariant, which is process-wide) fixes the
     # document id; the creation date is then set to `issued_at` below.
     canvas = Canvas(buffer, pagesize=(width, height), invariant=1, pageCompression=1)
     creation = _pdf_date(issued_at)
     canvas.setDateFormatter(lambda *_: creation)
-    canvas.setTitle(f"Itinerary {_clean(order.reference)}")
+    canvas.setTitle(f"Itinerary {reference}")
     canvas.setAuthor("itinerabot")
     canvas.setCreator("itinerabot")
     canvas.setSubject("Flight itinerary (not a ticket)")
-
-    page = _Page(canvas, width, height)
-    _draw_header(page, order, issued_at)
-    for number, flight in enumerate(order.itinerary.flights, start=1):
-        _draw_flight(page, flight, number, len(order.itinerary.flights))
-    _draw_payment(page, payment)
-    canvas.showPage()
+    draw_pages(canvas, pages, _page_header(reference, width, height))
     canvas.save()
     return buffer.getvalue()
 
 
-def _draw_header(page: _Page, order: Order, issued_at: datetime) -> None:
-    reference = _clean(order.reference)
-    qr_x = page.width - _MARGIN - _QR_SIZE
-    qr_y = page.y - _QR_SIZE + 4 * mm  # the QR's own quiet zone lines it up with the title
-    order_qr(reference).drawOn(page.canvas, qr_x, qr_y)
-    page.canvas.setFont(_MONO, 8)
-    page.canvas.drawCentredString(qr_x + _QR_SIZE / 2, qr_y - 1 * mm, reference)
+def _page_header(reference: str, width: float, height: float) -> Header:
+    """The lines above every page's content: whose document this is, which page, and what it
+    is not (a page printed alone must still say so)."""
+    top = height - _MARGIN
 
-    text_width = qr_x - _MARGIN - 4 * mm
-    page.text("Flight itinerary", _BOLD, 20, width=text_width, after=4)
-    page.row("Order reference", reference, font=_BOLD, size=12, width=text_width)
-    page.row("Issued", format_utc_timestamp(issued_at), width=text_width)
-    page.y -= 1 * mm
-    page.row(
-        "Passenger",
-        _clean(", ".join(order.itinerary.passengers)),
-        font=_BOLD,
-        size=13,
-        width=text_width,
-    )
-    page.y = min(page.y, qr_y - 5 * mm)
-    for sentence in NOT_A_TICKET.split(". "):
-        page.text(sentence if sentence.endswith(".") else sentence + ".", _BOLD, 10)
-    page.y -= 2
-    page.rule()
+    def draw(canvas: Canvas, number: int, count: int) -> None:
+        canvas.setFont(BOLD, 9)
+        canvas.drawString(_MARGIN, top - 9, f"Flight itinerary  ·  Order {reference}")
+        canvas.setFont(REGULAR, 9)
+        canvas.drawRightString(width - _MARGIN, top - 9, f"Page {number} of {count}")
+        canvas.setFillColorRGB(*GREY)
+        canvas.setFont(REGULAR, 8)
+        canvas.drawString(_MARGIN, top - 9 * LEADING - 8, NOT_A_TICKET_SHORT)
+        canvas.setFillColorRGB(0, 0, 0)
+        canvas.setStrokeColorRGB(*GREY)
+        canvas.setLineWidth(0.5)
+        rule = top - _HEADER_HEIGHT + 4 * mm
+        canvas.line(_MARGIN, rule, width - _MARGIN, rule)
+
+    return draw
 
 
-def _draw_flight(page: _Page, flight: Flight, number: int, count: int) -> None:
-    page.need(40 * mm)
-    heading = f"Flight {number} of {count}  ·  {_clean(flight.flight_number)}"
-    page.text(heading, _BOLD, 12, after=3)
-    _draw_airport(page, "From", flight.origin)
-    page.row("Departs", format_local_time(flight.departure_aware))
-    page.y -= 1.5 * mm
-    _draw_airport(page, "To", flight.destination)
-    page.row("Arrives", format_local_time(flight.arrival_aware))
+def _add_title(flow: Flow, reference: str, issued_at: datetime) -> None:
+    qr_x = flow.left + flow.width - _QR_SIZE
+
+    def draw_qr(canvas: Canvas, top: float) -> None:
+        qr_y = top - _QR_SIZE + 4 * mm  # the QR's own quiet zone lines it up with the title
+        order_qr(reference).drawOn(canvas, qr_x, qr_y)
+        canvas.setFont(MONO, 8)
+        canvas.drawCentredString(qr_x + _QR_SIZE / 2, qr_y - 1 * mm, reference)
+
+    text_width = qr_x - flow.left - 4 * mm
+    with flow.together():
+        flow.add(Line(0, draw_qr))
+        flow.text("Flight itinerary", BOLD, 20, width=text_width)
+        flow.space(4)
+        flow.row("Order reference", reference, font=BOLD, size=12, width=text_width)
+        flow.text(_OUR_REFERENCE, REGULAR, 8, width=text_width, grey=True, indent=_LABEL_WIDTH)
+        flow.space(2)
+        flow.row("Issued", format_utc_timestamp(issued_at), width=text_width)
+        flow.pad_group(_QR_SIZE + 1 * mm)  # as tall as the QR code and its caption
+    flow.space(1 * mm)
+
+
+def _add_passengers(flow: Flow, passengers: Sequence[str]) -> None:
+    """Every traveller's name on a line of its own, across the whole width so that a passport
+    name of 60 capitals is not broken; numbered when there are several."""
+    several = len(passengers) > 1
+    with flow.together():
+        flow.text(
+            f"Passengers ({len(passengers)})" if several else "Passenger", REGULAR, 9, grey=True
+        )
+        flow.space(2)
+        for number, passenger in enumerate(passengers, start=1):
+            label = f"{number}." if several else ""
+            gutter = _NUMBER_WIDTH if several else 0
+            flow.row(label, _clean(passenger), font=BOLD, size=12, label_width=gutter)
+            flow.space(1)
+
+
+def _add_honesty(flow: Flow) -> None:
+    flow.space(2 * mm)
+    with flow.together():
+        for sentence in NOT_A_TICKET.split(". "):
+            flow.text(sentence if sentence.endswith(".") else sentence + ".", BOLD, 10)
+    flow.space(2)
+    flow.rule()
+
+
+def _add_journey(flow: Flow, itinerary: Itinerary) -> None:
+    count = len(itinerary.flights)
+    number = 0
+    for index, leg in enumerate(itinerary.legs):
+        for position, flight in enumerate(leg):
+            number += 1
+            # a leg's heading, or the connection before a flight, stays with that flight
+            with flow.together():
+                if position == 0:
+                    _add_leg_heading(flow, itinerary, index)
+                else:
+                    flow.space(1.5 * mm)
+                    flow.text(connection_note(leg[position - 1], flight), BOLD, 10, grey=True)
+                    flow.space(2.5 * mm)
+                _add_flight(flow, flight, number, count)
+        flow.rule()
+
+
+def _add_leg_heading(flow: Flow, itinerary: Itinerary, index: int) -> None:
+    leg = itinerary.legs[index]
+    flow.text(f"{leg_title(itinerary, index)}  ·  {leg_route(leg)}", BOLD, 14)
+    flow.text(leg_cities(leg), REGULAR, 9, grey=True)
+    flow.space(3 * mm)
+
+
+def _add_flight(flow: Flow, flight: Flight, number: int, count: int) -> None:
+    flow.text(f"Flight {number} of {count}  —  {flight_label(flight)}", BOLD, 12)
+    flow.space(3)
+    _add_airport(flow, "From", flight.origin)
+    flow.row("Departs", format_local_time(flight.departure_aware))
+    flow.space(1.5 * mm)
+    _add_airport(flow, "To", flight.destination)
+    flow.row("Arrives", format_local_time(flight.arrival_aware))
     note = day_change_note(flight)
     if note is not None:
-        page.row("", note, font=_BOLD)
-    page.y -= 1.5 * mm
-    page.row("Duration", format_duration(flight.duration))
-    page.rule()
+        flow.row("", note, font=BOLD)
+    flow.space(1.5 * mm)
+    flow.row("Duration", format_duration(flight.duration))
 
 
-def _draw_airport(page: _Page, label: str, airport: Airport) -> None:
-    page.row(label, f"{_clean(airport.iata)}  {_clean(airport.name)}", font=_BOLD)
-    page.row("", _clean(airport_place(airport)))
+def _add_airport(flow: Flow, label: str, airport: Airport) -> None:
+    flow.row(label, f"{_clean(airport.iata)}  {_clean(airport.name)}", font=BOLD)
+    flow.row("", _clean(airport_place(airport)))
 
 
 #: how the receipt names each method's payment reference and its provider's payment id
@@ -227,101 +357,37 @@ _REFERENCE_LABELS = {
 }
 
 
-def _draw_payment(page: _Page, payment: Payment | None) -> None:
-    page.need(35 * mm)
-    page.text("Payment receipt", _BOLD, 12, after=3)
-    if payment is None:
-        page.text("Unpaid sample: no payment has been recorded for this order.", _REGULAR, 10)
-        return
-    page.row("Method", payment_method_name(payment.method))
-    page.row("Amount", _clean(format_amount(payment.amount, payment.currency)), font=_BOLD)
-    page.row("Paid", format_utc_timestamp(payment.paid_at))
-    reference, payment_id = _REFERENCE_LABELS[payment.method]
-    page.row(reference, _clean(payment.provider_ref), font=_MONO)
-    if payment.provider_payment_id:
-        page.row(payment_id, _clean(payment.provider_payment_id), font=_MONO)
-    if payment.tx_hash:
-        page.row("Transaction hash", _clean(payment.tx_hash), font=_MONO, size=8)
+def _add_payment(flow: Flow, order: Order, payment: Payment | None) -> None:
+    with flow.together():
+        flow.text("Payment receipt", BOLD, 12)
+        flow.space(3)
+        if payment is None:
+            flow.text("Unpaid sample: no payment has been recorded for this order.", REGULAR, 10)
+            return
+        flow.row("Method", payment_method_name(payment.method))
+        # Stars are priced by the invoice, not per traveller: the amount is what was paid
+        if order.quantity > 1 and payment.method is not PaymentMethod.STARS:
+            breakdown = price_breakdown(order.quantity, order.unit_price, order.price, payment)
+            flow.row("Travellers × price", _clean(breakdown))
+        flow.row("Amount", _clean(format_amount(payment.amount, payment.currency)), font=BOLD)
+        flow.row("Paid", format_utc_timestamp(payment.paid_at))
+        reference, payment_id = _REFERENCE_LABELS[payment.method]
+        flow.row(reference, _clean(payment.provider_ref), font=MONO)
+        if payment.provider_payment_id:
+            flow.row(payment_id, _clean(payment.provider_payment_id), font=MONO)
+        if payment.tx_hash:
+            flow.row("Transaction hash", _clean(payment.tx_hash), font=MONO, size=8)
 
 
-class _Page:
-    """A top-down cursor on the canvas that draws plain strings and wraps them to a width."""
-
-    def __init__(self, canvas: Canvas, width: float, height: float) -> None:
-        self.canvas = canvas
-        self.width = width
-        self.height = height
-        self.y = height - _MARGIN
-
-    @property
-    def content_width(self) -> float:
-        return self.width - 2 * _MARGIN
-
-    def need(self, space: float) -> None:
-        """Start a new page unless `space` points are left above the bottom margin."""
-        if self.y - space < _MARGIN:
-            self.canvas.showPage()
-            self.y = self.height - _MARGIN
-
-    def text(
-        self, text: str, font: str, size: float, *, width: float | None = None, after: float = 0
-    ) -> None:
-        lines = _wrap(text, font, size, width or self.content_width)
-        self._lines(_MARGIN, lines, font, size)
-        self.y -= after
-
-    def row(
-        self,
-        label: str,
-        value: str,
-        *,
-        font: str = _REGULAR,
-        size: float = 10,
-        width: float | None = None,
-    ) -> None:
-        """A grey label in the left column and its value, wrapped, in the right one."""
-        value_width = (width or self.content_width) - _LABEL_WIDTH
-        lines = _wrap(value, font, size, value_width)
-        self.need(len(lines) * size * 1.3)
-        top = self.y
-        if label:
-            self.canvas.setFillColorRGB(*_GREY)
-            self.canvas.setFont(_REGULAR, 9)
-            self.canvas.drawString(_MARGIN, top - size, label)
-            self.canvas.setFillColorRGB(0, 0, 0)
-        self._lines(_MARGIN + _LABEL_WIDTH, lines, font, size)
-
-    def rule(self) -> None:
-        self.y -= 2 * mm
-        self.canvas.setStrokeColorRGB(*_GREY)
-        self.canvas.setLineWidth(0.5)
-        self.canvas.line(_MARGIN, self.y, self.width - _MARGIN, self.y)
-        self.y -= 4 * mm
-
-    def _lines(self, x: float, lines: Sequence[str], font: str, size: float) -> None:
-        self.canvas.setFont(font, size)
-        for line in lines:
-            self.y -= size * 1.3
-            self.canvas.drawString(x, self.y + size * 0.3, line)
-
-
-def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
-    """Break at spaces, and inside a word only when the word alone is wider than `width`."""
-    lines: list[str] = []
-    for line in simpleSplit(text, font, size, width) or [""]:
-        if stringWidth(line, font, size) <= width:
-            lines.append(line)
-            continue
-        # One pass over the characters: the built-in fonts have no kerning, so widths add up.
-        start, used = 0, 0.0
-        for index, char in enumerate(line):
-            char_width = stringWidth(char, font, size)
-            if used + char_width > width and index > start:
-                lines.append(line[start:index])
-                start, used = index, 0.0
-            used += char_width
-        lines.append(line[start:])
-    return lines
+def _stops(leg: Sequence[Flight]) -> list[Airport]:
+    """Where a leg takes off, connects and lands; a flight that does not leave from where the one
+    before landed (never entered so, but stored data is not re-checked) shows both airports."""
+    stops: list[Airport] = []
+    for flight in leg:
+        if not stops or stops[-1].iata != flight.origin.iata:
+            stops.append(flight.origin)
+        stops.append(flight.destination)
+    return stops
 
 
 def _clean(text: str) -> str:
@@ -337,111 +403,3 @@ def _as_utc(moment: datetime) -> datetime:
 
 def _pdf_date(moment: datetime) -> str:
     return _as_utc(moment).strftime("D:%Y%m%d%H%M%S+00'00'")
-
-
-_COUNTRY_NAMES: Final[dict[str, str]] = {
-    "AE": "United Arab Emirates",
-    "AR": "Argentina",
-    "AT": "Austria",
-    "AU": "Australia",
-    "BA": "Bosnia and Herzegovina",
-    "BD": "Bangladesh",
-    "BE": "Belgium",
-    "BG": "Bulgaria",
-    "BH": "Bahrain",
-    "BR": "Brazil",
-    "CA": "Canada",
-    "CH": "Switzerland",
-    "CL": "Chile",
-    "CN": "China",
-    "CO": "Colombia",
-    "CR": "Costa Rica",
-    "CU": "Cuba",
-    "CY": "Cyprus",
-    "CZ": "Czechia",
-    "DE": "Germany",
-    "DK": "Denmark",
-    "DO": "Dominican Republic",
-    "DZ": "Algeria",
-    "EC": "Ecuador",
-    "EE": "Estonia",
-    "EG": "Egypt",
-    "ES": "Spain",
-    "ET": "Ethiopia",
-    "FI": "Finland",
-    "FJ": "Fiji",
-    "FR": "France",
-    "GB": "United Kingdom",
-    "GE": "Georgia",
-    "GH": "Ghana",
-    "GR": "Greece",
-    "HK": "Hong Kong",
-    "HR": "Croatia",
-    "HU": "Hungary",
-    "ID": "Indonesia",
-    "IE": "Ireland",
-    "IL": "Israel",
-    "IN": "India",
-    "IQ": "Iraq",
-    "IR": "Iran",
-    "IS": "Iceland",
-    "IT": "Italy",
-    "JM": "Jamaica",
-    "JO": "Jordan",
-    "JP": "Japan",
-    "KE": "Kenya",
-    "KH": "Cambodia",
-    "KR": "South Korea",
-    "KW": "Kuwait",
-    "KZ": "Kazakhstan",
-    "LB": "Lebanon",
-    "LK": "Sri Lanka",
-    "LT": "Lithuania",
-    "LU": "Luxembourg",
-    "LV": "Latvia",
-    "MA": "Morocco",
-    "MD": "Moldova",
-    "ME": "Montenegro",
-    "MK": "North Macedonia",
-    "MT": "Malta",
-    "MU": "Mauritius",
-    "MV": "Maldives",
-    "MX": "Mexico",
-    "MY": "Malaysia",
-    "NG": "Nigeria",
-    "NL": "Netherlands",
-    "NO": "Norway",
-    "NP": "Nepal",
-    "NZ": "New Zealand",
-    "OM": "Oman",
-    "PA": "Panama",
-    "PE": "Peru",
-    "PH": "Philippines",
-    "PK": "Pakistan",
-    "PL": "Poland",
-    "PR": "Puerto Rico",
-    "PT": "Portugal",
-    "QA": "Qatar",
-    "RO": "Romania",
-    "RS": "Serbia",
-    "RU": "Russia",
-    "SA": "Saudi Arabia",
-    "SC": "Seychelles",
-    "SE": "Sweden",
-    "SG": "Singapore",
-    "SI": "Slovenia",
-    "SK": "Slovakia",
-    "SN": "Senegal",
-    "TH": "Thailand",
-    "TN": "Tunisia",
-    "TR": "Türkiye",
-    "TW": "Taiwan",
-    "TZ": "Tanzania",
-    "UA": "Ukraine",
-    "US": "United States",
-    "UY": "Uruguay",
-    "UZ": "Uzbekistan",
-    "VE": "Venezuela",
-    "VN": "Vietnam",
-    "ZA": "South Africa",
-}

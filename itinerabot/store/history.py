@@ -43,6 +43,8 @@ class OrderRecord(OrderHead):
     delivered_at: datetime | None
     document_message_id: int | None
     delivery_error: str | None
+    #: how many units the total `price` is made of (the travellers when priced per traveller)
+    quantity: int = 1
 
 
 def _order(row: sqlite3.Row) -> OrderRecord:
@@ -59,6 +61,7 @@ def _order(row: sqlite3.Row) -> OrderRecord:
         delivered_at=_time(row["delivered_at"]),
         document_message_id=row["document_message_id"],
         delivery_error=row["delivery_error"],
+        quantity=row["quantity"],
     )
 
 

@@ -61,20 +61,34 @@ ReturnLink = Callable[[str], str]
 def checkout_params(
     order: Order, attempt: int, *, return_link: ReturnLink, expires_at: int
 ) -> dict[str, Any]:
-    """The exact parameters of `checkout.sessions.create` for this order and attempt."""
+    """The exact parameters of `checkout.sessions.create` for this order and attempt.
+
+    One line item: the order's units (its travellers when priced per traveller) at the unit
+    price, so Stripe's page shows `2 × 10.00` and its `amount_total` is the order's price.
+    """
     ref = order.reference
+    quantity, unit_amount = _line_quantity(order)
+    name = f"Flight itinerary PDF {ref}"
+    if quantity > 1:
+        name += ", price per traveller"
+    travellers = len(order.itinerary.passengers)
     return {
         "mode": "payment",
         "line_items": [
             {
-                "quantity": 1,
+                "quantity": quantity,
                 "price_data": {
                     "currency": order.currency.lower(),
-                    "unit_amount": minor_units(order.price),
+                    "unit_amount": unit_amount,
                     "product_data": {
-                        "name": f"Flight itinerary PDF {ref}",
-                        "description": "An itinerary of the flights you entered."
-                        " Not an airline ticket or reservation.",
+                        "name": name,
+                        "description": (
+                            f"One itinerary of the flights you entered, for {travellers}"
+                            " travellers."
+                            if travellers > 1
+                            else "An itinerary of the flights you entered."
+                        )
+                        + " Not an airline ticket or reservation.",
                     },
                 },
             }
@@ -88,15 +102,39 @@ def checkout_params(
     }
 
 
+def _line_quantity(order: Order) -> tuple[int, int]:
+    """The line item's quantity and unit amount (minor units): together exactly the order's
+    price. A price its quantity does not divide into whole cents (never stored by the bot)
+    is asked as one item of the whole price: the total is what the payment is checked on."""
+    total = minor_units(order.price)
+    if order.quantity > 1 and total % order.quantity == 0:
+        return order.quantity, total // order.quantity
+    return 1, total
+
+
 def pay_button(t: Texts, order: Order, url: str) -> Text:
+    """The message with the URL button to the order's Checkout page; it says the total, and
+    what it is made of when the price is per traveller."""
     label = pay_by_card_label(t, order.price, order.currency)
-    text = t.gettext(
-        "Order {reference}: pay {price} {currency} on Stripe's secure checkout page. "
-        "Your PDF arrives here as soon as the payment is confirmed.",
-        reference=order.reference,
-        price=f"{order.price:.2f}",
-        currency=order.currency,
-    )
+    if order.quantity > 1:
+        text = t.gettext(
+            "Order {reference}: pay {price} {currency} ({quantity} × {unit} {currency}) on "
+            "Stripe's secure checkout page. Your PDF arrives here as soon as the payment is "
+            "confirmed.",
+            reference=order.reference,
+            price=f"{order.price:.2f}",
+            quantity=order.quantity,
+            unit=f"{order.unit_price:.2f}",
+            currency=order.currency,
+        )
+    else:
+        text = t.gettext(
+            "Order {reference}: pay {price} {currency} on Stripe's secure checkout page. "
+            "Your PDF arrives here as soon as the payment is confirmed.",
+            reference=order.reference,
+            price=f"{order.price:.2f}",
+            currency=order.currency,
+        )
     return Text(text, ((InlineButton(label, url=url),),))
 
 

@@ -53,30 +53,57 @@ def _clip(text: str, most: int) -> str:
     return text if len(text) <= most else text[: most - 1] + "…"
 
 
-def _description(t: Texts, itinerary: Itinerary) -> str:
-    """What the invoice says it sells, within Telegram's 255 characters: a long route or name
-    is shortened, never the sentence saying it is no ticket."""
-    day = itinerary.flights[0].departure_local.date().isoformat()
+def _names(passengers: tuple[str, ...], most: int | None = None) -> str:
+    """`ANNA LI, OLEG LI`: the travellers' names. Within `most` characters when given: names
+    are left out from the end (`ANNA LI, …`; the sentence says how many there are), and a
+    first name too long on its own is clipped."""
+    whole = ", ".join(passengers)
+    if most is None or len(whole) <= most:
+        return whole
+    for kept in range(len(passengers) - 1, 0, -1):
+        shorter = ", ".join([*passengers[:kept], "…"])
+        if len(shorter) <= most:
+            return shorter
+    return _clip(whole, most)
 
-    def say(route_text: str, passenger: str) -> str:
-        return t.gettext(
-            "PDF itinerary of the flights you entered: {route}, from {date}, for {passenger}. "
-            "Not a ticket or a reservation.",
+
+def _description(t: Texts, itinerary: Itinerary) -> str:
+    """What the invoice says it sells, within Telegram's 255 characters: a long route or list
+    of names is shortened, never the sentence saying it is no ticket."""
+    day = itinerary.flights[0].departure_local.date().isoformat()
+    travellers = len(itinerary.passengers)
+
+    def say(route_text: str, names: str) -> str:
+        if travellers == 1:
+            return t.gettext(
+                "PDF itinerary of the flights you entered: {route}, from {date}, for "
+                "{passenger}. Not a ticket or a reservation.",
+                route=route_text,
+                date=day,
+                passenger=names,
+            )
+        return t.ngettext(
+            "PDF itinerary of the flights you entered: {route}, from {date}, for {count} "
+            "traveller: {passengers}. Not a ticket or a reservation.",
+            "PDF itinerary of the flights you entered: {route}, from {date}, for {count} "
+            "travellers: {passengers}. Not a ticket or a reservation.",
+            travellers,
             route=route_text,
             date=day,
-            passenger=passenger,
+            count=travellers,
+            passengers=names,
         )
 
-    names = ", ".join(itinerary.passengers)
+    names = _names(itinerary.passengers)
     whole = say(route(itinerary), names)
     if len(whole) <= DESCRIPTION_MAX:
         return whole
-    room = DESCRIPTION_MAX - len(say("", ""))  # for the route and the name together
+    room = DESCRIPTION_MAX - len(say("", ""))  # for the route and the names together
     if room < 2 * MIN_PART:  # a translation too long to hold either: say what fits
         return _clip(whole, DESCRIPTION_MAX)
-    # the name gets what the route leaves, and at least half when both are long
+    # the names get what the route leaves, and at least half when both are long
     route_text = route(itinerary, max(room - len(names), room // 2))
-    return say(route_text, _clip(names, room - len(route_text)))
+    return say(route_text, _names(itinerary.passengers, room - len(route_text)))
 
 
 def issue_invoice(
@@ -84,11 +111,16 @@ def issue_invoice(
     t: Texts,
     chat_id: int,
     reference: str,
-    amount: int,
+    stars_each: int,
     now: datetime,
 ) -> Message:
-    """The invoice for the chat's order `reference` at `amount` Stars, stored; or a sentence
-    saying why there is none (not this chat's order, paid, cancelled)."""
+    """The invoice for the chat's order `reference`, stored; or a sentence saying why there
+    is none (not this chat's order, paid, cancelled).
+
+    `stars_each` is the Stars price of one unit (`stars.price`): the invoice asks it times the
+    order's quantity (its travellers when priced per traveller). The invoice row keeps that
+    total, which the pre-checkout answer and the payment are checked against.
+    """
     order = order_rows.get_order_by_reference(conn, reference)
     if order is None or order.chat_id != chat_id:
         return Text(order_not_found(t, reference))
@@ -96,12 +128,21 @@ def issue_invoice(
         return Text(order_already_paid(t, reference))
     if order.status is not OrderStatus.AWAITING_PAYMENT:
         return Text(order_cancelled(t, reference))
+    amount = stars_each * order.quantity
     invoice = stars.add_invoice(conn, order.id, order.reference, amount, now)
     title = t.gettext("Flight itinerary {reference}", reference=order.reference)
+    label = t.gettext("Itinerary PDF")
+    if order.quantity > 1:
+        label = t.ngettext(
+            "Itinerary PDF, {count} traveller",
+            "Itinerary PDF, {count} travellers",
+            order.quantity,
+            count=order.quantity,
+        )
     return Invoice(
         title=_clip(title, TITLE_MAX),
         description=_description(t, order.itinerary),
         payload=invoice.payload,
-        label=t.gettext("Itinerary PDF"),
+        label=label,
         amount=invoice.amount,
     )
