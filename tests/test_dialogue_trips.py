@@ -153,6 +153,8 @@ def test_a_connection_needs_the_minimum_connection_time(departs: str, refused: b
         assert "only 29 min after the flight before lands" in said(outcome)
         assert "at least 30 min" in said(outcome)
         assert chat.at == "1.departure"
+        labels = [b.text for m in sent(outcome) for row in m.keyboard for b in row]
+        assert labels == ["Change the date"]  # the next leg would not fit either
     else:
         assert chat.at == "1.arrival"
 
@@ -172,6 +174,7 @@ def test_a_layover_over_24_hours_is_a_new_leg_not_a_connection() -> None:
     walk(chat, ["/start", "Jane Doe", "no", *OUT_VIA_DOHA, "connection", "BKK", "QR 830"])
     outcome = walk(chat, ["25 Dec 2026", "23:31"])  # 24 h 1 min after landing
     assert "A stop of more than 24 hours is the next leg" in said(outcome)
+    assert chat.button("Make it the next leg")
     assert chat.at == "1.departure"
     chat.text("23:30")  # exactly 24 h is still a connection
     assert chat.at == "1.arrival"

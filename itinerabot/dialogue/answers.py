@@ -131,8 +131,12 @@ def fix_buttons(turn: Turn, trial: Draft, key: str) -> list[list[InlineButton]]:
         label = turn.t.gettext(texts.CHANGE_DATE)
         rows.append([step_button(turn.draft, label, "ef", f"{index}.date")])
     if trial.flights[index].connection:
-        label = turn.t.gettext(texts.MAKE_NEW_LEG)
-        rows.append([step_button(turn.draft, label, "nl", str(index))])
+        # offered only where the next leg would fit: a stop over 24 h, not one too short
+        as_leg = copy.deepcopy(trial)
+        as_leg.flights[index].connection = False
+        if problem(as_leg, key, turn.ctx) is None:
+            label = turn.t.gettext(texts.MAKE_NEW_LEG)
+            rows.append([step_button(turn.draft, label, "nl", str(index))])
     return rows
 
 
