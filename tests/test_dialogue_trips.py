@@ -114,7 +114,9 @@ def test_a_connection_departs_from_where_the_flight_before_landed_and_is_not_ask
     walk(chat, ["/start", "Jane Doe", "no", *OUT_VIA_DOHA])
     outcome = chat.press(chat.button("Connecting flight from DOH"))
     assert chat.at == "1.destination"
-    assert "Flight 2 (connecting at DOH) from DOH" in said(outcome)
+    assert said(outcome).startswith("Flight 2 from DOH – arrival airport?")
+    chat.text("BKK")
+    assert "Flight 2 (connecting at DOH) DOH → BKK – flight number?" in said(chat.last)
 
 
 def test_a_connection_follows_a_changed_arrival_airport() -> None:

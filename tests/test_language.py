@@ -27,7 +27,7 @@ from itinerabot.models import Order, OrderStatus
 from itinerabot.pdf import sample_order
 from itinerabot.store import languages
 from itinerabot.store.db import connect
-from tests.harness import CHAT, START, Bot, deliver, eventually, running_bot
+from tests.harness import CHAT, START, Bot, deliver, eventually, make_settings, running_bot
 
 JSON = dict[str, Any]
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -136,31 +136,76 @@ def stored_language(bot: Bot) -> tuple[str | None, str | None]:
         conn.close()
 
 
+def press_starting(bot: Bot, start: str) -> str:
+    """The label of the button on the latest keyboard that starts with `start`."""
+    keyboard = bot.api.last_keyboard(CHAT)
+    assert keyboard is not None
+    (label,) = [label for label in keyboard.labels() if label.startswith(start)]
+    return label
+
+
 async def test_a_russian_app_is_answered_in_russian_through_payment_then_switches(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    async with running_bot(tmp_path) as bot:
+    """Two travellers priced each, FRA → DOH → BKK with a connection at Doha on an airline the
+    bot does not know, paid by card: every question, button and answer in Russian."""
+    settings = make_settings(tmp_path, pricing={"per": "traveller"})
+    async with running_bot(tmp_path, settings=settings) as bot:
         api = bot.api
         api.set_profile(CHAT, language_code="ru-RU")
         said = await says(bot, "/start")
-        assert said.startswith("Здравствуйте! За 10.00 USD я составлю маршрут")
+        assert said.startswith("Здравствуйте! За 10.00 USD с пассажира я составлю маршрут")
         assert "Имя пассажира, как в паспорте" in said
-        assert "Пассажир: JANE MARY DOE" in await says(bot, "Jane Mary Doe")
-        assert api.last_keyboard(CHAT).labels() == ["В одну сторону", "Туда и обратно"]  # type: ignore[union-attr]
-        said = await presses(bot, "В одну сторону")
-        assert "Поездка в одну сторону." in said and "Рейс – аэропорт вылета?" in said
+        said = await says(bot, "Jane Mary Doe")
+        assert "Пассажир: JANE MARY DOE" in said
+        assert "Летит ли по этому маршруту кто-то ещё?" in said
+        assert api.last_keyboard(CHAT).labels() == [  # type: ignore[union-attr]
+            "Добавить ещё пассажира",
+            "Нет, перейти к рейсам",
+        ]
+        said = await presses(bot, "Добавить ещё пассажира")
+        assert said.startswith("Пассажир 2: имя, как в паспорте")
+        assert "Пассажир: JOHN DOE" in await says(bot, "John Doe")
+        said = await presses(bot, "Нет, перейти к рейсам")
+        assert said.startswith("2 пассажира.") and "Рейс – аэропорт вылета?" in said
         assert "Откуда: FRA ·" in await says(bot, "frankfurt")
-        assert "Куда: JFK ·" in await says(bot, "JFK")
-        said = await says(bot, "lh400")
-        assert "Номер рейса: LH 400" in said and "дата вылета" in said
+        assert "Куда: DOH ·" in await says(bot, "DOH")
+        said = await says(bot, "qr68")
+        assert "Номер рейса: QR 68 · Qatar Airways" in said and "дата вылета" in said
         said = await says(bot, "1 1 1")
         assert said.startswith("Не могу прочитать «1 1 1» как дату.")
         assert "время вылета" in await says(bot, OUTBOUND_DAY.isoformat())
         assert "Вылет: " in await says(bot, "13:15")
-        summary = await says(bot, "16:05")
+        said = await says(bot, "22:30")
+        assert "Рейс прилетает в DOH " in said and "Что дальше?" in said
+        assert api.last_keyboard(CHAT).labels() == [  # type: ignore[union-attr]
+            "Стыковочный рейс из DOH",
+            "Следующий участок маршрута",
+            "Готово: показать сводку",
+        ]
+        said = await presses(bot, "Стыковочный рейс из DOH")
+        assert said.startswith("Рейс 2 из DOH – аэропорт прилёта?")
+        assert "Куда: BKK ·" in await says(bot, "BKK")
+        said = await says(bot, "ZZ 836")  # a code the airline list does not know
+        assert "я не знаю авиакомпанию с кодом ZZ" in said
+        assert api.last_keyboard(CHAT).labels() == ["Пропустить: только номер рейса"]  # type: ignore[union-attr]
+        said = await says(bot, "Air Example")
+        assert said.startswith("Авиакомпания: Air Example") and "дата вылета" in said
+        said = await presses(bot, press_starting(bot, "В тот же день, "))
+        assert "Рейс 2 (пересадка в DOH) – время вылета" in said
+        said = await says(bot, "22:45")
+        assert said.startswith("Тогда после прилёта предыдущего рейса остаётся только 15 мин")
+        assert "на пересадку нужно не меньше 30 мин" in said
+        assert "Вылет: " in await says(bot, "23:40")
+        assert "на следующий день" in await says(bot, "09:50 +1")
+        summary = await presses(bot, "Готово: показать сводку")
         assert "Пожалуйста, проверьте маршрут." in summary
-        assert "Рейс LH 400" in summary and "Время в пути: 8 ч 50 мин" in summary
-        assert "Цена: 10.00 USD · Заказ IB-" in summary
+        assert "Пассажиры (2):\n1. JANE MARY DOE\n2. JOHN DOE" in summary
+        assert "В одну сторону: FRA → DOH → BKK" in summary
+        assert "Рейс 1 QR 68 · Qatar Airways" in summary
+        assert "Пересадка в DOH: 1 ч 10 мин между рейсами\nРейс 2 ZZ 836 · Air Example" in summary
+        assert "Время в пути: 6 ч 10 мин" in summary  # Doha and Bangkok keep one offset
+        assert "Цена: 20.00 USD (2 × 10.00 USD) · Заказ IB-" in summary
         assert "Это не авиабилет и не бронирование" in summary
         assert api.last_keyboard(CHAT).labels() == [  # type: ignore[union-attr]
             "Оплатить картой",
@@ -171,24 +216,31 @@ async def test_a_russian_app_is_answered_in_russian_through_payment_then_switche
         said = await presses(bot, "Оплатить картой")
         assert said.startswith("Готовлю оплату…")  # first; the page follows when Stripe answers
         reference = summary.split("Заказ ")[1].split()[0]
-        page = f"Заказ {reference}: оплатите 10.00 USD на защищённой странице"
+        page = (
+            f"Заказ {reference}: оплатите 20.00 USD (2 × 10.00 USD) на защищённой странице"
+            " оплаты Stripe."
+        )
         await eventually(lambda: api.sent_texts(CHAT)[-1].startswith(page))
         keyboard = api.last_keyboard(CHAT)
-        assert keyboard is not None and keyboard.labels() == ["Оплатить 10.00 USD картой"]
+        assert keyboard is not None and keyboard.labels() == ["Оплатить 20.00 USD картой"]
         (session,) = bot.stripe.sessions.values()
         before = len(api.sent_texts(CHAT))
         assert await deliver(bot, bot.stripe.complete(session["id"])) == [200]
         await eventually(lambda: len(api.sent_documents(CHAT)) == 1 and bot.rt.sender.busy == 0)
         (received,) = api.sent_texts(CHAT)[before:]
         assert received == (
-            f"Оплата получена: 10.00 USD картой за заказ {reference}. PDF с маршрутом уже в пути."
+            f"Оплата получена: 20.00 USD картой за заказ {reference}. PDF с маршрутом уже в пути."
         )
         (document,) = api.sent_documents(CHAT)
         assert document.data.startswith(b"%PDF")  # the PDF itself stays English
         assert document.file_name == f"itinerary-{reference}.pdf"
+        assert document.caption == (
+            f"Маршрут перелётов {reference} для JANE MARY DOE и ещё 1 пассажира (PDF)."
+            " Не является авиабилетом."
+        )
         said = await says(bot, "/orders")
         assert said.startswith("Ваши заказы, сначала новые:")
-        assert "оплачен, PDF отправлен" in said
+        assert "FRA → DOH → BKK" in said and "оплачен, PDF отправлен" in said
         assert stored_language(bot) == (None, "ru-RU")
 
         said = await says(bot, "/language")

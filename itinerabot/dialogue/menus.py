@@ -18,7 +18,6 @@ from itinerabot.dialogue.draft import (
     kind_of,
     questions,
 )
-from itinerabot.dialogue.prompts import flight_label
 from itinerabot.dialogue.turn import Turn, step_button
 from itinerabot.dialogue.types import InlineButton
 
@@ -65,7 +64,7 @@ def show_edit_menu(turn: Turn, note: str = "") -> None:
 
 def show_flight_menu(turn: Turn, index: int) -> None:
     draft, t = turn.draft, turn.t
-    label = flight_label(t, draft, index)
+    label = texts.flight_label(t, index, len(draft.flights))
     draft.move_to(f"{EDIT_FLIGHT}.{index}")
     keys = [k for k in questions(draft) if k.startswith(f"{index}.") and editable(draft, k)]
     buttons = [step_button(draft, texts.edit_label(t, kind_of(k), None), "ef", k) for k in keys]

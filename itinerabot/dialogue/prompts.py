@@ -91,8 +91,9 @@ def _prompt(draft: Draft, key: str, ctx: Context) -> str:
             text += "\n" + t.gettext(texts.RETURN_ORIGIN_HINT)
         return text
     assert flight.origin
-    if name == "destination":
-        text = texts.ask_destination(t, label, flight.origin)
+    if name == "destination":  # names the origin itself: the plain label will do
+        plain = texts.flight_label(t, index, len(draft.flights))
+        text = texts.ask_destination(t, plain, flight.origin)
         start = draft.flights[0].origin
         if index and start and start != flight.origin:
             text += "\n" + t.gettext(texts.RETURN_DESTINATION_HINT)
