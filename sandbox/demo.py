@@ -1,16 +1,18 @@
-"""SANDBOX demo: the real `itinerabot serve` sells three itineraries to fakes on 127.0.0.1.
+"""SANDBOX demo: the real `itinerabot serve` sells four itineraries to fakes on 127.0.0.1.
 
     python -m sandbox.demo [--out DIR] [--keep]
 
 No accounts, no network, no money: fake Telegram, Stripe and Circle run in this process on
 loopback, the bot runs as a subprocess, and a scripted traveller pays once by card, once in
-USDC and once in Telegram Stars. Prints the chat, saves the PDFs. `Sandbox` and `Traveller`
-are reused by the e2e tests.
+USDC and once in Telegram Stars, then by card for a return trip with connections for two
+travellers, priced per traveller. Prints the chat, saves the PDFs. `Sandbox`, `Traveller` and
+the trips are reused by the e2e tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import shutil
 import signal
@@ -22,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import trio
@@ -37,12 +39,17 @@ from sandbox.telegram import DEFAULT_TOKEN, ChatLine, FakeBotApi, SentDocument, 
 __all__ = [
     "CARD_TRIP",
     "CHECKOUT_PHRASE",
+    "CONNECTION",
+    "MULTI_CITY_TRIP",
+    "NEXT_LEG",
     "PAY_CARD",
     "PAY_USDC",
+    "RETURN_TRIP",
     "STARS_PRICE",
     "STARS_TRIP",
     "USDC_PHRASE",
     "USDC_TRIP",
+    "Hop",
     "Sandbox",
     "Traveller",
     "Trip",
@@ -62,6 +69,11 @@ CIRCLE_KEY = "SAND_API_KEY:sandbox:demo"
 DEMO_CHAT = 7001
 PAY_CARD = "Pay by card"
 PAY_USDC = "Pay with USDC"
+#: the labels of the dialogue's buttons the scripted traveller presses
+ADD_TRAVELLER = "Add another traveller"
+TRAVELLERS_DONE = "No, on to the flights"
+NEXT_LEG_BUTTON = "Next leg"
+FLIGHTS_DONE = "Done: show the summary"
 #: the price in Telegram Stars the sandbox's config sets (`stars.price`)
 STARS_PRICE = 250
 #: phrases of the bot's answers to the pay buttons
@@ -238,39 +250,147 @@ async def open_sandbox(workdir: Path, *, seed: int = 0) -> AsyncIterator[Sandbox
 # ---------------------------------------------------------------- the scripted traveller
 
 
-@dataclass(frozen=True)
-class Trip:
-    """What the traveller answers: one flight, departing `days_ahead` days from today (UTC)."""
+#: how a flight follows the one before it: a connection on the same journey, or the next leg
+CONNECTION: Final = "connection"
+NEXT_LEG: Final = "next leg"
 
-    passenger: str
+
+@dataclass(frozen=True)
+class Hop:
+    """One flight as the traveller enters it. A connection departs where the flight before it
+    landed: its `origin` must say so, and the bot does not ask it."""
+
     origin: str
     destination: str
     flight_number: str
-    departure: str
-    arrival: str
+    departure: str  # local time, as typed
+    arrival: str  # local time, as typed ("06:30 +1" when it lands the next local day)
+    day: int = 0  # its local departure date: days after the trip's first day
+    follows: str = NEXT_LEG  # CONNECTION or NEXT_LEG (ignored for the first flight)
+
+
+@dataclass(frozen=True)
+class Trip:
+    """What the traveller answers: each traveller's name, then the flights in order, each a
+    connection or the next leg. The first flight departs `days_ahead` days from today (UTC).
+
+    Raises ValueError for a trip the traveller could not enter: no traveller, no flight, or a
+    connection that does not depart where the flight before it landed.
+    """
+
+    travellers: tuple[str, ...]
+    flights: tuple[Hop, ...]
     days_ahead: int = 30
+
+    def __post_init__(self) -> None:
+        if not self.travellers or not self.flights:
+            raise ValueError("a trip needs a traveller and a flight")
+        for before, hop in itertools.pairwise(self.flights):
+            if hop.follows not in (CONNECTION, NEXT_LEG):
+                raise ValueError(f"{hop.flight_number} follows {hop.follows!r}")
+            if hop.follows == CONNECTION and hop.origin != before.destination:
+                raise ValueError(f"{hop.flight_number} connects at {before.destination}")
+
+    @classmethod
+    def one_way(
+        cls,
+        passenger: str,
+        origin: str,
+        destination: str,
+        flight_number: str,
+        departure: str,
+        arrival: str,
+        *,
+        days_ahead: int = 30,
+    ) -> Trip:
+        """One traveller, one flight."""
+        hop = Hop(origin, destination, flight_number, departure, arrival)
+        return cls((passenger,), (hop,), days_ahead)
+
+    @property
+    def passenger(self) -> str:
+        """The first traveller's name, as typed."""
+        return self.travellers[0]
+
+    @property
+    def origin(self) -> str:
+        return self.flights[0].origin
+
+    @property
+    def destination(self) -> str:
+        return self.flights[-1].destination
+
+    @property
+    def flight_numbers(self) -> list[str]:
+        return [hop.flight_number for hop in self.flights]
+
+    @property
+    def legs(self) -> list[list[Hop]]:
+        """The flights grouped by leg: a connection joins the leg of the flight before it."""
+        legs: list[list[Hop]] = []
+        for i, hop in enumerate(self.flights):
+            if i and hop.follows == CONNECTION:
+                legs[-1].append(hop)
+            else:
+                legs.append([hop])
+        return legs
 
     def answers(self) -> list[tuple[str, str, int]]:
         """(what the traveller does, a phrase of the bot's answer, how many texts it answers
         with), step by step. "press:<label>" presses a button; anything else is typed."""
-        when = (datetime.now(UTC) + timedelta(days=self.days_ahead)).date()
-        return [
-            ("/start", "Passenger name", 1),
-            (self.passenger, "One-way or return?", 1),
-            ("press:One-way", "departure airport?", 1),
-            (self.origin, "arrival airport?", 1),
-            (self.destination, "flight number?", 1),
-            (self.flight_number, "departure date", 1),
-            (when.isoformat(), "departure time on", 1),
-            (self.departure, "arrival time", 1),
-            # the arrival is acknowledged, then the summary with the pay buttons follows
-            (self.arrival, "Please check your itinerary.", 2),
-        ]
+        first_day = (datetime.now(UTC) + timedelta(days=self.days_ahead)).date()
+        first, *others = self.travellers
+        steps = [("/start", "Passenger name", 1), (first, "Is anyone else travelling", 1)]
+        for number, name in enumerate(others, start=2):
+            steps.append((f"press:{ADD_TRAVELLER}", f"Traveller {number}: name", 1))
+            steps.append((name, "Is anyone else travelling", 1))
+        steps.append((f"press:{TRAVELLERS_DONE}", "departure airport?", 1))
+        for i, hop in enumerate(self.flights):
+            if i and hop.follows == CONNECTION:  # its origin is not asked
+                steps.append((f"press:Connecting flight from {hop.origin}", "arrival airport?", 1))
+            else:
+                if i:
+                    steps.append((f"press:{NEXT_LEG_BUTTON}", "departure airport?", 1))
+                steps.append((hop.origin, "arrival airport?", 1))
+            when = first_day + timedelta(days=hop.day)
+            steps += [
+                (hop.destination, "flight number?", 1),
+                (hop.flight_number, "departure date", 1),
+                (when.isoformat(), "departure time on", 1),
+                (hop.departure, "arrival time", 1),
+                (hop.arrival, "What comes next?", 1),
+            ]
+        steps.append((f"press:{FLIGHTS_DONE}", "Please check your itinerary.", 1))
+        return steps
 
 
-CARD_TRIP = Trip("Jane Mary Doe", "FRA", "JFK", "LH 400", "13:15", "16:05")
-USDC_TRIP = Trip("Jane Mary Doe", "LHR", "JFK", "BA 117", "08:20", "11:05", days_ahead=45)
-STARS_TRIP = Trip("Jane Mary Doe", "AMS", "BCN", "KL 1665", "07:00", "09:20", days_ahead=60)
+CARD_TRIP = Trip.one_way("Jane Mary Doe", "FRA", "JFK", "LH 400", "13:15", "16:05")
+USDC_TRIP = Trip.one_way("Jane Mary Doe", "LHR", "JFK", "BA 117", "08:20", "11:05", days_ahead=45)
+STARS_TRIP = Trip.one_way("Jane Mary Doe", "AMS", "BCN", "KL 1665", "07:00", "09:20", days_ahead=60)
+#: two travellers, Frankfurt → Doha → Bangkok and back, one connection each way (Qatar Airways):
+#: 2 h 30 min on the ground in Doha going, 2 h 25 min coming back
+RETURN_TRIP = Trip(
+    ("Jane Mary Doe", "John O'Neill"),
+    (
+        Hop("FRA", "DOH", "QR 68", "16:05", "23:30"),
+        Hop("DOH", "BKK", "QR 830", "02:00", "12:45", day=1, follows=CONNECTION),
+        Hop("BKK", "DOH", "QR 831", "20:00", "23:15", day=9),
+        Hop("DOH", "FRA", "QR 69", "01:40", "06:30", day=10, follows=CONNECTION),
+    ),
+    days_ahead=40,
+)
+#: two travellers, Berlin → Paris → Rome → Athens → Berlin: four legs, three airlines, no
+#: connections
+MULTI_CITY_TRIP = Trip(
+    ("Anna Schmidt", "Lukas Schmidt"),
+    (
+        Hop("BER", "CDG", "AF 1735", "07:00", "09:00"),
+        Hop("CDG", "FCO", "AF 1404", "10:00", "12:05", day=3),
+        Hop("FCO", "ATH", "AZ 720", "15:00", "18:15", day=6),
+        Hop("ATH", "BER", "A3 822", "09:00", "11:05", day=10),
+    ),
+    days_ahead=50,
+)
 
 
 @dataclass
@@ -458,10 +578,11 @@ class DemoResult:
 
 
 async def run_demo(workdir: Path, *, say: Callable[[str], None] = print) -> DemoResult:
-    """A card purchase, a USDC purchase and a Telegram Stars purchase against the real
+    """A card purchase, a USDC purchase, a Telegram Stars purchase, then a return trip with a
+    connection each way for two travellers (priced per traveller) by card, against the real
     `serve`. Raises RuntimeError if Telegram (the fake) does not take the Stars payment."""
     async with open_sandbox(workdir) as sandbox:
-        bot = await sandbox.start_bot()
+        bot = await sandbox.start_bot(sandbox.config(pricing={"per": "traveller"}))
         say(f"bot ready at {bot.address} (pid {bot.process.pid if bot.process else '?'})")
         traveller = Traveller(sandbox.api, DEMO_CHAT)
 
@@ -503,6 +624,22 @@ async def run_demo(workdir: Path, *, say: Callable[[str], None] = print) -> Demo
         )
         say(f"Stars: Telegram takes the Stars and reports successful_payment, charge {charge}")
         await traveller.document(stars_ref)
+
+        say(
+            "card: two travellers order a return trip FRA → DOH → BKK and back, "
+            "priced per traveller"
+        )
+        return_ref = await traveller.order_itinerary(RETURN_TRIP)
+        url = await traveller.pay_by_card()
+        (session,) = [s["id"] for s in sandbox.stripe.sessions.values() if s["url"] == url]
+        (item,) = sandbox.stripe.line_items[session]
+        say(
+            f"card: the Checkout page asks {item['quantity']} × {item['price']['unit_amount']}"
+            f" = {item['amount_total']} {item['currency']} (minor units)"
+        )
+        statuses = await sandbox.deliver_stripe(sandbox.stripe.complete(session))
+        say(f"card: Stripe's signed webhook checkout.session.completed → HTTP {statuses[0]}")
+        await traveller.document(return_ref)
 
         code, took = await sandbox.stop_bot()
         say(f"bot stopped by SIGTERM: exit {code} after {took:.2f} s")
@@ -569,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"work folder kept: {workdir} (config.yaml, itinerabot.sqlite3, bot.log)")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
-    ok = result.exit_code == 0 and len(result.documents) == 3 and not problems
+    ok = result.exit_code == 0 and len(result.documents) == 4 and not problems
     print(f"SANDBOX demo {'finished' if ok else 'FAILED'} in {took:.1f} s")
     return 0 if ok else 1
 

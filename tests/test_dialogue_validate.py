@@ -239,6 +239,13 @@ def test_an_airline_name_is_kept_tidied(typed: str, kept: str) -> None:
     assert parse_airline_name(typed) == kept
 
 
+@pytest.mark.parametrize("typed", ["24 Dec 2026", "2026-12-24", "24.12.2026", "13:15", "2:05pm"])
+def test_a_date_or_time_is_no_airline_name(typed: str) -> None:
+    """The answer to the next question, typed too soon, would print as the airline."""
+    result = parse_airline_name(typed)
+    assert isinstance(result, Invalid) and "looks like a date or a time" in result.message
+
+
 @pytest.mark.parametrize("typed", ["", "X", "<b>Air</b>", "Аэрофлот", "12", "A" * 41, "-Air"])
 def test_an_airline_name_the_pdf_could_not_print_is_refused(typed: str) -> None:
     result = parse_airline_name(typed)

@@ -25,6 +25,7 @@ from sandbox.demo import (
     CHECKOUT_PHRASE,
     PAY_CARD,
     PAY_USDC,
+    RETURN_TRIP,
     STARS_TRIP,
     USDC_PHRASE,
     USDC_TRIP,
@@ -53,26 +54,29 @@ async def sandbox_with_bot(tmp_path: Path, **config: dict[str, object]) -> Async
 
 
 async def test_a_purchase_each_way_from_first_message_to_pdf(tmp_path: Path) -> None:
-    with trio.fail_after(30):
+    with trio.fail_after(45):
         result = await run_demo(tmp_path, say=lambda _: None)
     assert result.exit_code == 0, result.bot_log
     assert result.stop_seconds < 1.0
     assert result.violations == []
     assert result.reply_mismatches == []
-    card, usdc, stars = result.documents
-    for doc, trip in ((card, CARD_TRIP), (usdc, USDC_TRIP), (stars, STARS_TRIP)):
+    card, usdc, stars, both = result.documents
+    trips = ((card, CARD_TRIP), (usdc, USDC_TRIP), (stars, STARS_TRIP), (both, RETURN_TRIP))
+    for doc, trip in trips:
         reference = doc.file_name.removeprefix("itinerary-").removesuffix(".pdf")
         assert doc.mime_type == "application/pdf"
         text = pdf_text(doc.data)
         assert reference in text
-        assert "JANE MARY DOE" in text
-        assert trip.flight_number in text
+        assert all(name.upper() in text for name in trip.travellers)
+        assert all(number in text for number in trip.flight_numbers)
         assert f"{trip.origin}" in text and f"{trip.destination}" in text
     assert "LH 400" not in pdf_text(usdc.data)
+    assert "2 × 10.00 USD = 20.00 USD" in pdf_text(both.data)  # priced per traveller
     sources = list(result.confirmations.values())
     assert sources[0] == "stripe:checkout.session.completed"
     assert sources[1] in ("circle-webhook", "circle-poller")
     assert sources[2] == "telegram:successful_payment"
+    assert sources[3] == "stripe:checkout.session.completed"
     assert "Traceback" not in result.bot_log
 
 

@@ -346,6 +346,10 @@ AIRLINE_RULES = N_(
     "Type the airline's name with Latin letters, digits, spaces and . & - ' ( ), 2 to 40 "
     "characters, e.g. Air Example."
 )
+AIRLINE_NOT_A_DATE = N_(
+    "That looks like a date or a time, not an airline. Type the airline's name as on your "
+    "booking, or press Skip."
+)
 SAME_DAY = N_("Same day, {day}")
 NEXT_DAY = N_("Next day, {day}")
 MAKE_NEW_LEG = N_("Make it the next leg")

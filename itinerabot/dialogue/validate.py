@@ -121,8 +121,13 @@ _AIRLINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .&'()\-]*")
 
 def parse_airline_name(text: str) -> str | Invalid:
     """An airline's name as the traveller typed it, spaces tidied: Latin letters, digits and
-    `. & - ' ( )` only, so the PDF's fonts can print it."""
+    `. & - ' ( )` only, so the PDF's fonts can print it; never a date or a time (an answer
+    meant for the next question would print as the airline)."""
     name = " ".join(text.replace("’", "'").split())
+    words = name.casefold()
+    looks_like = _read_date(words, date(2000, 1, 1)) if words[:1].isdigit() else None
+    if isinstance(looks_like, date) or _read_time(words) is not None:
+        return _says(texts.AIRLINE_NOT_A_DATE)
     if not AIRLINE_MIN <= len(name) <= AIRLINE_MAX or not _AIRLINE.fullmatch(name):
         return _says(texts.AIRLINE_RULES)
     if sum(c.isalpha() for c in name) < AIRLINE_MIN:
