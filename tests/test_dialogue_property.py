@@ -8,7 +8,6 @@ payment methods are offered (card, USDC, Stars at a price) is drawn afresh for e
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -43,8 +42,9 @@ from itinerabot.models import Itinerary, Order, OrderStatus
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
-#: airports a random trip flies between (no clock change in June to September at any of them)
-AIRPORTS = ("FRA", "DOH", "BKK", "JFK", "LHR", "NRT", "SYD", "GRU", "DXB", "SIN", "JNB")
+#: airports a random trip flies between; the clocks change twice a year at FRA, LHR, JFK,
+#: SYD (in the southern spring and autumn) and MUC, and a trip may start any day of ten months
+AIRPORTS = ("FRA", "DOH", "BKK", "JFK", "LHR", "NRT", "SYD", "GRU", "DXB", "SIN", "JNB", "MUC")
 FIRST_DEPARTURE = datetime(2026, 6, 10, 6, 0, tzinfo=UTC)
 
 
@@ -66,8 +66,9 @@ class Trip:
 
 @st.composite
 def trips(draw: st.DrawFn) -> Trip:
-    """1-3 travellers and 1-6 flights, each after the first a connection (30 min to 24 h after
-    landing, from where it landed) or the next leg (from anywhere, up to 5 days later)."""
+    """1-3 travellers and 1-6 flights, each after the first a connection (90 min to 22 h after
+    landing, from where it landed) or the next leg (from anywhere, up to 5 days later). The
+    margins keep each answer valid whichever way an hour repeated by a clock change is read."""
     travellers = draw(st.integers(1, 3), label="travellers")
     events: list[Event] = [CommandMessage("start"), TextMessage("Jane Doe")]
     for n in range(1, travellers):
@@ -75,15 +76,15 @@ def trips(draw: st.DrawFn) -> Trip:
     events.append(TextMessage("no"))
     legs: list[int] = []
     route: list[str] = []
-    takes_off = FIRST_DEPARTURE + timedelta(minutes=draw(st.integers(0, 60 * 24 * 60)))
+    takes_off = FIRST_DEPARTURE + timedelta(minutes=draw(st.integers(0, 300 * 24 * 60)))
     landed = takes_off
     here = draw(st.sampled_from(AIRPORTS), label="start")
     for n in range(draw(st.integers(1, 6), label="flights")):
         connection = n > 0 and draw(st.booleans(), label="connection")
         if n > 0:
             events.append(TextMessage("connection" if connection else "next leg"))
-            longest = 24 * 60 if connection else 5 * 24 * 60
-            takes_off = landed + timedelta(minutes=draw(st.integers(30, longest), label="gap"))
+            longest = 22 * 60 if connection else 5 * 24 * 60
+            takes_off = landed + timedelta(minutes=draw(st.integers(90, longest), label="gap"))
         if connection:
             legs[-1] += 1
         else:
@@ -91,7 +92,7 @@ def trips(draw: st.DrawFn) -> Trip:
             here = draw(st.sampled_from(AIRPORTS), label="origin") if n else here
             events.append(TextMessage(here))
         to = draw(st.sampled_from([a for a in AIRPORTS if a != here]), label="to")
-        landed = takes_off + timedelta(minutes=draw(st.integers(20, 19 * 60), label="flight"))
+        landed = takes_off + timedelta(minutes=draw(st.integers(90, 18 * 60), label="flight"))
         leaves, arrives = takes_off.astimezone(zone(here)), landed.astimezone(zone(to))
         days = (arrives.date() - leaves.date()).days
         events += [
@@ -153,7 +154,7 @@ def readable(state: str | None) -> bool:
 
 
 def check_outcome(event: Event, before: str | None, outcome: Outcome, ctx: Context) -> None:
-    json.loads(outcome.state)
+    Draft.loads(outcome.state)  # every state written can be read back
     for reply in outcome.replies:
         if isinstance(reply, SendText):
             assert 0 < len(reply.text) <= 4096

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -511,3 +512,130 @@ def test_a_draft_over_lowered_limits_asks_to_remove_a_flight_before_any_order() 
     outcome = chat.press(chat.button("Remove this flight"))
     assert chat.at == "summary"
     assert len(created(outcome).itinerary.flights) == 1
+
+
+# ---------------------------------------------------------------- clock changes
+
+
+def test_a_connection_across_the_spring_clock_change_counts_real_minutes() -> None:
+    """28 Mar 2027 in Frankfurt: 02:00 becomes 03:00. Landing 01:45 and leaving 03:05 is 20
+    real minutes on the ground, though the clocks show 1 h 20 min."""
+    chat = Chat(make_context(now=datetime(2027, 3, 1, tzinfo=UTC)))
+    walk(chat, ["/start", "Jane Doe", "no", "LHR", "FRA", "BA 902", "28 Mar 2027", "00:00"])
+    walk(chat, ["01:45", "connection", "MUC", "LH 100", "28 Mar 2027"])
+    outcome = chat.text("03:05")
+    assert "only 20 min after the flight before lands" in said(outcome)
+    chat.text("03:15")
+    assert chat.at == "1.arrival"
+
+
+def test_a_connection_across_the_autumn_clock_change_over_24_real_hours_is_the_next_leg() -> None:
+    """25 Oct 2026 in Frankfurt: 03:00 becomes 02:00 again. Landing at 01:00 that night and
+    leaving at 00:30 the next night is 23 h 30 min by the clocks but 24 h 30 min real."""
+    chat = Chat(make_context(now=datetime(2026, 10, 1, tzinfo=UTC)))
+    walk(chat, ["/start", "Jane Doe", "no", "LHR", "FRA", "BA 902", "24 Oct 2026", "22:00"])
+    walk(chat, ["01:00 +1", "connection", "MUC", "LH 100", "26 Oct 2026"])
+    outcome = chat.text("00:30")
+    assert "That is 24 h 30 min after the flight before lands" in said(outcome)
+    assert chat.at == "1.departure"
+    chat.press(chat.button("Change the date"))
+    walk(chat, ["25 Oct 2026", "23:55"])  # 23 h 55 min real
+    assert chat.at == "1.arrival"
+
+
+def test_a_flight_within_one_zone_across_the_clock_change_is_timed_in_real_minutes() -> None:
+    """FRA → MUC leaving 01:55 and landing 03:05 on 28 Mar 2027 flies 10 minutes."""
+    chat = Chat(make_context(now=datetime(2027, 3, 1, tzinfo=UTC)))
+    walk(chat, ["/start", "Jane Doe", "no", "FRA", "MUC", "LH 100", "28 Mar 2027", "01:55"])
+    outcome = chat.text("03:05")
+    assert "at least 15 min" in said(outcome) and chat.at == "0.arrival"
+    outcome = chat.text("03:15")
+    assert "Flight time 20 min" in said(outcome)
+
+
+def test_skipping_the_airline_of_a_known_code_leaves_the_number_alone() -> None:
+    chat = Chat()
+    walk(chat, ["/start", "Jane Doe", "no", "FRA", "JFK", "LH 400", "24 Dec 2026", "13:15"])
+    walk(chat, ["16:05", "done"])
+    chat.press(chat.button("Edit"))
+    chat.press(chat.button("✎ 1."))
+    chat.press(chat.button("airline"))
+    outcome = chat.press(chat.button("Skip"))
+    (flight,) = created(outcome).itinerary.flights
+    assert flight.airline is None
+    assert "Flight LH 400\n" in sent(outcome)[-1].text
+
+
+def test_an_edit_button_pressed_outside_the_menus_changes_nothing() -> None:
+    """A forged "change this answer" press while a new traveller's name is asked would leave
+    that name unanswered behind the question it jumps to."""
+    chat = Chat()
+    summary_of_return_with_connections(chat)
+    chat.press(chat.button("Add another traveller"))
+    assert chat.at == "name.2"
+    stamp = json.loads(chat.state or "")["seq"]
+    before = chat.state
+    outcome = chat.press(f"{stamp}:ef:0.number")
+    assert outcome.state == before and not outcome.actions
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("passengers", 0), "A\\nB" * 30),
+        (("passengers", 0), ""),
+        (("flights", 0, "number"), "LH " + "4" * 190),
+        (("flights", 0, "airline"), "<script>"),
+    ],
+)
+def test_a_stored_state_with_an_answer_no_traveller_could_type_is_refused(
+    path: tuple[str | int, ...], value: str
+) -> None:
+    """A stored state is trusted no more than typed text: a forged name, number or airline
+    never reaches an order; the chat starts afresh."""
+    chat = Chat()
+    walk(chat, ["/start", "Jane Doe", "no", "FRA", "JFK", "LH 400", "24 Dec 2026", "13:15"])
+    walk(chat, ["16:05"])
+    raw = json.loads(chat.state or "")
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert current_question(json.dumps(raw)) is None  # unreadable: refused
+    outcome = step(json.dumps(raw), TextMessage("done"), make_context())
+    assert not outcome.actions
+
+
+def test_a_summary_shown_again_says_what_its_stored_order_will_charge() -> None:
+    """The shop switched from per-traveller to per-document pricing (and raised the price)
+    after the order was made: Edit → Back shows the order's own total, which is what Stripe,
+    Circle and the Stars invoice (stars.price × the order's quantity) will ask."""
+    chat = Chat(make_context(per_traveller=True, stars_price=250))
+    walk(chat, RETURN_WITH_CONNECTIONS)
+    order = created(chat.last)
+    stored = make_order("IB-7K3Q9P", order.itinerary, OrderStatus.AWAITING_PAYMENT)
+    chat.orders(dataclasses.replace(stored, price=Decimal("20.00"), quantity=2))
+    chat.ctx = dataclasses.replace(chat.ctx, per_traveller=False, price=Decimal("12.00"))
+    chat.press(chat.button("Edit"))
+    outcome = chat.press(chat.button("Back to the summary"))
+    assert not outcome.actions
+    assert "Price: 500 ⭐ (2 × 250 ⭐) or 20.00 USD (2 × 10.00 USD)" in sent(outcome)[-1].text
+    assert chat.button("Pay 500 ⭐") == "pay:stars:IB-7K3Q9P"
+
+
+def test_an_edit_that_breaks_the_next_flight_offers_a_way_back_to_the_menu() -> None:
+    """A typo in flight 1's arrival leaves the connection 10 minutes: the traveller is asked
+    flight 2's departure again, and may rather go back and fix flight 1."""
+    chat = Chat()
+    summary_of_return_with_connections(chat)
+    chat.press(chat.button("✎ 1. QR 68 FRA→DOH"))
+    chat.press(chat.button("arrival time"))
+    outcome = chat.text("01:50 +1")
+    assert chat.at == "1.departure" and "only 10 min" in said(outcome)
+    chat.press(chat.button("Change something else instead"))
+    assert chat.at == "edit"
+    chat.press(chat.button("✎ 1. QR 68 FRA→DOH"))
+    chat.press(chat.button("arrival time"))
+    outcome = chat.text("23:30")
+    assert chat.at == "summary"
+    assert created(outcome).itinerary.flights[0].arrival_local == datetime(2026, 12, 24, 23, 30)

@@ -209,5 +209,5 @@ def _acknowledge(t: Texts, draft: Draft, key: str, others: Sequence[Airport]) ->
     arrived = arrival(flight)
     assert isinstance(arrived, validate.Arrival) and flight.destination
     landed = validate.aware(arrived.local, flight.destination.tz)
-    took = landed - validate.aware(departed, flight.origin.tz)
+    took = validate.elapsed(validate.aware(departed, flight.origin.tz), landed)
     return texts.ack_arrival(t, landed, arrived.offset, arrived.inferred, took)

@@ -29,6 +29,7 @@ from itinerabot.dialogue.draft import (
     SUMMARY,
     TRAVELLERS,
     Draft,
+    first_missing,
     kind_of,
 )
 from itinerabot.dialogue.menus import editable, flight_text, show_edit_menu, show_flight_menu
@@ -94,8 +95,13 @@ def _press_fits(draft: Draft, kind: str, value: str) -> bool:
         return _flight_at(draft, value) and at in (f"{value}.date", f"{value}.departure")
     if kind == "sum":
         return at == SUMMARY and value in ("edit", "cancel")
-    if kind == "ef":
-        return at != SUMMARY and ((value == "back" and menu) or editable(draft, value))
+    if kind == "ef" and value == "back":
+        return menu
+    if kind == "ef":  # from a menu, or "Change the date" under a departure that does not fit
+        date_of = at.endswith(".departure") and value == at.replace(".departure", ".date")
+        return (menu or date_of) and editable(draft, value)
+    if kind == "menu":  # under a question an edit made wrong: every answer is there
+        return not menu and at != SUMMARY and first_missing(draft) is None
     if kind == "em":
         return at == EDIT and _flight_at(draft, value)
     if kind == "rm":
@@ -160,6 +166,8 @@ def _on_step_button(turn: Turn, kind: str, value: str) -> None:
         ask(turn, value, [release_order(turn)])
     elif kind == "em":
         show_flight_menu(turn, int(value))
+    elif kind == "menu":
+        show_edit_menu(turn)
     elif kind == "rm":
         _remove(turn, value)
     else:

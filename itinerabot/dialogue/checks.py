@@ -64,9 +64,9 @@ def problem(draft: Draft, key: str, ctx: Context) -> str | None:
             return None
         first = validate.aware(datetime.combine(flight.date, time(0, 0)), flight.origin.tz)
         last = validate.aware(datetime.combine(flight.date, time(23, 59)), flight.origin.tz)
-        if last < landed:
+        if validate.elapsed(landed, last) < timedelta(0):
             return texts.date_before_landing(t, flight.date, landed)
-        if flight.connection and first - landed > ctx.trips.max_connection:
+        if flight.connection and validate.elapsed(landed, first) > ctx.trips.max_connection:
             return texts.connection_day_too_late(t, flight.date, landed)
     if name == "departure" and flight.origin:
         departed = departure(flight)
@@ -88,7 +88,7 @@ def _gap_problem(
     ctx: Context, flight: FlightDraft, departs: datetime, landed: datetime
 ) -> str | None:
     """Why a flight departing at `departs` cannot follow one that landed at `landed`, or None."""
-    t, gap = ctx.texts, departs - landed
+    t, gap = ctx.texts, validate.elapsed(landed, departs)
     if gap < timedelta(0):
         return texts.departs_before_landing(t, departs, landed)
     if gap < ctx.trips.min_connection:

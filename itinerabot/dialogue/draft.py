@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any
 
+from itinerabot.airlines import airline_name
 from itinerabot.dialogue import validate
 from itinerabot.models import Airport
 
@@ -75,8 +77,8 @@ class FlightDraft:
         return cls(
             origin=_airport_or_none(raw.get("origin")),
             destination=_airport_or_none(raw.get("destination")),
-            number=_str_or_none(raw.get("number")),
-            airline=_str_or_none(raw.get("airline")),
+            number=_checked(raw.get("number"), validate.parse_flight_number),
+            airline=_checked(raw.get("airline"), _airline_or_none_given),
             date=date.fromisoformat(_text(raw, "date")) if raw.get("date") else None,
             departure=time.fromisoformat(_text(raw, "departure")) if raw.get("departure") else None,
             arrival=time.fromisoformat(_text(raw, "arrival")) if raw.get("arrival") else None,
@@ -148,7 +150,7 @@ class Draft:
         draft = cls(
             seq=seq,
             at=_str_or_none(raw.get("at")),
-            passengers=[_str_or_none(p) for p in passengers],
+            passengers=[_checked(p, validate.parse_passenger_name) for p in passengers],
             passengers_done=bool(done[0]),
             flights=[FlightDraft.from_json(f) for f in flights],
             flights_done=bool(done[1]),
@@ -167,8 +169,10 @@ def _from_first_schema(raw: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("bad flights")
     kept = [dict(f) for f in (flights[:2] if trip == "return" else flights[:1])]
     for flight in kept:
-        # the first schema asked no airline: "" says none was given
-        flight.setdefault("airline", "" if flight.get("number") else None)
+        # the first schema asked no airline: the data's name, or "" (none given)
+        number = flight.get("number")
+        known = airline_name(code_of(number)) if isinstance(number, str) else None
+        flight.setdefault("airline", (known or "") if number else None)
     if isinstance(at, str) and at.startswith("1.") and trip != "return":
         raise ValueError("inconsistent state")
     at = {"name": "name.0", "trip": TRAVELLERS}.get(at, at) if isinstance(at, str) else at
@@ -182,6 +186,19 @@ def _from_first_schema(raw: dict[str, Any]) -> dict[str, Any]:
         "flights_done": at in (SUMMARY, EDIT),
         "order": raw.get("order"),
     }
+
+
+def _checked(value: Any, parse: Callable[[str], str | validate.Invalid]) -> str | None:
+    """`value` if it is what `parse` makes of it (a stored answer is trusted no more than a
+    typed one), or None; raises ValueError otherwise."""
+    text = _str_or_none(value)
+    if text is not None and parse(text) != text:
+        raise ValueError("a stored answer that would not be taken as typed")
+    return text
+
+
+def _airline_or_none_given(text: str) -> str | validate.Invalid:
+    return text if text == "" else validate.parse_airline_name(text)
 
 
 def _str_or_none(value: Any) -> str | None:

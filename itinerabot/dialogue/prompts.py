@@ -31,8 +31,14 @@ _EXAMPLE = timedelta(days=30)  # how far ahead the example date in the date ques
 _CHOICES = (TRAVELLERS, MORE)
 
 
-def ask(turn: Turn, key: str, preface: Sequence[str] = ()) -> None:
-    """Ask the question `key` after the non-empty notes of `preface`, as a new step."""
+def ask(
+    turn: Turn,
+    key: str,
+    preface: Sequence[str] = (),
+    more: Sequence[tuple[str, str, str]] = (),
+) -> None:
+    """Ask the question `key` after the non-empty notes of `preface`, as a new step; `more`
+    adds a row of a step button for each (label, kind, value)."""
     draft = turn.draft
     draft.move_to(key)
     parts = [p for p in preface if p]
@@ -40,7 +46,9 @@ def ask(turn: Turn, key: str, preface: Sequence[str] = ()) -> None:
     value = answer_of(draft, key)
     if value is not None and key not in _CHOICES and value != "":
         parts.append(texts.currently(turn.t, _shown(turn.t, draft, key)))
-    turn.say("\n\n".join(parts), _prompt_keyboard(turn.t, draft, key, turn.ctx))
+    rows = _prompt_keyboard(turn.t, draft, key, turn.ctx)
+    rows += [[step_button(draft, label, kind, value)] for label, kind, value in more]
+    turn.say("\n\n".join(parts), rows)
 
 
 def hint(t: Texts, draft: Draft) -> str:

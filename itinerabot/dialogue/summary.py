@@ -5,12 +5,12 @@ Leaving the summary lets go of its order again, cancelling it while it is unpaid
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
-from itinerabot.airlines import airline_name
 from itinerabot.dialogue import texts, validate
 from itinerabot.dialogue.checks import arrival, departure, next_question
-from itinerabot.dialogue.draft import SUMMARY, Draft, code_of, legs
+from itinerabot.dialogue.draft import SUMMARY, Draft, first_missing, legs
 from itinerabot.dialogue.menus import show_edit_menu
 from itinerabot.dialogue.prompts import ask
 from itinerabot.dialogue.turn import Turn, find_order, step_button
@@ -30,7 +30,10 @@ def advance(turn: Turn, preface: Sequence[str] = ()) -> None:
         return
     key, reason = found
     notes = [*preface, release_order(turn), reason or ""]
-    ask(turn, key, notes)
+    # an edit broke a later answer: the traveller may rather change something else
+    back = reason is not None and first_missing(turn.draft) is None
+    more = [(turn.t.gettext(texts.TO_EDIT_MENU), "menu", "")] if back else []
+    ask(turn, key, notes, more)
 
 
 def _over_the_limits(turn: Turn) -> str:
@@ -62,6 +65,10 @@ def _show_summary(turn: Turn, preface: Sequence[str]) -> None:
     draft, ctx, t = turn.draft, turn.ctx, turn.t
     itinerary, offsets = _itinerary(draft)
     units = len(itinerary.passengers) if ctx.per_traveller else 1
+    stored = find_order(ctx, draft.order)
+    if stored is not None:  # shown again: say what paying it will charge, not today's pricing
+        ctx = dataclasses.replace(ctx, price=stored.unit_price, currency=stored.currency)
+        units = stored.quantity
     if draft.order is None:
         draft.order = ctx.new_reference
         turn.actions.append(CreateOrder(draft.order, itinerary, units))
@@ -100,7 +107,7 @@ def _itinerary(draft: Draft) -> tuple[Itinerary, list[int]]:
         departed, arrived = departure(flight), arrival(flight)
         assert flight.origin and flight.destination and flight.number and departed
         assert isinstance(arrived, validate.Arrival)
-        airline = flight.airline or airline_name(code_of(flight.number))
+        airline = flight.airline or None  # "" when the traveller skipped the question
         made = Flight(
             flight.number, flight.origin, flight.destination, departed, arrived.local, airline
         )

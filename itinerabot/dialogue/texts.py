@@ -738,6 +738,7 @@ EDIT_WHAT = N_(
     "What would you like to change? Tap a traveller or a flight to change it, or remove one."
 )
 ADD_FLIGHT = N_("Add a flight")
+TO_EDIT_MENU = N_("Change something else instead")
 REMOVE = N_("Remove")
 REMOVE_FLIGHT = N_("Remove this flight")
 BACK = N_("Back")

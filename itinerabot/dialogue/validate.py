@@ -277,6 +277,13 @@ def aware(local: datetime, tz: str) -> datetime:
     return local.replace(tzinfo=ZoneInfo(tz))
 
 
+def elapsed(start: datetime, end: datetime) -> timedelta:
+    """The real time from `start` to `end` (aware). Python subtracts two times of the same zone
+    by their wall clocks, which is wrong across a clock change (a connection at the airport
+    it landed at, a flight within one zone): both are put on UTC first."""
+    return end.astimezone(_UTC) - start.astimezone(_UTC)
+
+
 def local_time_exists(local: datetime, tz: str) -> bool:
     """False for wall times skipped when clocks go forward (e.g. 02:30 on a spring DST day)."""
     there = aware(local, tz)
@@ -328,7 +335,7 @@ def _arrival_on(
         return Invalid(lambda t: texts.time_skipped(t, local, destination_tz))
     took_off = aware(departure, origin_tz)
     landed = aware(local, destination_tz)
-    duration = landed - took_off
+    duration = elapsed(took_off, landed)
     if duration <= timedelta(0):
         return Invalid(lambda t: texts.arrival_before_departure(t, took_off, landed))
     if duration < MIN_FLIGHT:
