@@ -364,7 +364,9 @@ def test_render_helpers() -> None:
     assert format_amount(Decimal("10.1234"), "USDC") == "10.1234 USDC"
     assert format_amount(Decimal("10"), "USD") == "10.00 USD"
     assert country_name("de") == "Germany"
-    assert country_name("XK") == "XK"
+    assert country_name("AF") == "Afghanistan"  # beyond our own list: the CLDR's name
+    assert country_name("CI") == "Côte d’Ivoire"
+    assert country_name("QQ") == "QQ"
     assert day_change_note(outbound) is None
     assert day_change_note(back) == "Arrives the next day (local time)."
 

@@ -18,7 +18,7 @@ import trio
 import yaml
 
 from itinerabot.i18n import texts_for
-from itinerabot.messages import Invoice
+from itinerabot.messages import Invoice, Text
 from itinerabot.models import Itinerary, OrderStatus
 from itinerabot.operator.format import price_text
 from itinerabot.payments.stars.invoice import DESCRIPTION_MAX, issue_invoice
@@ -455,3 +455,21 @@ async def test_orders_show_prints_the_total_its_units_and_every_traveller(
     assert lines[3:5] == ["  passenger JANE MARY DOE", "  passenger JOHN DOE"]
     payment = lines[lines.index("Payment") + 1]
     assert payment.startswith("  card 20.00 USD at ")
+
+
+def test_a_stars_total_over_telegrams_limit_is_refused_with_a_clear_answer(
+    tmp_path: Path,
+) -> None:
+    """The shop raised stars.price after a nine-traveller order was made: no invoice Telegram
+    would refuse is stored or sent; the traveller is told to choose another way to pay."""
+    conn = connect(tmp_path / "bot.sqlite3")
+    try:
+        add_order(conn, STARS_REF, TWO, 9)
+        conn.execute("BEGIN")
+        answer = issue_invoice(conn, texts_for("en"), CHAT, STARS_REF, 11_112, START)
+        conn.execute("COMMIT")
+        invoices = conn.execute("SELECT COUNT(*) FROM star_invoices").fetchone()[0]
+    finally:
+        conn.close()
+    assert isinstance(answer, Text) and invoices == 0
+    assert "at most 100000 Stars" in answer.text and "would need 100008" in answer.text

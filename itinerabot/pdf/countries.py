@@ -1,13 +1,26 @@
-"""English short names of the countries airports are in, by ISO 3166-1 alpha-2 code."""
+"""English short names of the countries airports are in, by ISO 3166-1 alpha-2 code.
+
+Our own short names for the common ones, then the CLDR's English names (Babel's locale data).
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Final
+
+from babel import Locale
 
 
 def country_name(code: str) -> str:
     """The English short name of an ISO 3166-1 alpha-2 code; the code itself when unknown."""
-    return _COUNTRY_NAMES.get(code.upper(), code)
+    upper = code.upper()
+    return _COUNTRY_NAMES.get(upper) or _cldr_names().get(upper) or code
+
+
+@functools.cache
+def _cldr_names() -> dict[str, str]:
+    names = Locale.parse("en").territories
+    return {k: v for k, v in names.items() if len(k) == 2 and k.isalpha() and k != "ZZ"}
 
 
 _COUNTRY_NAMES: Final[dict[str, str]] = {

@@ -18,6 +18,8 @@ from itinerabot.store import stars
 
 TITLE_MAX = 32
 DESCRIPTION_MAX = 255
+#: the most Stars Telegram takes for one invoice
+STARS_MAX = 100_000
 #: the fewest characters worth giving the route or the name in a shortened description
 MIN_PART = 12
 
@@ -129,6 +131,15 @@ def issue_invoice(
     if order.status is not OrderStatus.AWAITING_PAYMENT:
         return Text(order_cancelled(t, reference))
     amount = stars_each * order.quantity
+    if amount > STARS_MAX:  # settings changed since the order was made (config checks the rest)
+        return Text(
+            t.gettext(
+                "Telegram takes at most 100000 Stars for one invoice, and order {reference} "
+                "would need {amount}. Please choose another way to pay.",
+                reference=reference,
+                amount=amount,
+            )
+        )
     invoice = stars.add_invoice(conn, order.id, order.reference, amount, now)
     title = t.gettext("Flight itinerary {reference}", reference=order.reference)
     label = t.gettext("Itinerary PDF")
