@@ -400,12 +400,18 @@ def test_removing_the_first_flight_of_a_leg_keeps_its_connection_as_the_leg() ->
     ]
 
 
-def test_the_only_flight_cannot_be_removed() -> None:
+def one_flight_menu() -> Chat:
+    """A chat at the menu of the one flight of a one-way trip (FRA → JFK, LH 400)."""
     chat = Chat()
     walk(chat, ["/start", "Jane Doe", "no", "FRA", "JFK", "LH 400", "24 Dec 2026", "13:15"])
     walk(chat, ["16:05", "done"])
     chat.press(chat.button("Edit"))
     chat.press(chat.button("✎ 1."))
+    return chat
+
+
+def test_the_only_flight_cannot_be_removed() -> None:
+    chat = one_flight_menu()
     labels = [b.text for m in sent(chat.last) for row in m.keyboard for b in row]
     assert "Remove this flight" not in labels and "Back" in labels
     chat.press(chat.button("Back"))
@@ -487,11 +493,7 @@ def test_departure_and_arrival_times_are_kept_as_local_times() -> None:
 
 
 def test_a_looked_up_airline_name_can_be_corrected() -> None:
-    chat = Chat()
-    walk(chat, ["/start", "Jane Doe", "no", "FRA", "JFK", "LH 400", "24 Dec 2026", "13:15"])
-    walk(chat, ["16:05", "done"])
-    chat.press(chat.button("Edit"))
-    chat.press(chat.button("✎ 1."))
+    chat = one_flight_menu()
     outcome = chat.press(chat.button("airline"))
     assert "LH 400: which airline's name goes beside it" in said(outcome)
     assert "Now: Lufthansa." in said(outcome)
@@ -554,11 +556,7 @@ def test_a_flight_within_one_zone_across_the_clock_change_is_timed_in_real_minut
 
 
 def test_skipping_the_airline_of_a_known_code_leaves_the_number_alone() -> None:
-    chat = Chat()
-    walk(chat, ["/start", "Jane Doe", "no", "FRA", "JFK", "LH 400", "24 Dec 2026", "13:15"])
-    walk(chat, ["16:05", "done"])
-    chat.press(chat.button("Edit"))
-    chat.press(chat.button("✎ 1."))
+    chat = one_flight_menu()
     chat.press(chat.button("airline"))
     outcome = chat.press(chat.button("Skip"))
     (flight,) = created(outcome).itinerary.flights
