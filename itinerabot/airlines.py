@@ -34,6 +34,11 @@ def airline_name(code: str) -> str | None:
     return _names().get(code.strip().upper())
 
 
+def known_codes() -> frozenset[str]:
+    """Every IATA and ICAO designator the snapshot names an airline for."""
+    return frozenset(_names())
+
+
 def clean_name(text: str) -> str:
     """`text` fit for a chat message and the PDF: control and format characters removed, each
     run of white space one space, none at either end."""

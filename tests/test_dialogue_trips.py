@@ -10,8 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from itinerabot.airlines import airline_name
+from itinerabot.airlines import airline_name, known_codes
 from itinerabot.dialogue import current_question, step
+from itinerabot.dialogue.draft import Draft
 from itinerabot.dialogue.types import (
     AnswerCallback,
     CancelOrder,
@@ -583,7 +584,8 @@ def test_an_edit_button_pressed_outside_the_menus_changes_nothing() -> None:
         (("passengers", 0), "A\\nB" * 30),
         (("passengers", 0), ""),
         (("flights", 0, "number"), "LH " + "4" * 190),
-        (("flights", 0, "airline"), "<script>"),
+        (("flights", 0, "airline"), "Аэрофлот"),
+        (("flights", 0, "airline"), "Air\nExample"),
     ],
 )
 def test_a_stored_state_with_an_answer_no_traveller_could_type_is_refused(
@@ -637,3 +639,21 @@ def test_an_edit_that_breaks_the_next_flight_offers_a_way_back_to_the_menu() -> 
     outcome = chat.text("23:30")
     assert chat.at == "summary"
     assert created(outcome).itinerary.flights[0].arrival_local == datetime(2026, 12, 24, 23, 30)
+
+
+def test_every_airline_name_of_the_data_survives_the_stored_state() -> None:
+    """A looked-up name may hold what a traveller could not type (Widerøe, AeroMéxico,
+    Budapest Aircraft Services/Manx2): the draft holding it must still read back."""
+    draft = Draft()
+    flight = draft.flights[0]
+    for code in sorted(known_codes()):
+        flight.number, flight.airline = f"{code} 100", airline_name(code)
+        assert Draft.loads(draft.dumps()).flights[0].airline == airline_name(code), code
+
+
+def test_a_flight_of_an_airline_with_an_accented_name_reaches_the_summary() -> None:
+    chat = Chat()
+    outcome = walk(chat, ["/start", "Juan Perez", "no", "MEX", "CUN", "AM 400"])
+    assert "Flight number: AM 400 · AeroMéxico" in said(outcome) and chat.at == "0.date"
+    outcome = walk(chat, ["24 Dec 2026", "08:00", "10:30", "done"])
+    assert created(outcome).itinerary.flights[0].airline == "AeroMéxico"

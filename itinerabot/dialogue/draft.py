@@ -28,6 +28,8 @@ MORE = "more"
 FLIGHT_FIELDS = ("origin", "destination", "number", "airline", "date", "departure", "arrival")
 #: what no stored draft may exceed, whatever the shop's settings (they can only be lower)
 MOST_PASSENGERS, MOST_FLIGHTS = 9, 16
+#: the longest airline name kept (the data's longest has 41 characters)
+MOST_AIRLINE = 80
 
 
 @dataclass
@@ -198,7 +200,19 @@ def _checked(value: Any, parse: Callable[[str], str | validate.Invalid]) -> str 
 
 
 def _airline_or_none_given(text: str) -> str | validate.Invalid:
-    return text if text == "" else validate.parse_airline_name(text)
+    """A stored airline name: "" (none given), one typed (the parser's rules), or one from the
+    airline data, whose names may hold accents and slashes ("Widerøe"): printable text on one
+    line that the PDF's fonts can draw (Windows-1252), no longer than the data's names."""
+    if text == "" or validate.parse_airline_name(text) == text:
+        return text
+    if len(text) <= MOST_AIRLINE and text.isprintable() and text == " ".join(text.split()):
+        try:
+            text.encode("cp1252")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return text
+    return validate.Invalid(lambda t: "")
 
 
 def _str_or_none(value: Any) -> str | None:
