@@ -657,3 +657,31 @@ def test_a_flight_of_an_airline_with_an_accented_name_reaches_the_summary() -> N
     assert "Flight number: AM 400 · AeroMéxico" in said(outcome) and chat.at == "0.date"
     outcome = walk(chat, ["24 Dec 2026", "08:00", "10:30", "done"])
     assert created(outcome).itinerary.flights[0].airline == "AeroMéxico"
+
+
+def test_a_refused_flight_time_is_told_in_real_hours_across_the_clock_change() -> None:
+    """FRA → MUC on 24 Oct 2026 at 10:00, landing 05:30 the next day: 19 h 30 min by the
+    clocks but 20 h 30 min real (the clocks went back an hour): refused, and said so."""
+    chat = Chat(make_context(now=datetime(2026, 10, 1, tzinfo=UTC)))
+    walk(chat, ["/start", "Jane Doe", "no", "FRA", "MUC", "LH 100", "24 Oct 2026", "10:00"])
+    outcome = chat.text("05:30 +1")
+    assert "That makes the flight 20 h 30 min long" in said(outcome)
+
+
+def test_status_while_changing_the_second_traveller_counts_every_answer_given() -> None:
+    chat = Chat()
+    summary_of_return_with_connections(chat)
+    chat.press(chat.button("✎ 2. JOHN O'NEILL"))
+    text = said(chat.command("status"))
+    assert "32 of 32 answers given" in text  # 2 names, the travellers choice, 4 × 7, done
+    assert "Waiting for: traveller 2: the passenger name." in text
+
+
+def test_the_orders_list_shows_where_each_leg_starts() -> None:
+    """Out to JFK, back from Newark: the route says both airports, as the summary does."""
+    chat = Chat()
+    walk(chat, ["/start", "Jane Doe", "no", "FRA", "JFK", "LH 400", "24 Dec 2026", "13:15"])
+    walk(chat, ["16:05", "next leg", "EWR", "FRA", "UA 960", "2 Jan 2027", "18:00", "07:45"])
+    itinerary = created(chat.text("done")).itinerary
+    chat.orders(make_order("IB-7K3Q9P", itinerary, OrderStatus.DELIVERED))
+    assert "IB-7K3Q9P · FRA → JFK → EWR → FRA, Thu 24 Dec 2026" in said(chat.command("orders"))

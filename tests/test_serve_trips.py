@@ -118,6 +118,7 @@ async def test_a_four_leg_trip_for_two_travellers_paid_in_usdc(tmp_path: Path) -
     ):
         assert heading in summary
     assert "Connection at" not in summary
+    assert f"Price: 500 ⭐ (2 × 250 ⭐) or 20.00 USD (2 × 10.00 USD) · Order {reference}" in summary
     # Circle was asked the total for both travellers, and so was the traveller
     assert intent["amount"] == {"amount": "20.00", "currency": "USD"}
     assert "send exactly 20.00 USDC" in asked

@@ -14,6 +14,7 @@ from itinerabot.dialogue.draft import (
     EDIT_FLIGHT,
     SUMMARY,
     Draft,
+    answer_of,
     index_of,
     kind_of,
     questions,
@@ -83,10 +84,14 @@ def _status(draft: Draft, ctx: Context) -> str:
         return t.gettext(texts.STATUS_EDITING)
     if draft.at is not None:
         keys = questions(draft)
+        answered = sum(answer_of(draft, k) is not None for k in keys)
         question = t.gettext(texts.QUESTIONS[kind_of(draft.at)])
         if draft.at[:1].isdigit():
             question = f"{flight_label(t, draft, index_of(draft.at))}: {question}"
-        return texts.status_in_progress(t, keys.index(draft.at), len(keys), question)
+        elif draft.at.startswith("name.") and len(draft.passengers) > 1:
+            number = index_of(draft.at) + 1
+            question = f"{t.gettext(texts.TRAVELLER_NUMBER, number=number)}: {question}"
+        return texts.status_in_progress(t, answered, len(keys), question)
     if ctx.orders:
         return f"{t.gettext(texts.STATUS_IDLE)}\n{texts.status_latest(t, ctx.orders[0])}"
     return t.gettext(texts.STATUS_IDLE)

@@ -23,6 +23,11 @@ _UTC = ZoneInfo("UTC")
 # ---------------------------------------------------------------- formatting
 
 
+def _real(start: datetime, end: datetime) -> timedelta:
+    # two times of one zone subtract by their wall clocks; across a clock change that is wrong
+    return end.astimezone(_UTC) - start.astimezone(_UTC)
+
+
 def day(t: Texts, d: date) -> str:
     """`Thu 24 Dec 2026`."""
     # Names from the catalogue's locale data rather than strftime's, which follow the process.
@@ -650,7 +655,7 @@ def arrival_before_departure(t: Texts, took_off: datetime, landed: datetime) -> 
         "local day (flying east over the date line).",
         arrival=local_moment(t, landed),
         arrival_utc=utc_moment(t, landed),
-        duration=duration(t, took_off - landed),
+        duration=duration(t, -_real(took_off, landed)),
         departure_utc=utc_moment(t, took_off),
     )
 
@@ -669,7 +674,7 @@ def flight_too_long(t: Texts, took_off: datetime, landed: datetime, most: timede
         "That makes the flight {duration} long (departure {departure_utc}, arrival "
         "{arrival_utc}); I accept flights up to {most}. Check the time, and the day: +1, +2 or "
         "-1 after the time.",
-        duration=duration(t, landed - took_off),
+        duration=duration(t, _real(took_off, landed)),
         departure_utc=utc_moment(t, took_off),
         arrival_utc=utc_moment(t, landed),
         most=duration(t, most),
@@ -738,6 +743,7 @@ EDIT_WHAT = N_(
     "What would you like to change? Tap a traveller or a flight to change it, or remove one."
 )
 ADD_FLIGHT = N_("Add a flight")
+TRAVELLER_NUMBER = N_("traveller {number}")
 TO_EDIT_MENU = N_("Change something else instead")
 REMOVE = N_("Remove")
 REMOVE_FLIGHT = N_("Remove this flight")
@@ -897,7 +903,11 @@ def route(t: Texts, order: Order) -> str:
     flights = order.itinerary.flights
     if not flights:
         return "—"
-    codes = [flights[0].origin.iata, *(f.destination.iata for f in flights)]
+    codes: list[str] = []
+    for flight in flights:  # a leg starting elsewhere than the last one ended shows both
+        if not codes or codes[-1] != flight.origin.iata:
+            codes.append(flight.origin.iata)
+        codes.append(flight.destination.iata)
     return " → ".join(codes) + f", {day(t, flights[0].departure_local.date())}"
 
 
