@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from itinerabot import messages
-from itinerabot.messages import Text
+from itinerabot.i18n import Texts
 from itinerabot.models import PaymentMethod
 from itinerabot.payments.card.verify import minor_units
-from itinerabot.store import languages, money
+from itinerabot.payments.refund_result import record_result
+from itinerabot.store import money
 from itinerabot.store import orders as order_rows
 from itinerabot.store.money import RefundStatus
 from itinerabot.store.orders import OrderHead
@@ -117,25 +117,23 @@ def record(
 ) -> money.Refund:
     """Record Stripe's answer; the first time a refund succeeds, tell its chat. The refund
     as now recorded."""
-    before = money.set_refund_result(
+    return record_result(
         conn,
         refund_id,
         status,
         now,
+        _card_refunded,
         provider_refund_id=provider_refund_id,
         error=error,
         returned=returned,
+    ).refund
+
+
+def _card_refunded(t: Texts, refund: money.Refund, reference: str) -> str:
+    return t.gettext(
+        "We refunded {amount} {currency} to your card for order {reference}. Depending on "
+        "your bank it shows on your statement within 5 to 10 business days.",
+        amount=f"{refund.amount:.2f}",
+        currency=refund.currency,
+        reference=reference,
     )
-    after = money.get_refund(conn, refund_id)
-    assert after is not None
-    order = order_rows.get_order_head(conn, after.order_id)
-    if order is not None and before is not None and after.status == RefundStatus.SUCCEEDED:
-        text = languages.texts_of(conn, order.chat_id).gettext(
-            "We refunded {amount} {currency} to your card for order {reference}. Depending on "
-            "your bank it shows on your statement within 5 to 10 business days.",
-            amount=f"{after.amount:.2f}",
-            currency=after.currency,
-            reference=order.reference,
-        )
-        messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
-    return after

@@ -15,13 +15,12 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
-from itinerabot import messages
 from itinerabot.clock import WallClock
 from itinerabot.errors import PermanentServiceError, TransientServiceError
-from itinerabot.messages import Text
+from itinerabot.i18n import Texts
 from itinerabot.models import PaymentMethod
-from itinerabot.store import Store, languages, money, stars
-from itinerabot.store import orders as order_rows
+from itinerabot.payments.refund_result import record_result
+from itinerabot.store import Store, money, stars
 from itinerabot.store.money import Refund, RefundStatus
 
 log = logging.getLogger(__name__)
@@ -105,16 +104,13 @@ def record(
     succeeds, queue "your Stars are back" for the order's chat (the running bot's sender
     finds it at its next rescan: this may run in the operator's process). The refund as now
     recorded."""
-    before = money.set_refund_result(conn, refund_id, status, now, error=error)
-    after = money.get_refund(conn, refund_id)
-    assert after is not None
-    order = order_rows.get_order_head(conn, after.order_id)
-    if order is not None and before is not None and after.status == RefundStatus.SUCCEEDED:
-        text = languages.texts_of(conn, order.chat_id).gettext(
-            "We refunded {amount} ⭐ for order {reference}: the Stars are back in your "
-            "Telegram account.",
-            amount=f"{after.amount:.0f}",
-            reference=order.reference,
-        )
-        messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
-    return after
+    return record_result(conn, refund_id, status, now, _stars_back, error=error).refund
+
+
+def _stars_back(t: Texts, refund: Refund, reference: str) -> str:
+    return t.gettext(
+        "We refunded {amount} ⭐ for order {reference}: the Stars are back in your "
+        "Telegram account.",
+        amount=f"{refund.amount:.0f}",
+        reference=reference,
+    )

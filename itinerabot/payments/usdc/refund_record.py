@@ -6,15 +6,12 @@ as sent, the traveller is told in the same transaction, so they hear of it exact
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime
 
-from itinerabot import messages
 from itinerabot.adapters.circle.status import RefundView
-from itinerabot.messages import Text
-from itinerabot.store import languages, money
-from itinerabot.store import orders as order_rows
-from itinerabot.store.money import RefundStatus
+from itinerabot.i18n import Texts
+from itinerabot.payments.refund_result import RecordedRefund, record_result
+from itinerabot.store.money import Refund, RefundStatus
 
 #: Circle's PaymentStatus as a refund's: `paid` and `failed` are its only final states;
 #: `pending`, `confirmed`, `action_required` and anything unknown still wait
@@ -28,18 +25,6 @@ def refund_status(view: RefundView) -> RefundStatus:
     return _STATUS.get(view.status, RefundStatus.PENDING)
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedRefund:
-    """A refund as recorded after Circle's answer."""
-
-    refund: money.Refund
-    #: the status it had before, if the answer was recorded (a pending refund still pending
-    #: counts); None if the refund had moved past it (a repeat, or an answer out of order)
-    was: RefundStatus | None
-    #: the chat told that the money was sent (by this answer), to wake the sender for
-    told_chat: int | None
-
-
 def record_answer(
     conn: sqlite3.Connection, refund_id: int, view: RefundView, now: datetime
 ) -> RecordedRefund:
@@ -48,38 +33,21 @@ def record_answer(
     "We sent X USDC back …" in the outbox. Raises KeyError for an unknown refund."""
     status = refund_status(view)
     error = (view.error_code or FAILED_AT_CIRCLE) if status == RefundStatus.FAILED else None
-    was = money.set_refund_result(
-        conn, refund_id, status, now, provider_refund_id=view.id, error=error
+
+    def tell(t: Texts, refund: Refund, reference: str) -> str:
+        # The refunds table does not keep the destination address (only the operator's
+        # command had it), so the message points to the address the traveller gave and to
+        # the on-chain transaction, which shows it.
+        text = t.gettext(
+            "We sent {amount} {currency} back to the address you gave us for order {reference}.",
+            amount=f"{refund.amount:.2f}",
+            currency=refund.currency,
+            reference=reference,
+        )
+        if view.transaction_hash is not None:
+            text += " " + t.gettext("Transaction: {tx_hash}", tx_hash=view.transaction_hash)
+        return text
+
+    return record_result(
+        conn, refund_id, status, now, tell, provider_refund_id=view.id, error=error
     )
-    refund = money.get_refund(conn, refund_id)
-    if refund is None:
-        raise KeyError(refund_id)
-    told_chat = None
-    if was is not None and refund.status == RefundStatus.SUCCEEDED:
-        told_chat = _tell_sent(conn, refund, view.transaction_hash, now)
-    return RecordedRefund(refund, was, told_chat)
-
-
-def _tell_sent(
-    conn: sqlite3.Connection, refund: money.Refund, tx_hash: str | None, now: datetime
-) -> int | None:
-    """Queue "We sent X USDC back …" for the refund's chat; the chat id (None: no order).
-
-    The refunds table does not keep the destination address (only the operator's command
-    had it), so the message points to the address the traveller gave and to the on-chain
-    transaction, which shows it.
-    """
-    order = order_rows.get_order_head(conn, refund.order_id)
-    if order is None:
-        return None
-    t = languages.texts_of(conn, order.chat_id)
-    text = t.gettext(
-        "We sent {amount} {currency} back to the address you gave us for order {reference}.",
-        amount=f"{refund.amount:.2f}",
-        currency=refund.currency,
-        reference=order.reference,
-    )
-    if tx_hash is not None:
-        text += " " + t.gettext("Transaction: {tx_hash}", tx_hash=tx_hash)
-    messages.queue(conn, order.chat_id, Text(text), now=now, order_id=order.id)
-    return order.chat_id
