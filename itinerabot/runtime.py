@@ -142,10 +142,11 @@ async def _build(
         transports=transports,
         return_link=start_link(telegram.username),
     )
-    if settings.stars.refunds == "automatic":  # whether or not Stars are still offered
-        stars = StarsRefunder(store, telegram, sender.notify, clock)
-        fulfilment.extra_listeners.append(stars.extra_payment)
-        actions.services.append(("stars refunds", stars.run))
+    # whether or not Stars are still offered: charges of earlier days may be owed back
+    automatic = settings.stars.refunds == "automatic"
+    stars = StarsRefunder(store, telegram, sender.notify, clock, automatic=automatic)
+    fulfilment.extra_listeners.append(stars.extra_payment)
+    actions.services.append(("stars refunds", stars.run))
     # taps on "Pay" are carried out after their update commits: no update waits on a provider
     requests = PaymentRequests(store, actions, sender.notify, clock)
     actions.services.append(("payment requests", requests.run))

@@ -434,6 +434,55 @@ async def test_a_payment_whose_write_sqlite_refuses_is_given_back_and_the_bot_ke
     )
 
 
+async def test_with_operator_refunds_a_charge_that_paid_nothing_is_still_given_back(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """`stars.refunds: operator` keeps second payments for the operator's decision, but a
+    charge that paid for nothing has no decision to make (and `orders refund` reaches only
+    orders' payments): it goes back within a minute in either mode."""
+    settings = make_settings(tmp_path, stars={"price": PRICE, "refunds": "operator"})
+    async with running_bot(tmp_path, settings=settings) as bot:
+        shop = await Shop.open(bot)
+        update = bot.api.successful_payment(CHAT, payload=shop.payload, amount=PRICE - 1)
+        charge = update["message"]["successful_payment"]["telegram_payment_charge_id"]
+        await eventually(lambda: shop.said("We gave back your payment") == 1, timeout=61)
+    assert bot.api.star_charges[charge]["refunded"] is True
+    assert anomalies(bot) == []
+
+
+async def test_a_charge_given_back_that_cannot_be_recorded_is_settled_at_a_later_round(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Telegram refunds a charge that paid nothing, but the store refuses to settle its
+    anomaly (a trigger's ABORT, as a full disk or a held lock would fail it): the bot keeps
+    serving (the refund service used to end, and serve with it, at every start), and once the
+    store takes writes again a later round settles it: Telegram says it is refunded already,
+    and the traveller is told once."""
+    async with running_bot(tmp_path, settings=stars_settings(tmp_path)) as bot:
+        shop = await Shop.open(bot)
+        conn = sqlite3.connect(shop.path, isolation_level=None)
+        conn.execute(
+            "CREATE TRIGGER refuse_settling BEFORE UPDATE ON anomalies"
+            " BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+        )
+        update = bot.api.successful_payment(CHAT, payload=shop.payload, amount=PRICE - 1)
+        charge = update["message"]["successful_payment"]["telegram_payment_charge_id"]
+        await eventually(lambda: len(bot.api.calls_to("refundStarPayment")) == 1, timeout=61)
+        await trio.sleep(1)
+        unsettled = [a.provider_ref for a in anomalies(bot)]
+        help_text = await shop.traveller.says("/help")
+        stopped = bot.stopped.is_set()
+        conn.execute("DROP TRIGGER refuse_settling")
+        conn.close()
+        await eventually(lambda: shop.said("We gave back your payment") == 1, timeout=61)
+        await trio.sleep(120)
+        asked = len(bot.api.calls_to("refundStarPayment"))
+    assert unsettled == [charge] and "PDF itinerary" in help_text and not stopped
+    assert asked == 2  # the second answer: CHARGE_ALREADY_REFUNDED, which settles it
+    assert bot.api.star_charges[charge]["refunded"] is True
+    assert anomalies(bot) == [] and shop.said("We gave back your payment") == 1
+
+
 async def test_a_payment_sqlite_refuses_even_to_keep_is_skipped_with_an_apology(
     tmp_path: Path, autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -153,8 +153,18 @@ def _anomaly(a: Anomaly, reference: str | None) -> Attention:
         what=f"anomaly #{a.id} from {a.source}: {a.reason}, {a.provider_ref}"
         + (f" ({facts})" if facts else "")
         + "; it paid nothing",
-        action=f"look it up in {provider_name(a.source)} and refund it there if money was taken",
+        action=_anomaly_action(a),
     )
+
+
+def _anomaly_action(a: Anomaly) -> str:
+    provider = provider_name(a.source)
+    if provider == "Telegram":  # Stars go back only through the bot's refundStarPayment
+        return (
+            "the bot gives the Stars back within a minute; still listed later means Telegram"
+            " refused refundStarPayment (the log says why)"
+        )
+    return f"look it up in {provider} and refund it there if money was taken"
 
 
 def _owed(e: ExtraPayment, reference: str, failure: Refund | None) -> Attention:

@@ -16,6 +16,7 @@ import trio
 from itinerabot.errors import StoreError
 from itinerabot.store import Store
 from itinerabot.store.interface import Connection
+from itinerabot.store.orders import chat_of
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -70,3 +71,15 @@ async def every(interval: float, one_round: Callable[[], Awaitable[object]]) -> 
         await one_round()
         k = next_tick(origin, k, interval, trio.current_time())
         await trio.sleep_until(origin + k * interval)
+
+
+async def wake_chat_of(store: Store, notify: Callable[[int], None], order_id: int) -> None:
+    """Wake the sender for the chat of `order_id`, whose message a refund has queued. A store
+    that cannot answer only delays it: the sender's rescan finds the message anyway."""
+    try:
+        chat_id = await store.run(chat_of, order_id)
+    except StoreError as exc:
+        log.warning("could not look up the order's chat", extra={"error": str(exc)})
+        return
+    if chat_id is not None:
+        notify(chat_id)

@@ -26,9 +26,8 @@ from itinerabot.errors import ServiceError, StoreError, TransientServiceError
 from itinerabot.messages import Notify
 from itinerabot.models import PaymentMethod
 from itinerabot.payments.card.refunds import check_refund, refund_card
-from itinerabot.payments.rounds import every, retry_delay, until_stored
+from itinerabot.payments.rounds import every, retry_delay, until_stored, wake_chat_of
 from itinerabot.store import Store, money
-from itinerabot.store import orders as order_rows
 from itinerabot.store.money import RefundStatus
 
 log = logging.getLogger(__name__)
@@ -183,9 +182,7 @@ class CardRefunds:
 
     async def _wake_chat(self, order_id: int) -> None:
         """The sender sends what the refund queued for the chat ("We refunded …")."""
-        chat_id = await self._store.run(order_rows.chat_of, order_id)
-        if chat_id is not None:
-            self._notify(chat_id)
+        await wake_chat_of(self._store, self._notify, order_id)
 
 
 def _round_of(conn: sqlite3.Connection, automatic: bool) -> _Round:

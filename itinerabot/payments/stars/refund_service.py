@@ -23,10 +23,9 @@ from itinerabot.clock import WallClock
 from itinerabot.errors import PermanentServiceError, ServiceError, StoreError, TransientServiceError
 from itinerabot.messages import Notify, Text
 from itinerabot.models import PaymentMethod
-from itinerabot.payments.rounds import every, retry_delay, until_stored
+from itinerabot.payments.rounds import every, retry_delay, until_stored, wake_chat_of
 from itinerabot.payments.stars.refunds import ALREADY_REFUNDED, StarRefunds, refund_stars
 from itinerabot.store import Store, languages, money, stars
-from itinerabot.store import orders as order_rows
 from itinerabot.store.money import ExtraKind, Refund, RefundStatus
 from itinerabot.store.stars import StarPayment
 
@@ -39,8 +38,19 @@ ANOMALY_ROUND = 60.0
 class StarsRefunder:
     """The service; `extra_payment` is fulfilment's extra listener."""
 
-    def __init__(self, store: Store, client: StarRefunds, notify: Notify, clock: WallClock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        client: StarRefunds,
+        notify: Notify,
+        clock: WallClock,
+        *,
+        automatic: bool = True,
+    ) -> None:
         self._store = store
+        #: second payments refunded at once (`stars.refunds: automatic`); charges that paid
+        #: nothing are given back either way: no one may decide to keep them
+        self._automatic = automatic
         self._client = client
         self._notify = notify
         self._clock = clock
@@ -49,20 +59,24 @@ class StarsRefunder:
         self._given_up: set[int] = set()
 
     def extra_payment(self, extra_payment_id: int, method: PaymentMethod) -> None:
-        """Money arrived for an order already paid: refund it if it came in Stars."""
-        if method == PaymentMethod.STARS:
+        """Money arrived for an order already paid: refund it if it came in Stars (and
+        refunds are automatic)."""
+        if method == PaymentMethod.STARS and self._automatic:
             self._wake.send_nowait(extra_payment_id)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Refund what the last run left (second Stars payments with no refund, refunds still
-        requested), then each new one, until cancelled."""
+        """Give back charges that paid nothing every minute; when automatic, also refund what
+        the last run left (second Stars payments with no refund, refunds still requested),
+        then each new one, until cancelled."""
         async with trio.open_nursery() as nursery:
             task_status.started()
+            extras: list[int] = []
+            stuck: list[Refund] = []
             try:
-                extras, stuck = await self._store.run(_left_over)
+                if self._automatic:
+                    extras, stuck = await self._store.run(_left_over)
             except StoreError as exc:
                 log.warning("stars refunds: could not read the store", extra={"error": str(exc)})
-                extras, stuck = [], []
             for extra_id in extras:
                 self._wake.send_nowait(extra_id)
             for refund in stuck:
@@ -111,9 +125,7 @@ class StarsRefunder:
                     "stars refund failed; left for the operator", extra={"refund": refund.id}
                 )
                 return
-        chat = await self._store.run(order_rows.chat_of, done.order_id)
-        if chat is not None:
-            self._notify(chat)
+        await wake_chat_of(self._store, self._notify, done.order_id)
 
     async def _give_back_anomalies(self) -> None:
         """Give back every recorded Stars charge that paid nothing, and tell its chat."""
@@ -143,7 +155,14 @@ class StarsRefunder:
                     extra={"charge": paid.charge_id, "error": str(exc)},
                 )
                 continue
-            await self._store.run(_given_back, anomaly_id, paid, self._clock())
+            try:
+                await self._store.run(_given_back, anomaly_id, paid, self._clock())
+            except StoreError as exc:  # the next round asks again: Telegram says it is done
+                log.warning(
+                    "a Stars charge given back could not be recorded; next round",
+                    extra={"charge": paid.charge_id, "error": str(exc)},
+                )
+                continue
             self._notify(paid.chat_id)
 
 
