@@ -15,8 +15,8 @@ import trio
 from itinerabot.errors import ServiceError
 from itinerabot.i18n import Texts
 from itinerabot.messages import Text
-from itinerabot.models import Order, OrderStatus
-from itinerabot.payments.texts import order_already_paid, order_cancelled, order_not_found
+from itinerabot.models import Order
+from itinerabot.payments.texts import not_payable, order_not_found
 from itinerabot.store import Store
 from itinerabot.store import orders as order_rows
 
@@ -48,11 +48,8 @@ async def payable_order(
     order, attempt = await store.run(read)
     if order is None or order.chat_id != chat_id:
         return Text(order_not_found(t, reference))
-    if order.status.is_paid:
-        return Text(order_already_paid(t, reference))
-    if order.status == OrderStatus.CANCELLED:
-        return Text(order_cancelled(t, reference))
-    return order, attempt
+    refusal = not_payable(t, order.status, reference)
+    return Text(refusal) if refusal else (order, attempt)
 
 
 async def create_in_time(

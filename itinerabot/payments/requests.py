@@ -24,9 +24,8 @@ from itinerabot.errors import StoreError
 from itinerabot.i18n import N_, Texts
 from itinerabot.lanes import Lanes
 from itinerabot.messages import Message, Notify, Text
-from itinerabot.models import OrderStatus
 from itinerabot.payments.methods import PaymentActions
-from itinerabot.payments.texts import order_already_paid, order_cancelled
+from itinerabot.payments.texts import not_payable
 from itinerabot.store import Store, languages
 from itinerabot.store import orders as order_rows
 from itinerabot.store import payment_requests as requests
@@ -154,16 +153,12 @@ def _finish(
         return False
     if request.action is not Action.CHECKOUT_RETURN:
         order = order_rows.get_order_by_reference(conn, request.argument)
-        mine = order is not None and order.chat_id == request.chat_id
-        if mine and order is not None and order.status == OrderStatus.CANCELLED:
-            # cancelled while the provider was asked: no payment page after "cancelled"
+        # cancelled, or paid another way (Stars, a USDC transfer), while the provider was
+        # asked: a payment page now would only invite a payment of nothing, or a second one
+        if order is not None and order.chat_id == request.chat_id:
             t = languages.texts_of(conn, request.chat_id)
-            answer = [Text(order_cancelled(t, request.argument))]
-        elif mine and order is not None and order.status.is_paid:
-            # paid another way (Stars, a USDC transfer) while the provider was asked: a page
-            # now would only invite a second payment
-            t = languages.texts_of(conn, request.chat_id)
-            answer = [Text(order_already_paid(t, request.argument))]
+            refusal = not_payable(t, order.status, request.argument)
+            answer = [Text(refusal)] if refusal else answer
     for message in answer:
         messages.queue(conn, request.chat_id, message, now=now)
     return True

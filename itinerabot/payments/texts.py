@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from itinerabot.i18n import Texts
+from itinerabot.models import OrderStatus
 
 
 def pay_by_card_label(t: Texts, price: Decimal, currency: str) -> str:
@@ -27,6 +28,16 @@ def order_cancelled(t: Texts, reference: str) -> str:
     return t.gettext(
         "Order {reference} was cancelled. Send /start for a new one.", reference=reference
     )
+
+
+def not_payable(t: Texts, status: OrderStatus, reference: str) -> str | None:
+    """Why an order in `status` takes no payment now (already paid, or cancelled), or None
+    while it awaits payment."""
+    if status.is_paid:
+        return order_already_paid(t, reference)
+    if status is not OrderStatus.AWAITING_PAYMENT:
+        return order_cancelled(t, reference)
+    return None
 
 
 def card_unavailable(t: Texts) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from itinerabot.i18n import N_, Texts, choose, texts_for
-from itinerabot.models import STARS_CURRENCY, OrderStatus
-from itinerabot.payments.texts import order_already_paid, order_cancelled
+from itinerabot.i18n import N_, choose, texts_for
+from itinerabot.models import STARS_CURRENCY
+from itinerabot.payments.texts import not_payable
 from itinerabot.store import languages, stars
 from itinerabot.store import orders as order_rows
 
@@ -45,12 +45,4 @@ def refusal(
         return t.gettext(OTHER_CHAT)
     if currency != STARS_CURRENCY or amount != invoice.amount:
         return t.gettext(WRONG_PRICE)
-    return _not_awaiting(t, order.status, order.reference)
-
-
-def _not_awaiting(t: Texts, status: OrderStatus, reference: str) -> str | None:
-    if status.is_paid:
-        return order_already_paid(t, reference)
-    if status is not OrderStatus.AWAITING_PAYMENT:
-        return order_cancelled(t, reference)
-    return None
+    return not_payable(t, order.status, order.reference)

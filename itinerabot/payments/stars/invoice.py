@@ -11,8 +11,8 @@ from datetime import datetime
 
 from itinerabot.i18n import Texts
 from itinerabot.messages import Invoice, Message, Text
-from itinerabot.models import Itinerary, OrderStatus
-from itinerabot.payments.texts import order_already_paid, order_cancelled, order_not_found
+from itinerabot.models import Itinerary
+from itinerabot.payments.texts import not_payable, order_not_found
 from itinerabot.store import orders as order_rows
 from itinerabot.store import stars
 
@@ -126,10 +126,9 @@ def issue_invoice(
     order = order_rows.get_order_by_reference(conn, reference)
     if order is None or order.chat_id != chat_id:
         return Text(order_not_found(t, reference))
-    if order.status.is_paid:
-        return Text(order_already_paid(t, reference))
-    if order.status is not OrderStatus.AWAITING_PAYMENT:
-        return Text(order_cancelled(t, reference))
+    refusal = not_payable(t, order.status, reference)
+    if refusal:
+        return Text(refusal)
     amount = stars_each * order.quantity
     if amount > STARS_MAX:  # settings changed since the order was made (config checks the rest)
         return Text(
