@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from itinerabot.errors import ConfigError
-from itinerabot.models import PaymentMethod
+from itinerabot.models import STARS_MAX, PaymentMethod
 
 #: Environment variables that override secrets in the file (and may replace them entirely).
 SECRET_ENV: dict[tuple[str, str], str] = {
@@ -269,7 +269,7 @@ class StarsSettings(_Section):
     enabled: bool = True
     #: the itinerary's price in whole Stars (Telegram takes 1 to 100000 per invoice): required
     #: when Stars are on (the default is only there for a switched-off section)
-    price: int = Field(default=500, ge=1, le=100000)
+    price: int = Field(default=500, ge=1, le=STARS_MAX)
     #: a second Stars payment of an order already paid: refunded at once ("automatic") or
     #: listed for `itinerabot orders refund` ("operator")
     refunds: Literal["automatic", "operator"] = "automatic"
@@ -341,7 +341,7 @@ class Settings(_Section):
     def _stars_total_fits(self) -> Settings:
         # Telegram takes at most 100000 Stars per invoice, the whole party's price included
         most = self.stars.price * self.units(self.trips.max_travellers)
-        if self.stars.enabled and most > 100000:
+        if self.stars.enabled and most > STARS_MAX:
             raise ValueError(
                 f"stars.price {self.stars.price} per traveller times trips.max_travellers"
                 f" {self.trips.max_travellers} is {most} Stars: Telegram takes at most 100000"

@@ -196,6 +196,8 @@ class PaymentMethod(enum.StrEnum):
 
 #: the currency code of Telegram Stars, in invoices and in the payments they bring
 STARS_CURRENCY = "XTR"
+#: the most Stars Telegram takes for one invoice
+STARS_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)

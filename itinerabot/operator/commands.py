@@ -47,12 +47,7 @@ _TELLS_AT_ONCE = (PaymentMethod.CARD, PaymentMethod.STARS)
 def enabled_methods(settings: Settings) -> frozenset[PaymentMethod]:
     """The payment methods the config turns on (and so can refund). Stars always: refunding
     them needs only the bot's token, so those paid before Stars were turned off still can be."""
-    methods = {PaymentMethod.STARS}
-    if settings.stripe.enabled:
-        methods.add(PaymentMethod.CARD)
-    if settings.circle.enabled:
-        methods.add(PaymentMethod.USDC)
-    return frozenset(methods)
+    return frozenset(settings.enabled_methods) | {PaymentMethod.STARS}
 
 
 def run(action: Callable[[], int]) -> int:

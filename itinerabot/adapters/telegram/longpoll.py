@@ -117,7 +117,6 @@ class LongPoll:
         self._progress = trio.Event()
         self.started_at: float | None = None
         self.last_success: float | None = None
-        self.polls = 0
 
     @property
     def offset(self) -> int:
@@ -300,7 +299,6 @@ class LongPoll:
                 continue
             backoff = self._settings.backoff_initial
             self.last_success = trio.current_time()
-            self.polls += 1
             new: list[Update] = []
             for update in sorted(updates, key=lambda u: u.update_id):
                 self._fetched_to = max(self._fetched_to, update.update_id + 1)
@@ -372,8 +370,10 @@ class LongPoll:
 
     def _dispatch(self, update: Update) -> None:
         """A new update to its chat's lane; a pre-checkout query to the desk at once."""
-        if update.pre_checkout_query is not None and self._queries is not None:
-            # Telegram waits 10 s for the answer: never behind a chat's lane
+        if update.pre_checkout_query is not None:
+            # Telegram waits 10 s for the answer: never behind a chat's lane (the queries'
+            # nursery starts before any update is handed out)
+            assert self._queries is not None
             self._queries.start_soon(self._answer_query, update, update.pre_checkout_query)
         else:
             self._lanes.submit(chat_key(update), update)

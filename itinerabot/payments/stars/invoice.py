@@ -11,15 +11,13 @@ from datetime import datetime
 
 from itinerabot.i18n import Texts
 from itinerabot.messages import Invoice, Message, Text
-from itinerabot.models import Itinerary
+from itinerabot.models import STARS_MAX, Itinerary
 from itinerabot.payments.texts import not_payable, order_not_found
 from itinerabot.store import orders as order_rows
 from itinerabot.store import stars
 
 TITLE_MAX = 32
 DESCRIPTION_MAX = 255
-#: the most Stars Telegram takes for one invoice
-STARS_MAX = 100_000
 #: the fewest characters worth giving the route or the name in a shortened description
 MIN_PART = 12
 
