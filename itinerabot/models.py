@@ -6,6 +6,7 @@ Plain frozen dataclasses with no I/O; times of flights are local wall times at e
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -54,11 +55,6 @@ class Flight:
     arrival_local: datetime
     #: the operating airline's name as shown beside the number ("Lufthansa"), when known
     airline: str | None = None
-
-    @property
-    def airline_code(self) -> str:
-        """The airline designator of the flight number: "LH" of "LH 400"."""
-        return self.flight_number.partition(" ")[0]
 
     @property
     def departure_utc(self) -> datetime:
@@ -111,6 +107,25 @@ class Flight:
 def layover(arrived: Flight, departing: Flight) -> timedelta:
     """The time on the ground between landing with `arrived` and taking off with `departing`."""
     return departing.departure_utc - arrived.arrival_utc
+
+
+def elapsed(start: datetime, end: datetime) -> timedelta:
+    """The real time from `start` to `end` (aware). Python subtracts two times of the same zone
+    by their wall clocks, which is wrong across a clock change (a connection at the airport
+    it landed at, a flight within one zone): both are put on UTC first."""
+    return end.astimezone(ZoneInfo("UTC")) - start.astimezone(ZoneInfo("UTC"))
+
+
+def stops(flights: Sequence[Flight]) -> list[Airport]:
+    """The airports in the order flown: where the flights take off, connect and land. A flight
+    that does not leave from where the one before landed (the next leg starting elsewhere)
+    shows both airports."""
+    found: list[Airport] = []
+    for flight in flights:
+        if not found or found[-1].iata != flight.origin.iata:
+            found.append(flight.origin)
+        found.append(flight.destination)
+    return found
 
 
 class TripShape(enum.StrEnum):

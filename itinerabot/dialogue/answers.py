@@ -5,7 +5,6 @@ A kept answer is acknowledged and the dialogue moves on to whatever needs asking
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Sequence
 from datetime import date, time
@@ -34,7 +33,7 @@ from itinerabot.dialogue.summary import advance
 from itinerabot.dialogue.turn import Turn, airport_button, step_button
 from itinerabot.dialogue.types import InlineButton
 from itinerabot.i18n import Texts
-from itinerabot.models import Airport
+from itinerabot.models import Airport, elapsed
 
 MAX_INPUT = 200  # characters of one typed answer
 _ADD_WORDS = frozenset({"yes", "y", "add", "another", "more", "add another", "add traveller"})
@@ -110,7 +109,7 @@ def answer(turn: Turn, key: str, value: Answer, others: Sequence[Airport] = ()) 
     if isinstance(value, validate.Invalid):
         turn.say(value.say(turn.t))
         return
-    trial = copy.deepcopy(turn.draft)
+    trial = turn.draft.copy()
     store(trial, key, value)
     found = problem(trial, key, turn.ctx)
     if found:
@@ -132,7 +131,7 @@ def fix_buttons(turn: Turn, trial: Draft, key: str) -> list[list[InlineButton]]:
         rows.append([step_button(turn.draft, label, "ef", f"{index}.date")])
     if trial.flights[index].connection:
         # offered only where the next leg would fit: a stop over 24 h, not one too short
-        as_leg = copy.deepcopy(trial)
+        as_leg = trial.copy()
         as_leg.flights[index].connection = False
         if problem(as_leg, key, turn.ctx) is None:
             label = turn.t.gettext(texts.MAKE_NEW_LEG)
@@ -209,5 +208,5 @@ def _acknowledge(t: Texts, draft: Draft, key: str, others: Sequence[Airport]) ->
     arrived = arrival(flight)
     assert isinstance(arrived, validate.Arrival) and flight.destination
     landed = validate.aware(arrived.local, flight.destination.tz)
-    took = validate.elapsed(validate.aware(departed, flight.origin.tz), landed)
+    took = elapsed(validate.aware(departed, flight.origin.tz), landed)
     return texts.ack_arrival(t, landed, arrived.offset, arrived.inferred, took)

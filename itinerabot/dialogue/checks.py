@@ -13,7 +13,10 @@ from zoneinfo import ZoneInfo
 from itinerabot.dialogue import texts, validate
 from itinerabot.dialogue.draft import Draft, FlightDraft, answer_of, questions, split_key
 from itinerabot.dialogue.types import Context
-from itinerabot.models import Airport
+from itinerabot.models import Airport, elapsed
+
+#: a stop longer than this is the next leg, never a connection (the sentences say 24 hours)
+MAX_CONNECTION = timedelta(hours=24)
 
 
 def departure(flight: FlightDraft) -> datetime | None:
@@ -55,7 +58,9 @@ def problem(draft: Draft, key: str, ctx: Context) -> str | None:
     same = flight.origin and flight.destination and flight.origin.iata == flight.destination.iata
     if name == "destination" and same and flight.origin:
         return texts.same_airport(t, flight.origin)
-    landed = landing(draft.flights[index - 1]) if index else None
+    # only the date and the departure depend on the flight before: resolve its landing for them
+    before = index and name in ("date", "departure")
+    landed = landing(draft.flights[index - 1]) if before else None
     if name == "date" and flight.date and flight.origin:
         invalid = validate.check_date(flight.date, today=local_today(ctx, flight.origin))
         if invalid:
@@ -64,9 +69,9 @@ def problem(draft: Draft, key: str, ctx: Context) -> str | None:
             return None
         first = validate.aware(datetime.combine(flight.date, time(0, 0)), flight.origin.tz)
         last = validate.aware(datetime.combine(flight.date, time(23, 59)), flight.origin.tz)
-        if validate.elapsed(landed, last) < timedelta(0):
+        if elapsed(landed, last) < timedelta(0):
             return texts.date_before_landing(t, flight.date, landed)
-        if flight.connection and validate.elapsed(landed, first) > ctx.trips.max_connection:
+        if flight.connection and elapsed(landed, first) > MAX_CONNECTION:
             return texts.connection_day_too_late(t, flight.date, landed)
     if name == "departure" and flight.origin:
         departed = departure(flight)
@@ -88,12 +93,12 @@ def _gap_problem(
     ctx: Context, flight: FlightDraft, departs: datetime, landed: datetime
 ) -> str | None:
     """Why a flight departing at `departs` cannot follow one that landed at `landed`, or None."""
-    t, gap = ctx.texts, validate.elapsed(landed, departs)
+    t, gap = ctx.texts, elapsed(landed, departs)
     if gap < timedelta(0):
         return texts.departs_before_landing(t, departs, landed)
     if gap < ctx.trips.min_connection:
         return texts.connection_too_short(t, gap, ctx.trips.min_connection)
-    if flight.connection and gap > ctx.trips.max_connection:
+    if flight.connection and gap > MAX_CONNECTION:
         return texts.connection_too_long(t, gap)
     return None
 

@@ -6,6 +6,7 @@ state of the first schema (one passenger, one-way or return) is read into this o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zoneinfo
 from collections.abc import Callable
@@ -108,6 +109,15 @@ class Draft:
     flights: list[FlightDraft] = field(default_factory=lambda: [FlightDraft()])
     flights_done: bool = False
     order: str | None = None
+
+    def copy(self) -> Draft:
+        """A copy to change without changing this one (its values are immutable: only the
+        lists and the flights need copying)."""
+        return dataclasses.replace(
+            self,
+            passengers=list(self.passengers),
+            flights=[dataclasses.replace(f) for f in self.flights],
+        )
 
     def move_to(self, at: str) -> None:
         """Stand at `at` as a new step, so the buttons of the step before turn stale."""

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 
 from itinerabot.dialogue import texts
@@ -62,7 +61,7 @@ def _step(state: str | None, event: Event, ctx: Context) -> Outcome:
         log.warning("dropping an unreadable dialogue state")
         draft = Draft(seq=_fresh_seq(ctx))
         unchanged = draft.dumps()
-    turn = Turn(copy.deepcopy(draft), ctx)
+    turn = Turn(draft.copy(), ctx)
     if isinstance(event, ButtonPress):
         stale = on_press(turn, event)
         if stale:

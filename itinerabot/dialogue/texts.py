@@ -15,17 +15,22 @@ from zoneinfo import ZoneInfo
 
 from itinerabot.dialogue.types import Context
 from itinerabot.i18n import LANGUAGES, N_, Texts, english
-from itinerabot.models import Airport, Flight, Itinerary, Order, OrderStatus, TripShape, layover
+from itinerabot.models import (
+    Airport,
+    Flight,
+    Itinerary,
+    Order,
+    OrderStatus,
+    TripShape,
+    elapsed,
+    layover,
+    stops,
+)
 
 MAX_TEXT = 4096
 _UTC = ZoneInfo("UTC")
 
 # ---------------------------------------------------------------- formatting
-
-
-def _real(start: datetime, end: datetime) -> timedelta:
-    # two times of one zone subtract by their wall clocks; across a clock change that is wrong
-    return end.astimezone(_UTC) - start.astimezone(_UTC)
 
 
 def day(t: Texts, d: date) -> str:
@@ -655,7 +660,7 @@ def arrival_before_departure(t: Texts, took_off: datetime, landed: datetime) -> 
         "local day (flying east over the date line).",
         arrival=local_moment(t, landed),
         arrival_utc=utc_moment(t, landed),
-        duration=duration(t, -_real(took_off, landed)),
+        duration=duration(t, -elapsed(took_off, landed)),
         departure_utc=utc_moment(t, took_off),
     )
 
@@ -674,7 +679,7 @@ def flight_too_long(t: Texts, took_off: datetime, landed: datetime, most: timede
         "That makes the flight {duration} long (departure {departure_utc}, arrival "
         "{arrival_utc}); I accept flights up to {most}. Check the time, and the day: +1, +2 or "
         "-1 after the time.",
-        duration=duration(t, _real(took_off, landed)),
+        duration=duration(t, elapsed(took_off, landed)),
         departure_utc=utc_moment(t, took_off),
         arrival_utc=utc_moment(t, landed),
         most=duration(t, most),
@@ -903,11 +908,7 @@ def route(t: Texts, order: Order) -> str:
     flights = order.itinerary.flights
     if not flights:
         return "—"
-    codes: list[str] = []
-    for flight in flights:  # a leg starting elsewhere than the last one ended shows both
-        if not codes or codes[-1] != flight.origin.iata:
-            codes.append(flight.origin.iata)
-        codes.append(flight.destination.iata)
+    codes = [a.iata for a in stops(flights)]
     return " → ".join(codes) + f", {day(t, flights[0].departure_local.date())}"
 
 

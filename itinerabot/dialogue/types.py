@@ -171,8 +171,6 @@ class TripRules:
     max_flights: int = 16
     max_travellers: int = 9
     min_connection: timedelta = timedelta(minutes=30)
-    #: a stop longer than this is a new leg, never a connection
-    max_connection: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)

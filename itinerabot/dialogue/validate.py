@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from itinerabot.dialogue import texts
 from itinerabot.i18n import Texts, english
+from itinerabot.models import elapsed
 
 NAME_MIN, NAME_MAX = 2, 60
 MIN_FLIGHT = timedelta(minutes=15)
@@ -275,13 +276,6 @@ def parse_arrival(text: str) -> ArrivalInput | Invalid:
 def aware(local: datetime, tz: str) -> datetime:
     """`local` wall time at zone `tz`, as an aware datetime."""
     return local.replace(tzinfo=ZoneInfo(tz))
-
-
-def elapsed(start: datetime, end: datetime) -> timedelta:
-    """The real time from `start` to `end` (aware). Python subtracts two times of the same zone
-    by their wall clocks, which is wrong across a clock change (a connection at the airport
-    it landed at, a flight within one zone): both are put on UTC first."""
-    return end.astimezone(_UTC) - start.astimezone(_UTC)
 
 
 def local_time_exists(local: datetime, tz: str) -> bool:

@@ -28,6 +28,7 @@ from itinerabot.models import (
     PaymentMethod,
     TripShape,
     layover,
+    stops,
 )
 from itinerabot.pdf.countries import country_name
 from itinerabot.pdf.layout import (
@@ -158,12 +159,12 @@ def leg_title(itinerary: Itinerary, index: int) -> str:
 
 def leg_route(leg: Sequence[Flight]) -> str:
     """The airports of a leg in order: `FRA → DOH → BKK`."""
-    return " → ".join(_clean(airport.iata) for airport in _stops(leg))
+    return " → ".join(_clean(airport.iata) for airport in stops(leg))
 
 
 def leg_cities(leg: Sequence[Flight]) -> str:
     """The cities of a leg in order: `Frankfurt am Main → Doha → Bangkok`."""
-    return " → ".join(_clean(airport.city) for airport in _stops(leg))
+    return " → ".join(_clean(airport.city) for airport in stops(leg))
 
 
 def connection_note(arrived: Flight, departing: Flight) -> str:
@@ -377,17 +378,6 @@ def _add_payment(flow: Flow, order: Order, payment: Payment | None) -> None:
             flow.row(payment_id, _clean(payment.provider_payment_id), font=MONO)
         if payment.tx_hash:
             flow.row("Transaction hash", _clean(payment.tx_hash), font=MONO, size=8)
-
-
-def _stops(leg: Sequence[Flight]) -> list[Airport]:
-    """Where a leg takes off, connects and lands; a flight that does not leave from where the one
-    before landed (never entered so, but stored data is not re-checked) shows both airports."""
-    stops: list[Airport] = []
-    for flight in leg:
-        if not stops or stops[-1].iata != flight.origin.iata:
-            stops.append(flight.origin)
-        stops.append(flight.destination)
-    return stops
 
 
 def _clean(text: str) -> str:

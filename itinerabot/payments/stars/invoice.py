@@ -11,7 +11,7 @@ from datetime import datetime
 
 from itinerabot.i18n import Texts
 from itinerabot.messages import Invoice, Message, Text
-from itinerabot.models import STARS_MAX, Itinerary
+from itinerabot.models import STARS_MAX, Itinerary, stops
 from itinerabot.payments.texts import not_payable, order_not_found
 from itinerabot.store import orders as order_rows
 from itinerabot.store import stars
@@ -24,12 +24,7 @@ MIN_PART = 12
 
 def _airports(itinerary: Itinerary) -> list[str]:
     """The IATA codes in the order flown (a return trip ends where it began)."""
-    codes: list[str] = []
-    for flight in itinerary.flights:
-        if not codes or codes[-1] != flight.origin.iata:
-            codes.append(flight.origin.iata)
-        codes.append(flight.destination.iata)
-    return codes
+    return [a.iata for a in stops(itinerary.flights)]
 
 
 def route(itinerary: Itinerary, most: int | None = None) -> str:
