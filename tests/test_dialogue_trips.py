@@ -685,3 +685,8 @@ def test_the_orders_list_shows_where_each_leg_starts() -> None:
     itinerary = created(chat.text("done")).itinerary
     chat.orders(make_order("IB-7K3Q9P", itinerary, OrderStatus.DELIVERED))
     assert "IB-7K3Q9P · FRA → JFK → EWR → FRA, Thu 24 Dec 2026" in said(chat.command("orders"))
+
+
+def test_help_names_the_shops_own_limit_of_travellers() -> None:
+    chat = Chat(make_context(trips=TripRules(max_travellers=2)))
+    assert "a neat PDF itinerary: up to 2 travellers, one-way" in said(chat.command("help"))

@@ -45,7 +45,7 @@ def step(state: str | None, event: Event, ctx: Context) -> Outcome:
         if isinstance(event, ButtonPress):
             replies.append(AnswerCallback(event.callback_id))
         replies.append(SendText(ctx.texts.gettext(texts.INTERNAL_ERROR)))
-        return Outcome(Draft(seq=_fresh_seq(ctx) + 1).dumps(), tuple(replies))
+        return Outcome(Draft(seq=_fresh_seq(ctx) + 1).dumps(), tuple(replies), moved_on=True)
 
 
 def _fresh_seq(ctx: Context) -> int:
@@ -73,4 +73,5 @@ def _step(state: str | None, event: Event, ctx: Context) -> Outcome:
     elif isinstance(event, OtherMessage):
         turn.say(texts.not_text(turn.t, event.kind, hint(turn.t, turn.draft)))
     new_state = unchanged if turn.draft == draft else turn.draft.dumps()
-    return Outcome(new_state, tuple(turn.replies), tuple(turn.actions))
+    moved_on = turn.draft.at != draft.at
+    return Outcome(new_state, tuple(turn.replies), tuple(turn.actions), moved_on)

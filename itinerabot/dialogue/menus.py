@@ -67,7 +67,7 @@ def show_flight_menu(turn: Turn, index: int) -> None:
     label = texts.flight_label(t, index, len(draft.flights))
     draft.move_to(f"{EDIT_FLIGHT}.{index}")
     keys = [k for k in questions(draft) if k.startswith(f"{index}.") and editable(draft, k)]
-    buttons = [step_button(draft, texts.edit_label(t, kind_of(k), None), "ef", k) for k in keys]
+    buttons = [step_button(draft, texts.edit_label(t, kind_of(k)), "ef", k) for k in keys]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     if len(draft.flights) > 1:
         rows.append([step_button(draft, t.gettext(texts.REMOVE_FLIGHT), "rm", f"f{index}")])

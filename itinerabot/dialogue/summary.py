@@ -63,7 +63,7 @@ def release_order(turn: Turn) -> str:
 
 def _show_summary(turn: Turn, preface: Sequence[str]) -> None:
     draft, ctx, t = turn.draft, turn.ctx, turn.t
-    itinerary, offsets = _itinerary(draft)
+    itinerary = _itinerary(draft)
     units = len(itinerary.passengers) if ctx.per_traveller else 1
     stored = find_order(ctx, draft.order)
     if stored is not None:  # shown again: say what paying it will charge, not today's pricing
@@ -77,7 +77,7 @@ def _show_summary(turn: Turn, preface: Sequence[str]) -> None:
     if notes:
         turn.say("\n\n".join(notes))
     price = texts.total_price(t, ctx, units)
-    text = texts.summary(t, itinerary, offsets, price, draft.order)
+    text = texts.summary(t, itinerary, price, draft.order)
     pay: list[InlineButton] = []
     if ctx.stars_price is not None:
         label = t.gettext(texts.PAY_STARS, price=ctx.stars_price * units)
@@ -98,11 +98,9 @@ def _show_summary(turn: Turn, preface: Sequence[str]) -> None:
     turn.say(text, rows)
 
 
-def _itinerary(draft: Draft) -> tuple[Itinerary, list[int]]:
-    """The finished itinerary and each flight's arrival day offset; call only when
-    `next_question` is None."""
+def _itinerary(draft: Draft) -> Itinerary:
+    """The finished itinerary; call only when `next_question` is None."""
     flights: list[Flight] = []
-    offsets: list[int] = []
     for flight in draft.flights:
         departed, arrived = departure(flight), arrival(flight)
         assert flight.origin and flight.destination and flight.number and departed
@@ -112,8 +110,7 @@ def _itinerary(draft: Draft) -> tuple[Itinerary, list[int]]:
             flight.number, flight.origin, flight.destination, departed, arrived.local, airline
         )
         flights.append(made)
-        offsets.append(arrived.offset)
     grouped = tuple(tuple(flights[i] for i in leg) for leg in legs(draft))
     names = tuple(p for p in draft.passengers if p)
     assert len(names) == len(draft.passengers)
-    return Itinerary(names, grouped), offsets
+    return Itinerary(names, grouped)

@@ -173,13 +173,14 @@ def help_text(t: Texts, ctx: Context) -> str:
     else:
         cost = t.gettext("It costs {price}, paid {ways}.", price=offered_price(t, ctx), ways=ways)
     return t.gettext(
-        "I turn the flights you enter into a neat PDF itinerary: up to 9 travellers, one-way, "
-        "return or multi-city, with connections, airlines, airports, local times and flight "
-        "durations. {cost}\n\n"
+        "I turn the flights you enter into a neat PDF itinerary: up to {most} travellers, "
+        "one-way, return or multi-city, with connections, airlines, airports, local times and "
+        "flight durations. {cost}\n\n"
         "The PDF is an itinerary of the flights you entered. It is not an airline ticket or a "
         "reservation: no seat is booked and no airline is involved.\n\n"
         "{commands}",
         cost=cost,
+        most=ctx.trips.max_travellers,
         commands=listed,
     )
 
@@ -754,7 +755,6 @@ REMOVE = N_("Remove")
 REMOVE_FLIGHT = N_("Remove this flight")
 BACK = N_("Back")
 FIELD_LABELS = {
-    "name": N_("Passenger name"),
     "origin": N_("from"),
     "destination": N_("to"),
     "number": N_("flight number"),
@@ -765,14 +765,8 @@ FIELD_LABELS = {
 }
 
 
-def edit_label(t: Texts, field: str, flight: str | None) -> str:
-    label = t.gettext(FIELD_LABELS[field])
-    return f"{flight}: {label}" if flight else label
-
-
-def flight_button(number: int, flight: str, origin: str, destination: str) -> str:
-    """An edit menu button for one flight: `2. QR 830 DOH→BKK`."""
-    return f"{number}. {flight} {origin}→{destination}"
+def edit_label(t: Texts, field: str) -> str:
+    return t.gettext(FIELD_LABELS[field])
 
 
 def edit_flight_what(t: Texts, label: str, flight: str) -> str:
@@ -811,12 +805,11 @@ def layover_line(t: Texts, at: Airport, span: timedelta) -> str:
 def summary(
     t: Texts,
     itinerary: Itinerary,
-    offsets: Sequence[int],
     price: str,
     reference: str,
 ) -> str:
     """The whole itinerary for a last check, flights grouped by leg with their connections;
-    `offsets` holds each flight's arrival day offset; `price` as `total_price` says it. A trip
+    `price` as `total_price` says it. A trip
     too long for one message in full shows one line per flight."""
     names = itinerary.passengers
     head = [t.gettext("Please check your itinerary."), ""]
@@ -831,13 +824,13 @@ def summary(
         "",
         t.gettext(ITINERARY_NOT_TICKET),
     ]
-    whole = "\n".join([*head, *_journey(t, itinerary, offsets, compact=False), *tail])
+    whole = "\n".join([*head, *_journey(t, itinerary, compact=False), *tail])
     if len(whole) <= MAX_TEXT:
         return whole
-    return clip("\n".join([*head, *_journey(t, itinerary, offsets, compact=True), *tail]))
+    return clip("\n".join([*head, *_journey(t, itinerary, compact=True), *tail]))
 
 
-def _journey(t: Texts, itinerary: Itinerary, offsets: Sequence[int], compact: bool) -> list[str]:
+def _journey(t: Texts, itinerary: Itinerary, compact: bool) -> list[str]:
     """The flights leg by leg, with the time on the ground at each connection."""
     parts: list[str] = []
     count, number = len(itinerary.flights), 0
@@ -847,7 +840,7 @@ def _journey(t: Texts, itinerary: Itinerary, offsets: Sequence[int], compact: bo
         for position, flight in enumerate(leg):
             if position:
                 parts.append(layover_line(t, flight.origin, layover(leg[position - 1], flight)))
-            offset = offsets[number]
+            offset = (flight.arrival_local.date() - flight.departure_local.date()).days
             number += 1
             name = flight_name(flight.flight_number, flight.airline)
             if compact:

@@ -195,3 +195,5 @@ class Outcome:
     state: str  # the new dialogue state, serialised (JSON text), stored as is
     replies: tuple[Reply, ...] = ()
     actions: tuple[Action, ...] = field(default=())
+    #: the step left the question it stood at (so that question's buttons are done)
+    moved_on: bool = False

@@ -23,7 +23,7 @@ from itinerabot import messages as out
 from itinerabot.adapters.telegram.updates import Incoming, translate
 from itinerabot.clock import WallClock
 from itinerabot.config import Settings
-from itinerabot.dialogue import current_question, step
+from itinerabot.dialogue import step
 from itinerabot.dialogue.commands import MAX_ORDERS_LISTED
 from itinerabot.dialogue.types import (
     AnswerCallback,
@@ -385,7 +385,7 @@ class UpdateHandler:
         if (
             isinstance(incoming.event, TextMessage)
             and chat.live_keyboard is not None
-            and current_question(outcome.state) != current_question(chat.state)
+            and outcome.moved_on
         ):
             # answered by typing: the question's buttons are done, as if one had been pressed
             messages.append(RemoveButtons(chat.live_keyboard))
