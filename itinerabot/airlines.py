@@ -39,6 +39,15 @@ def known_codes() -> frozenset[str]:
     return frozenset(_names())
 
 
+def drawable(text: str) -> bool:
+    """True when the PDF's built-in fonts can draw every character of `text` (Windows-1252)."""
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def clean_name(text: str) -> str:
     """`text` fit for a chat message and the PDF: control and format characters removed, each
     run of white space one space, none at either end."""

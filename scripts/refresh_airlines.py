@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from itinerabot.airlines import COLUMNS, IATA_CODE, ICAO_CODE, clean_name
+from itinerabot.airlines import COLUMNS, IATA_CODE, ICAO_CODE, clean_name, drawable
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "itinerabot" / "data"
@@ -230,14 +230,6 @@ def _code(value: str, shape: re.Pattern[str]) -> str | None:
     return value if shape.fullmatch(value) else None
 
 
-def _drawable(name: str) -> bool:
-    try:
-        name.encode("cp1252")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def candidates(rows: Iterable[Sequence[str]]) -> tuple[list[Airline], list[str]]:
     """The active, well-formed, real airlines of `rows` (airlines.dat records), and why each
     other active row was left out."""
@@ -260,7 +252,7 @@ def candidates(rows: Iterable[Sequence[str]]) -> tuple[list[Airline], list[str]]
             dropped.append(f"{label}: malformed code")
         elif not iata and not icao:
             continue  # no code to look up by
-        elif len(name) < 2 or not _drawable(name):
+        elif len(name) < 2 or not drawable(name):
             dropped.append(f"{label}: name not drawable")
         elif not fields["id"].strip().lstrip("-").isdigit():
             dropped.append(f"{label}: no numeric id")

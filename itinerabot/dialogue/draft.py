@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any
 
-from itinerabot.airlines import airline_name
+from itinerabot.airlines import airline_name, drawable
 from itinerabot.dialogue import validate
 from itinerabot.models import Airport
 
@@ -215,13 +215,9 @@ def _airline_or_none_given(text: str) -> str | validate.Invalid:
     line that the PDF's fonts can draw (Windows-1252), no longer than the data's names."""
     if text == "" or validate.parse_airline_name(text) == text:
         return text
-    if len(text) <= MOST_AIRLINE and text.isprintable() and text == " ".join(text.split()):
-        try:
-            text.encode("cp1252")
-        except UnicodeEncodeError:
-            pass
-        else:
-            return text
+    one_line = text.isprintable() and text == " ".join(text.split())
+    if len(text) <= MOST_AIRLINE and one_line and drawable(text):
+        return text
     return validate.Invalid(lambda t: "")
 
 
