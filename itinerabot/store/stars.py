@@ -48,6 +48,14 @@ def _invoice(row: sqlite3.Row) -> StarInvoice:
     )
 
 
+_SEPARATOR = ":"
+
+
+def reference_of(payload: str) -> str:
+    """The order reference an invoice payload (`<reference>:<attempt>`) names."""
+    return payload.rpartition(_SEPARATOR)[0]
+
+
 def add_invoice(
     conn: sqlite3.Connection, order_id: int, reference: str, amount: int, now: datetime
 ) -> StarInvoice:
@@ -55,7 +63,7 @@ def add_invoice(
     a random token, so that writers on several connections never make the same one (a
     count of the order's invoices would). Raises ValueError when the payload would not fit
     Telegram's 1-128 bytes (nothing is stored then)."""
-    payload = f"{reference}:{secrets.token_urlsafe(ATTEMPT_BYTES)}"
+    payload = f"{reference}{_SEPARATOR}{secrets.token_urlsafe(ATTEMPT_BYTES)}"
     if not 1 <= len(payload.encode()) <= 128:
         raise ValueError(f"an invoice payload must be 1-128 bytes: {payload!r}")
     cur = conn.execute(

@@ -57,7 +57,7 @@ from itinerabot.messages import (
 )
 from itinerabot.metrics import DISCARD, Recorder
 from itinerabot.payments.document import DocumentRenderer, OrderNotPaid
-from itinerabot.store import Store, languages, outbox
+from itinerabot.store import Store, languages, outbox, stars
 from itinerabot.store import orders as order_rows
 
 log = logging.getLogger(__name__)
@@ -434,7 +434,7 @@ def _end(conn: sqlite3.Connection, item: outbox.OutboxItem, ending: Ending, at: 
         order_rows.mark_delivery_failed(conn, item.order_id, ending.error)
     if item.kind == Kind.INVOICE:
         # the tap on "Pay … ⭐" would otherwise end in silence
-        reference = str(item.payload.get("payload", "")).rpartition(":")[0]
+        reference = stars.reference_of(str(item.payload.get("payload", "")))
         t = languages.texts_of(conn, item.chat_id)
         text = t.gettext(INVOICE_NOT_SENT, reference=reference)
         messages.queue(conn, item.chat_id, Text(text), now=at, order_id=item.order_id)

@@ -73,11 +73,6 @@ class UsdcPoller:
         self.checks = 0  # across all intents, for tests and benchmarks
 
     @property
-    def active(self) -> int:
-        """How many intents are polled right now."""
-        return self._active
-
-    @property
     def check_interval(self) -> float:
         """Seconds between two routine checks of one intent now (read-only; for /healthz)."""
         return self.interval_for(self._active)
